@@ -1,0 +1,184 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# distutils: language = c++
+"""OpenMP time loop of the TM2D forward step.
+
+The loop runs a chunk of steps inside one parallel region: every thread walks
+the same time steps and shares the rows of all shots with the others (static
+schedule), with an explicit barrier after the H rows, the E rows and the
+sources and receivers. The per-cell physics is in wavecore/_csrc/wc_tm2d.h.
+"""
+
+import numpy as np
+cimport numpy as cnp
+from cython.parallel cimport parallel, prange
+from libc.stdint cimport int64_t, uint64_t
+
+cnp.import_array()
+
+ctypedef fused real_t:
+    float
+    double
+
+cdef extern from "wc_tm2d.h" namespace "wc" nogil:
+    cdef cppclass Tm2dParams[T]:
+        T* ey
+        T* hx
+        T* hz
+        T* psi_ey_z
+        T* psi_ey_x
+        T* psi_hx_z
+        T* psi_hz_x
+        const T* ca
+        const T* cb
+        const T* cq
+        const T* az
+        const T* bz
+        const T* kz
+        const T* az_h
+        const T* bz_h
+        const T* kz_h
+        const T* ax
+        const T* bx
+        const T* kx
+        const T* ax_h
+        const T* bx_h
+        const T* kx_h
+        const T* src_term
+        const int64_t* src_index
+        T* rec_data
+        const int64_t* rec_index
+        T rdz
+        T rdx
+        int64_t ny
+        int64_t nx
+        int64_t n_shots
+        int64_t shots_per_model
+        int64_t n_src
+        int64_t n_rec
+        int64_t nt
+        int64_t pml_z0
+        int64_t pml_z1
+        int64_t pml_x0
+        int64_t pml_x1
+        int64_t pz0
+        int64_t px0
+        int64_t psi_z_rows
+        int64_t psi_x_cols
+
+cdef extern from "wc_cpu_tm2d.h" namespace "wc::cpu" nogil:
+    void tm2d_h_row[T](const Tm2dParams[T]& p, int order, int64_t shot, int64_t y)
+    void tm2d_e_row[T](const Tm2dParams[T]& p, int order, int64_t shot, int64_t y)
+    void tm2d_sources_receivers[T](const Tm2dParams[T]& p, int64_t shot, int64_t t)
+
+cdef extern from "wc_cpu_runtime.h" namespace "wc::cpu" nogil:
+    uint64_t ftz_enter()
+    void ftz_exit(uint64_t old)
+    void barrier()
+
+
+cdef inline void* _data(cnp.ndarray a, object dtype, str name) except NULL:
+    # Every buffer the kernel touches must be C-contiguous with the run's dtype;
+    # the backend guarantees it, this guards against a broken caller.
+    if not a.flags.c_contiguous or a.dtype != dtype:
+        raise ValueError(f"{name}: expected a C-contiguous {np.dtype(dtype)} array, "
+                         f"got {a.dtype} (contiguous={a.flags.c_contiguous})")
+    if a.size == 0:
+        return <void*> <size_t> 1  # never dereferenced: the loops over it are empty
+    return cnp.PyArray_DATA(a)
+
+
+cdef int _fill(Tm2dParams[real_t]* p, object b, object dtype) except -1:
+    p.ey = <real_t*> _data(b.ey, dtype, "ey")
+    p.hx = <real_t*> _data(b.hx, dtype, "hx")
+    p.hz = <real_t*> _data(b.hz, dtype, "hz")
+    p.psi_ey_z = <real_t*> _data(b.psi_ey_z, dtype, "psi_ey_z")
+    p.psi_ey_x = <real_t*> _data(b.psi_ey_x, dtype, "psi_ey_x")
+    p.psi_hx_z = <real_t*> _data(b.psi_hx_z, dtype, "psi_hx_z")
+    p.psi_hz_x = <real_t*> _data(b.psi_hz_x, dtype, "psi_hz_x")
+    p.ca = <real_t*> _data(b.ca, dtype, "ca")
+    p.cb = <real_t*> _data(b.cb, dtype, "cb")
+    p.cq = <real_t*> _data(b.cq, dtype, "cq")
+    p.az = <real_t*> _data(b.az, dtype, "az")
+    p.bz = <real_t*> _data(b.bz, dtype, "bz")
+    p.kz = <real_t*> _data(b.kz, dtype, "kz")
+    p.az_h = <real_t*> _data(b.az_h, dtype, "az_h")
+    p.bz_h = <real_t*> _data(b.bz_h, dtype, "bz_h")
+    p.kz_h = <real_t*> _data(b.kz_h, dtype, "kz_h")
+    p.ax = <real_t*> _data(b.ax, dtype, "ax")
+    p.bx = <real_t*> _data(b.bx, dtype, "bx")
+    p.kx = <real_t*> _data(b.kx, dtype, "kx")
+    p.ax_h = <real_t*> _data(b.ax_h, dtype, "ax_h")
+    p.bx_h = <real_t*> _data(b.bx_h, dtype, "bx_h")
+    p.kx_h = <real_t*> _data(b.kx_h, dtype, "kx_h")
+    p.src_term = <real_t*> _data(b.src_term, dtype, "src_term")
+    p.src_index = <int64_t*> _data(b.src_index, np.int64, "src_index")
+    p.rec_data = <real_t*> _data(b.rec_data, dtype, "rec_data")
+    p.rec_index = <int64_t*> _data(b.rec_index, np.int64, "rec_index")
+    g = b.geometry
+    p.rdz = <real_t> g["rdz"]
+    p.rdx = <real_t> g["rdx"]
+    p.ny = g["ny"]
+    p.nx = g["nx"]
+    p.n_shots = g["n_shots"]
+    p.shots_per_model = g["shots_per_model"]
+    p.n_src = g["n_src"]
+    p.n_rec = g["n_rec"]
+    p.nt = g["nt"]
+    p.pml_z0 = g["pml_z0"]
+    p.pml_z1 = g["pml_z1"]
+    p.pml_x0 = g["pml_x0"]
+    p.pml_x1 = g["pml_x1"]
+    p.pz0 = g["pz0"]
+    p.px0 = g["px0"]
+    p.psi_z_rows = g["psi_z_rows"]
+    p.psi_x_cols = g["psi_x_cols"]
+    return 0
+
+
+cdef void _run(Tm2dParams[real_t]* p, int order, int64_t t0, int64_t n_steps,
+               int n_threads) noexcept nogil:
+    cdef int64_t m = order // 2
+    cdef int64_t n_rows = p.ny - 2 * m + 1
+    cdef int64_t n_items = p.n_shots * n_rows
+    cdef int64_t t, item, shot
+    cdef uint64_t fp_env
+    with parallel(num_threads=n_threads):
+        fp_env = ftz_enter()
+        for t in range(t0, t0 + n_steps):
+            # prange inside `parallel()` is `omp for nowait`: the barriers
+            # order the phases (H reads E, E reads H, sources write E).
+            for item in prange(n_items, schedule="static"):
+                tm2d_h_row(p[0], order, item // n_rows, m + item % n_rows)
+            barrier()
+            for item in prange(n_items, schedule="static"):
+                tm2d_e_row(p[0], order, item // n_rows, m + item % n_rows)
+            barrier()
+            for shot in prange(p.n_shots, schedule="static"):
+                tm2d_sources_receivers(p[0], shot, t)
+            barrier()
+        ftz_exit(fp_env)
+
+
+def forward(object buffers, int order, int64_t t0, int64_t n_steps, int n_threads):
+    """Advance the TM2D state in ``buffers`` by ``n_steps`` steps from internal step ``t0``.
+
+    ``buffers`` carries the arrays named in ``Tm2dParams`` as attributes and a
+    ``geometry`` dict of the sizes; it is filled by wavecore's CPU backend.
+    """
+    cdef Tm2dParams[float] pf
+    cdef Tm2dParams[double] pd
+    if order not in (2, 4, 6, 8):
+        raise ValueError(f"order must be 2, 4, 6 or 8, got {order}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    dtype = buffers.ey.dtype
+    if dtype == np.float32:
+        _fill(&pf, buffers, np.float32)
+        with nogil:
+            _run(&pf, order, t0, n_steps, n_threads)
+    elif dtype == np.float64:
+        _fill(&pd, buffers, np.float64)
+        with nogil:
+            _run(&pd, order, t0, n_steps, n_threads)
+    else:
+        raise TypeError(f"unsupported dtype {dtype}")

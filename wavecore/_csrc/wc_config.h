@@ -1,0 +1,25 @@
+// Compiler glue shared by the CPU (C++17) and GPU (NVRTC) builds of the kernels.
+#pragma once
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define WC_HD __host__ __device__ __forceinline__
+#define WC_CUDA 1
+#else
+#define WC_HD inline
+#define WC_CUDA 0
+#endif
+
+#if !defined(__CUDACC_RTC__)
+#include <cstdint>
+#else
+// NVRTC has no standard headers; the few integer types wavecore needs.
+typedef long long int64_t;
+typedef unsigned short uint16_t;
+typedef unsigned int uint32_t;
+#endif
+
+#if defined(__GNUC__) || defined(__clang__) || defined(__CUDACC__)
+#define WC_RESTRICT __restrict__
+#else
+#define WC_RESTRICT
+#endif

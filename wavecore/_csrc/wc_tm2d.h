@@ -1,0 +1,195 @@
+// 2-D TM (Ey, Hx, Hz) Yee updates, one grid cell at a time.
+//
+// The only place where the TM2D physics is written: the Cython/OpenMP core maps
+// rows of cells onto these functions and the CUDA kernels map threads onto
+// them. Nothing here knows about threads, streams or Python.
+//
+// Grid layout (all arrays C-contiguous, x fastest). With M = ORDER / 2 the
+// padded grid of ny x nx cells holds the model, the CPML and a halo of M cells
+// on the low side and M - 1 on the high side of each axis (TIDE's layout):
+//   rows [M, ny - M] and columns [M, nx - M] form the "domain" (model + CPML);
+//   Ey lives on the nodes, Hx(y, x) at (y + 1/2, x), Hz(y, x) at (y, x + 1/2).
+//   Hx is updated on rows [M, ny - M - 1], Hz on columns [M, nx - M - 1]; all
+//   other halo values stay zero, which makes the edge of the domain a wall.
+// CPML memories are stored only in the CPML slabs:
+//   psi_*_z: [n_shots, pz0 + pz1, nx_dom]  (rows of the low then the high slab)
+//   psi_*_x: [n_shots, ny_dom, px0 + px1]  (columns of the left then right slab)
+// with ny_dom = ny - 2M + 1, nx_dom = nx - 2M + 1. On the high side the H slab
+// starts half a cell earlier than the E slab (H rows pml_z1 - 1 .. ny - M - 1).
+//
+// H is stored with its physical sign: mu dH/dt = -curl E.
+#pragma once
+
+#include "wc_config.h"
+#include "wc_diff.h"
+
+namespace wc {
+
+// Everything a TM2D kernel touches, passed by reference on the CPU and by value
+// to CUDA kernels. A numpy structured dtype mirrors it (see wavecore._layout).
+template <typename T>
+struct Tm2dParams {
+  // Wavefields [n_shots, ny, nx] and CPML memories (layout above).
+  T* ey;
+  T* hx;
+  T* hz;
+  T* psi_ey_z;  // memory of dEy/dz, used by Hx
+  T* psi_ey_x;  // memory of dEy/dx, used by Hz
+  T* psi_hx_z;  // memory of dHx/dz, used by Ey
+  T* psi_hz_x;  // memory of dHz/dx, used by Ey
+  // Update coefficients [n_models, ny, nx].
+  const T* ca;
+  const T* cb;
+  const T* cq;
+  // CPML profiles on integer (E) and half (H) nodes, along z [ny] and x [nx].
+  const T* az;
+  const T* bz;
+  const T* kz;
+  const T* az_h;
+  const T* bz_h;
+  const T* kz_h;
+  const T* ax;
+  const T* bx;
+  const T* kx;
+  const T* ax_h;
+  const T* bx_h;
+  const T* kx_h;
+  // Sources: term added to Ey [n_shots, n_src, nt], flat cell index [n_shots, n_src].
+  const T* src_term;
+  const int64_t* src_index;
+  // Receivers: data [n_shots, n_rec, nt], flat cell index [n_shots, n_rec].
+  T* rec_data;
+  const int64_t* rec_index;
+  T rdz;  // 1 / dz
+  T rdx;  // 1 / dx
+  int64_t ny;
+  int64_t nx;
+  int64_t n_shots;
+  int64_t shots_per_model;
+  int64_t n_src;
+  int64_t n_rec;
+  int64_t nt;      // internal steps of the whole run: the time stride of src/rec
+  int64_t pml_z0;  // first interior row (M + pz0)
+  int64_t pml_z1;  // first row of the high E slab (pml_z0 + model rows)
+  int64_t pml_x0;
+  int64_t pml_x1;
+  int64_t pz0;     // low slab widths, for the compact memory index
+  int64_t px0;
+  int64_t psi_z_rows;  // pz0 + pz1
+  int64_t psi_x_cols;  // px0 + px1
+};
+
+// ---- index helpers ---------------------------------------------------------
+
+template <typename T>
+WC_HD int64_t tm2d_numel(const Tm2dParams<T>& p) { return p.ny * p.nx; }
+
+template <typename T>
+WC_HD int64_t tm2d_model_offset(const Tm2dParams<T>& p, int64_t shot) {
+  return (shot / p.shots_per_model) * p.ny * p.nx;
+}
+
+template <typename T>
+WC_HD bool tm2d_pml_row_e(const Tm2dParams<T>& p, int64_t y) {
+  return y < p.pml_z0 || y >= p.pml_z1;
+}
+template <typename T>
+WC_HD bool tm2d_pml_row_h(const Tm2dParams<T>& p, int64_t y) {
+  return y < p.pml_z0 || y >= p.pml_z1 - 1;
+}
+template <typename T>
+WC_HD bool tm2d_pml_col_e(const Tm2dParams<T>& p, int64_t x) {
+  return x < p.pml_x0 || x >= p.pml_x1;
+}
+template <typename T>
+WC_HD bool tm2d_pml_col_h(const Tm2dParams<T>& p, int64_t x) {
+  return x < p.pml_x0 || x >= p.pml_x1 - 1;
+}
+
+// Compact memory index of a z-slab cell (row y must be in a slab).
+template <typename T, int M>
+WC_HD int64_t tm2d_psi_z_index(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
+                               int64_t high_start) {
+  const int64_t r = y < p.pml_z0 ? y - M : p.pz0 + (y - high_start);
+  return (shot * p.psi_z_rows + r) * (p.nx - 2 * M + 1) + (x - M);
+}
+// Compact memory index of an x-slab cell (column x must be in a slab).
+template <typename T, int M>
+WC_HD int64_t tm2d_psi_x_index(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
+                               int64_t high_start) {
+  const int64_t c = x < p.pml_x0 ? x - M : p.px0 + (x - high_start);
+  return (shot * (p.ny - 2 * M + 1) + (y - M)) * p.psi_x_cols + c;
+}
+
+// ---- forward updates -------------------------------------------------------
+
+// Hx(y, x) += cq dEy/dz, for y in [M, ny - M - 1], x in [M, nx - M].
+template <typename T, int ORDER, bool PML_Z>
+WC_HD void tm2d_hx_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x) {
+  constexpr int M = Stencil<ORDER>::M;
+  const int64_t j = y * p.nx + x;
+  const int64_t i = shot * tm2d_numel(p) + j;
+  T d = diff_to_half<T, ORDER>(p.ey + i, p.nx) * p.rdz;
+  if constexpr (PML_Z) {
+    T& psi = p.psi_ey_z[tm2d_psi_z_index<T, M>(p, shot, y, x, p.pml_z1 - 1)];
+    d = cpml_stretch(d, psi, p.az_h[y], p.bz_h[y], p.kz_h[y]);
+  }
+  p.hx[i] += p.cq[tm2d_model_offset(p, shot) + j] * d;
+}
+
+// Hz(y, x) -= cq dEy/dx, for y in [M, ny - M], x in [M, nx - M - 1].
+template <typename T, int ORDER, bool PML_X>
+WC_HD void tm2d_hz_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x) {
+  constexpr int M = Stencil<ORDER>::M;
+  const int64_t j = y * p.nx + x;
+  const int64_t i = shot * tm2d_numel(p) + j;
+  T d = diff_to_half<T, ORDER>(p.ey + i, 1) * p.rdx;
+  if constexpr (PML_X) {
+    T& psi = p.psi_ey_x[tm2d_psi_x_index<T, M>(p, shot, y, x, p.pml_x1 - 1)];
+    d = cpml_stretch(d, psi, p.ax_h[x], p.bx_h[x], p.kx_h[x]);
+  }
+  p.hz[i] -= p.cq[tm2d_model_offset(p, shot) + j] * d;
+}
+
+// Ey(y, x) = ca Ey + cb (dHx/dz - dHz/dx), for y in [M, ny - M], x in [M, nx - M].
+template <typename T, int ORDER, bool PML_Z, bool PML_X>
+WC_HD void tm2d_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x) {
+  constexpr int M = Stencil<ORDER>::M;
+  const int64_t j = y * p.nx + x;
+  const int64_t i = shot * tm2d_numel(p) + j;
+  const int64_t m = tm2d_model_offset(p, shot) + j;
+  T dhz_dx = diff_to_int<T, ORDER>(p.hz + i, 1) * p.rdx;
+  T dhx_dz = diff_to_int<T, ORDER>(p.hx + i, p.nx) * p.rdz;
+  if constexpr (PML_X) {
+    T& psi = p.psi_hz_x[tm2d_psi_x_index<T, M>(p, shot, y, x, p.pml_x1)];
+    dhz_dx = cpml_stretch(dhz_dx, psi, p.ax[x], p.bx[x], p.kx[x]);
+  }
+  if constexpr (PML_Z) {
+    T& psi = p.psi_hx_z[tm2d_psi_z_index<T, M>(p, shot, y, x, p.pml_z1)];
+    dhx_dz = cpml_stretch(dhx_dz, psi, p.az[y], p.bz[y], p.kz[y]);
+  }
+  p.ey[i] = p.ca[m] * p.ey[i] + p.cb[m] * (dhx_dz - dhz_dx);
+}
+
+// Add the source terms of step t to Ey, in source order, so that sources
+// sharing a cell add up the same way on every backend.
+template <typename T>
+WC_HD void tm2d_inject_sources(const Tm2dParams<T>& p, int64_t shot, int64_t t) {
+  T* ey = p.ey + shot * tm2d_numel(p);
+  for (int64_t k = 0; k < p.n_src; ++k) {
+    const int64_t s = shot * p.n_src + k;
+    ey[p.src_index[s]] += p.src_term[s * p.nt + t];
+  }
+}
+
+// Record Ey at the receivers as sample t (Ey after step t).
+template <typename T>
+WC_HD void tm2d_record_receivers(const Tm2dParams<T>& p, int64_t shot, int64_t t) {
+  const T* ey = p.ey + shot * tm2d_numel(p);
+  for (int64_t k = 0; k < p.n_rec; ++k) {
+    const int64_t r = shot * p.n_rec + k;
+    p.rec_data[r * p.nt + t] = ey[p.rec_index[r]];
+  }
+}
+
+}  // namespace wc

@@ -1,0 +1,50 @@
+"""Backends execute a :class:`~wavecore.plan.Plan` on a set of buffers.
+
+A backend is an object with a small protocol:
+
+* ``Backend(plan, buffers)`` takes the prepared arrays (and uploads them
+  where the device needs it),
+* ``forward(t0, n_steps)`` advances the state by ``n_steps`` internal steps
+  starting at step ``t0`` (injecting sources and recording receivers),
+* ``synchronize()`` waits for queued work.
+
+The registry maps names to classes; a backend that cannot run raises an
+error that says why. There is never a silent fallback to another backend.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["Backend", "backend_class", "available_backends"]
+
+
+class Backend(Protocol):
+    name: str
+
+    def forward(self, t0: int, n_steps: int) -> None: ...
+
+    def synchronize(self) -> None: ...
+
+
+def backend_class(kind: str, name: str):
+    """The backend class running ``kind`` ("tm2d") on ``name`` ("reference" or "cpu")."""
+    if (kind, name) == ("tm2d", "reference"):
+        from .reference_tm2d import ReferenceTm2d
+
+        return ReferenceTm2d
+    if (kind, name) == ("tm2d", "cpu"):
+        from .cpu import CpuTm2d
+
+        return CpuTm2d
+    raise ValueError(f"no backend {name!r} for {kind}")
+
+
+def available_backends() -> dict[str, str]:
+    """Backend name -> "available" or the reason it is not."""
+    from .cpu import cpu_core_status
+
+    status = {"reference": "available (numpy)"}
+
+    status["cpu"] = cpu_core_status()
+    return status

@@ -1,0 +1,53 @@
+"""The compiled CPU backend: the Cython/OpenMP time loops of wavecore._cpu."""
+
+from __future__ import annotations
+
+from ..plan import Plan
+
+_IMPORT_ERROR: Exception | None = None
+try:
+    from .._cpu import _runtime, _tm2d
+except ImportError as exc:  # pragma: no cover - only on a broken install
+    _runtime = _tm2d = None
+    _IMPORT_ERROR = exc
+
+
+def cpu_core_status() -> str:
+    """"available (...)" or why the compiled core cannot be used."""
+    if _IMPORT_ERROR is not None:
+        return f"unavailable: the compiled extension did not import ({_IMPORT_ERROR})"
+    omp = "OpenMP" if _runtime.openmp_enabled() else "NO OpenMP (single-threaded build)"
+    return f"available (Cython, {omp})"
+
+
+def require_cpu_core():
+    if _IMPORT_ERROR is not None:
+        raise RuntimeError(
+            "the compiled CPU core of wavecore is not importable: "
+            f"{_IMPORT_ERROR}. Reinstall with `pip install -e .` (needs a C++17 compiler), "
+            "or pass python_backend=True to run the numpy reference implementation.")
+    return _tm2d
+
+
+def default_threads() -> int:
+    """Threads used when ``n_threads`` is None: ``omp_get_max_threads()``."""
+    if _IMPORT_ERROR is not None:
+        return 1
+    return max(1, int(_runtime.max_threads()))
+
+
+class CpuTm2d:
+    """TM2D on the CPU core; the buffers are used in place."""
+
+    name = "cpu"
+
+    def __init__(self, plan: Plan, buffers):
+        self._kernels = require_cpu_core()
+        self.plan = plan
+        self.buffers = buffers
+
+    def forward(self, t0: int, n_steps: int) -> None:
+        self._kernels.forward(self.buffers, self.plan.order, t0, n_steps, self.plan.n_threads)
+
+    def synchronize(self) -> None:
+        pass
