@@ -21,7 +21,7 @@ from .cfl import cfl_condition
 from .constants import C0, EP0, MU0
 from .grid import Axis, CpmlOptions, cpml_profiles
 from .plan import Plan, Resampling
-from .resampling import downsample, upsample
+from .resampling import downsample, substep_shifts, upsample
 from .result import ForwardResult
 from .state import (TM2D_EDGE, TM2D_FIELDS, TM2D_MEMORIES, WaveState, infer_shots,
                     state_shapes, validate_initial_state)
@@ -224,7 +224,8 @@ def prepare_buffers(plan: Plan, models, acq, initial: dict) -> SimpleNamespace:
         if plan.step_ratio > 1:
             r = plan.resampling
             amplitude = upsample(amplitude, plan.step_ratio, r.freq_taper_frac,
-                                 r.time_pad_frac, r.time_taper)
+                                 r.time_pad_frac, r.time_taper,
+                                 shift=substep_shifts(plan.step_ratio)[0])
         model_of_shot = np.arange(n) // plan.n_shots
         cb_at_source = coeffs["cb"].reshape(plan.n_models, -1)[model_of_shot[:, None],
                                                                src_index]
@@ -314,7 +315,7 @@ def receiver_data(plan: Plan, b) -> np.ndarray:
     if plan.step_ratio > 1 and data.size:
         r = plan.resampling
         data = downsample(data, plan.step_ratio, r.freq_taper_frac, r.time_pad_frac,
-                          r.time_taper)
+                          r.time_taper, shift=substep_shifts(plan.step_ratio)[1])
     return _batched(plan, np.ascontiguousarray(data))
 
 

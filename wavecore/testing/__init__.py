@@ -1,0 +1,1 @@
+"""Helpers for testing wavecore and cross-checking it against peers."""

@@ -1,0 +1,91 @@
+"""Run the peer TIDE 0.1.2 (PyTorch) on the same problem, for cross-checks.
+
+TIDE is not a dependency: it runs in its own interpreter (a virtual
+environment made by ``shared/tools/install-tide.sh``), found through the
+``WAVECORE_TIDE_PYTHON`` environment variable or at ``/tmp/tide-venv``.
+Arrays travel through a temporary ``.npz`` file. Results are converted to
+wavecore's conventions: receivers time-last, H with its physical sign (TIDE
+stores -H).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["tide_python", "run_tide_tm2d"]
+
+_DEFAULT = "/tmp/tide-venv/bin/python"
+
+_SCRIPT = r"""
+import json, sys, time
+import numpy as np, torch
+torch.set_flush_denormal(True)  # TIDE's fast setting: the fair comparison
+from tide.maxwell.tm2d import maxwelltm
+opts = json.loads(sys.argv[3])
+if opts["n_threads"]:
+    torch.set_num_threads(opts["n_threads"])
+d = np.load(sys.argv[1])
+t = {k: torch.from_numpy(d[k]) for k in d.files}
+times = []
+for _ in range(opts["repeat"]):
+    start = time.perf_counter()
+    out = maxwelltm(t["epsilon"], t["sigma"], t["mu"], opts["grid_spacing"], opts["dt"],
+                    t["source_amplitude"], t["source_location"], t["receiver_location"],
+                    stencil=opts["stencil"], pml_width=opts["pml_width"],
+                    n_threads=opts["n_threads"])
+    times.append(time.perf_counter() - start)
+names = ["Ey", "Hx", "Hz", "m_Ey_x", "m_Ey_z", "m_Hx_z", "m_Hz_x", "receivers"]
+np.savez(sys.argv[2], seconds=np.array(times), **{n: o.numpy() for n, o in zip(names, out)})
+"""
+
+
+def tide_python() -> str | None:
+    """Path of a Python interpreter that can import TIDE, or None."""
+    candidate = os.environ.get("WAVECORE_TIDE_PYTHON", _DEFAULT)
+    if not candidate or not Path(candidate).exists():
+        return None
+    probe = subprocess.run([candidate, "-c", "import tide.maxwell.tm2d"],
+                           capture_output=True, text=True)
+    return candidate if probe.returncode == 0 else None
+
+
+def run_tide_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
+                  receiver_location, *, stencil=2, pml_width=20, n_threads=None, repeat=1,
+                  python=None) -> dict:
+    """TIDE's ``maxwelltm`` on numpy inputs (wavecore's argument conventions).
+
+    Returns a dict with ``receiver_data`` ``[S, n_receivers, nt]``, ``ey``,
+    ``hx``, ``hz`` over the domain (physical sign) and ``seconds`` (one wall
+    time per repeat, TIDE's call only).
+    """
+    python = python or tide_python()
+    if python is None:
+        raise RuntimeError("TIDE is not available: set WAVECORE_TIDE_PYTHON to a Python "
+                           "interpreter that can import tide (see shared/tools/install-tide.sh)")
+    spacing = [float(v) for v in np.broadcast_to(np.asarray(grid_spacing, float), (2,))]
+    widths = [int(w) for w in np.broadcast_to(np.asarray(pml_width), (4,))] \
+        if np.ndim(pml_width) == 0 or len(pml_width) != 2 else \
+        [int(pml_width[0])] * 2 + [int(pml_width[1])] * 2
+    opts = {"grid_spacing": spacing, "dt": float(dt), "stencil": int(stencil),
+            "pml_width": widths, "n_threads": int(n_threads or 0), "repeat": int(repeat)}
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+        np.savez(src, epsilon=epsilon, sigma=sigma, mu=mu, source_amplitude=source_amplitude,
+                 source_location=np.asarray(source_location, np.int64),
+                 receiver_location=np.asarray(receiver_location, np.int64))
+        run = subprocess.run([python, "-c", _SCRIPT, str(src), str(out), json.dumps(opts)],
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            raise RuntimeError(f"TIDE failed:\n{run.stderr[-3000:]}")
+        with np.load(out) as res:
+            return {
+                "receiver_data": np.moveaxis(res["receivers"], 0, -1),
+                "ey": res["Ey"], "hx": -res["Hx"], "hz": -res["Hz"],
+                "seconds": res["seconds"],
+            }
