@@ -4,6 +4,12 @@
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 #define WC_HD __host__ __device__ __forceinline__
 #define WC_CUDA 1
+#elif defined(__GNUC__) || defined(__clang__)
+// Cell updates must inline into the vectorized row loops; without the
+// attribute GCC gives up on the order-8 updates once all orders share one
+// translation unit (3x slower).
+#define WC_HD inline __attribute__((always_inline))
+#define WC_CUDA 0
 #else
 #define WC_HD inline
 #define WC_CUDA 0
