@@ -5,6 +5,8 @@
 // updates themselves live in wavecore/_csrc/wc_tm2d.h.
 #pragma once
 
+#include <type_traits>
+
 #include "wc_tm2d.h"
 
 namespace wc {
@@ -63,25 +65,26 @@ inline void e_row(const Tm2dParams<T>& p, int64_t shot, int64_t y) {
   }
 }
 
-// Runtime dispatch on the stencil order, called by the Cython time loop.
+// Call f(std::integral_constant<int, ORDER>) for the runtime stencil order.
+template <typename F>
+inline void with_order(int order, F&& f) {
+  switch (order) {
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 8: f(std::integral_constant<int, 8>{}); break;
+  }
+}
+
+// Row updates with the order chosen at run time, called by the Cython time loop.
 template <typename T>
 inline void tm2d_h_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y) {
-  switch (order) {
-    case 2: h_row<T, 2>(p, shot, y); break;
-    case 4: h_row<T, 4>(p, shot, y); break;
-    case 6: h_row<T, 6>(p, shot, y); break;
-    case 8: h_row<T, 8>(p, shot, y); break;
-  }
+  with_order(order, [&](auto o) { h_row<T, decltype(o)::value>(p, shot, y); });
 }
 
 template <typename T>
 inline void tm2d_e_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y) {
-  switch (order) {
-    case 2: e_row<T, 2>(p, shot, y); break;
-    case 4: e_row<T, 4>(p, shot, y); break;
-    case 6: e_row<T, 6>(p, shot, y); break;
-    case 8: e_row<T, 8>(p, shot, y); break;
-  }
+  with_order(order, [&](auto o) { e_row<T, decltype(o)::value>(p, shot, y); });
 }
 
 template <typename T>
