@@ -15,7 +15,7 @@ import numpy as np
 from . import _checks as checks
 from ._inputs import check_callback, validate_acquisition, validate_models
 from .backends import backend_class
-from .backends.cpu import default_threads
+from .backends.cpu import resolve_threads
 from .callbacks import CallbackState
 from .cfl import cfl_condition
 from .constants import C0, EP0, MU0
@@ -149,8 +149,8 @@ def plan_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
                              "reference (python_backend=True) is single-threaded")
         threads = 1
     else:
-        threads = default_threads() if n_threads is None else checks.integer(
-            n_threads, "n_threads", minimum=1)
+        threads = resolve_threads(None if n_threads is None else checks.integer(
+            n_threads, "n_threads", minimum=1))
     hint = infer_shots(initial_state, TM2D_FIELDS, 2, models.batched)
     acq = validate_acquisition(source_amplitude, source_location, receiver_location, nt,
                                models, ndim=2, n_shots_hint=hint)

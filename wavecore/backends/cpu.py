@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from ..plan import Plan
 
 _IMPORT_ERROR: Exception | None = None
@@ -34,6 +36,18 @@ def default_threads() -> int:
     if _IMPORT_ERROR is not None:
         return 1
     return max(1, int(_runtime.max_threads()))
+
+
+def resolve_threads(n_threads: int | None) -> int:
+    """The thread count a run will use; warns when the build cannot honour it."""
+    if n_threads is None:
+        return default_threads()
+    if n_threads > 1 and _IMPORT_ERROR is None and not _runtime.openmp_enabled():
+        warnings.warn(f"n_threads={n_threads} has no effect: this build of wavecore has no "
+                      "OpenMP and runs single-threaded (see wavecore.show_config())",
+                      RuntimeWarning, stacklevel=3)
+        return 1
+    return n_threads
 
 
 class CpuTm2d:
