@@ -48,3 +48,27 @@ def test_receivers_match_tide(name, order, pml):
     assert error <= 1e-9, error
     # The fields agree too, H up to TIDE's sign convention (handled by the runner).
     assert np.abs(ours.final_state["ey"] - peer["ey"]).max() <= 1e-6 * np.abs(peer["ey"]).max()
+
+
+@pytest.mark.parametrize("order,pml", [(2, 20), (4, (10, 0, 5, 12))])
+def test_gradients_match_tide(order, pml):
+    # TIDE 0.1.2's gradients are exact (its CPU adjoint was fixed in 0.1.2).
+    eps, sig, mu = models()["layered"]
+    nt, dt, spacing = 150, 1e-11, (0.01, 0.012)
+    wavelet = wavecore.ricker(5e8, nt, dt)
+    amp = np.stack([wavelet, -0.5 * wavelet])[:, None, :] * 1e3
+    src = np.array([[[5, 10]], [[30, 60]]])
+    rec = np.array([[[5, c] for c in range(15, 65, 6)]] * 2)
+    targets = ("epsilon", "sigma", "mu", "source_amplitude")
+    ours = wavecore.tm2d(eps, sig, mu, spacing, dt, amp, src, rec, stencil=order,
+                         pml_width=pml, requires_grad=targets)
+    y = np.random.default_rng(0).standard_normal(ours.receiver_data.shape)
+    grads = ours.vjp(y)
+    # TIDE cannot differentiate mu together with the others in one call.
+    for names in (("epsilon", "sigma", "source_amplitude"), ("mu",)):
+        peer = run_tide_tm2d(eps, sig, mu, spacing, dt, amp, src, rec, stencil=order,
+                             pml_width=pml, requires_grad=names, grad_receiver_data=y)
+        for name in names:
+            theirs = peer[f"grad_{name}"]
+            error = np.abs(getattr(grads, name) - theirs).max() / np.abs(theirs).max()
+            assert error <= 1e-8, (name, error)

@@ -43,6 +43,7 @@ class Acquisition:
     receiver_location: np.ndarray        #: [B*S, Nr, ndim] int64 (Nr may be 0)
     n_shots: int                         #: S, shots per model
     nt: int                              #: user samples
+    source_shape: tuple = ()             #: shape of the user's source_amplitude
 
 
 def validate_models(epsilon, sigma, mu, ndim: int) -> Models:
@@ -193,7 +194,8 @@ def validate_acquisition(source_amplitude, source_location, receiver_location, n
         rec_flat = np.zeros((B * n_shots, 0, ndim), np.int64)
     else:
         rec_flat = flat(rec, rec.shape[2:])
-    return Acquisition(amp_flat, src_flat, rec_flat, n_shots, nt)
+    shape = tuple(np.shape(source_amplitude)) if source_amplitude is not None else ()
+    return Acquisition(amp_flat, src_flat, rec_flat, n_shots, nt, shape)
 
 
 def check_callback(callback, name: str):

@@ -15,10 +15,13 @@ import numpy as np
 from . import _checks as checks
 from ._inputs import check_callback, validate_acquisition, validate_models
 from .backends import backend_class
+from ._tm2d_gradient import (GradientContext, attach_chunk, detach_snapshots, segments,
+                             snapshot_names)
 from .backends.cpu import resolve_threads
 from .callbacks import CallbackState
 from .cfl import cfl_condition
 from .constants import C0, EP0, MU0
+from .gradients import parse_requires_grad
 from .grid import Axis, CpmlOptions, cpml_profiles
 from .plan import Plan, Resampling
 from .resampling import downsample, substep_shifts, upsample
@@ -26,8 +29,9 @@ from .result import ForwardResult
 from .state import (TM2D_EDGE, TM2D_FIELDS, TM2D_MEMORIES, WaveState, infer_shots,
                     state_shapes, validate_initial_state)
 from .stencils import ORDERS
+from .storage import SnapshotStore, StorageOptions, StoragePlan, plan_storage
 
-__all__ = ["tm2d"]
+__all__ = ["tm2d", "estimate_storage", "estimate_storage_bytes"]
 
 
 def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
@@ -37,7 +41,11 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
          callback_frequency: int = 1, python_backend: bool = False,
          n_threads: int | None = None, compute_precision: str = "default",
          pml_power: float = 4.0, pml_sigma0_scale: float = 1.0, pml_kappa_max: float = 5.0,
-         pml_alpha_max: float = 0.008) -> ForwardResult:
+         pml_alpha_max: float = 0.008, requires_grad=(), model_gradient_sampling_interval: int = 1,
+         storage_mode: str = "auto", storage_path=None, storage_compression=False,
+         storage_bytes_limit_device: int | None = None,
+         storage_bytes_limit_host: int | None = None, storage_chunk_steps: int | None = None,
+         backward_callback=None) -> ForwardResult:
     """Simulate 2-D TM-mode electromagnetic waves (Ey, Hx, Hz) with CPML boundaries.
 
     The model varies in depth ``z`` (axis 0) and ``x`` (axis 1); ``Ey`` points
@@ -89,13 +97,39 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
     pml_power, pml_sigma0_scale, pml_kappa_max, pml_alpha_max : float
         CPML profile (see :class:`wavecore.grid.CpmlOptions`); defaults equal
         TIDE's.
+    requires_grad : str or sequence of str
+        Any of ``"epsilon"``, ``"sigma"``, ``"mu"``, ``"source_amplitude"``: the
+        result keeps what ``result.vjp(grad_receiver_data)`` needs to return
+        these gradients (exact discrete adjoint of the run).
+    model_gradient_sampling_interval : int
+        ``k``: store the fields of every k-th internal step and weight each by
+        the steps it stands for. Every step is still propagated (receiver data
+        do not depend on ``k``); ``k = 1`` gives the exact gradient.
+    storage_mode : {"auto", "device", "cpu", "disk", "none"}
+        Where the snapshots live (see :mod:`wavecore.storage`); the choice is
+        in ``result.storage``.
+    storage_path : path, optional
+        Folder for ``"disk"`` snapshots (default: the temporary folder); the
+        files are always deleted.
+    storage_compression : False, "none" or "bf16"
+        Store snapshots as bfloat16 (float32 runs): half the bytes; the
+        forward data do not change.
+    storage_bytes_limit_device, storage_bytes_limit_host : int, optional
+        Byte limits for snapshots in device memory and host memory ("auto"
+        picks the first mode that fits; an explicit mode that does not fit
+        raises before the run).
+    storage_chunk_steps : int, optional
+        Snapshots per transfer to disk (default: about 64 MiB).
+    backward_callback : callable, optional
+        Called with a :class:`~wavecore.callbacks.CallbackState` during ``vjp``
+        at steps ``..., 2f, f, 0`` (adjoint fields and gradients so far).
 
     Returns
     -------
     ForwardResult
         ``receiver_data`` ``[S, n_receivers, nt]`` (``[B, S, n_receivers, nt]``
         for batched models), ``final_state``, the internal ``dt`` and
-        ``step_ratio``.
+        ``step_ratio``; with ``requires_grad`` also ``vjp`` and ``close``.
     """
     plan, models, acq, initial = plan_tm2d(
         epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
@@ -106,17 +140,69 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
         python_backend=python_backend, n_threads=n_threads,
         compute_precision=compute_precision, pml_power=pml_power,
         pml_sigma0_scale=pml_sigma0_scale, pml_kappa_max=pml_kappa_max,
-        pml_alpha_max=pml_alpha_max)
+        pml_alpha_max=pml_alpha_max, requires_grad=requires_grad,
+        model_gradient_sampling_interval=model_gradient_sampling_interval,
+        storage_mode=storage_mode, storage_path=storage_path,
+        storage_compression=storage_compression,
+        storage_bytes_limit_device=storage_bytes_limit_device,
+        storage_bytes_limit_host=storage_bytes_limit_host,
+        storage_chunk_steps=storage_chunk_steps, backward_callback=backward_callback)
     buffers = prepare_buffers(plan, models, acq, initial)
     backend = backend_class("tm2d", plan.backend)(plan, buffers)
-    run_forward(plan, backend, buffers, forward_callback)
+    store = None
+    if plan.storage.mode != "none":
+        store = SnapshotStore(plan.storage, plan.dtype)
+    try:
+        run_forward(plan, backend, buffers, forward_callback, store)
+    except BaseException:  # errors and KeyboardInterrupt: no files left behind
+        if store is not None:
+            store.close()
+        raise
+    gradient = None
+    if plan.targets:
+        gradient = GradientContext(plan, backend, buffers, store, acq.source_shape)
     return ForwardResult(
         receiver_data=receiver_data(plan, buffers),
         final_state=final_state(plan, buffers),
         dt=plan.inner_dt,
         step_ratio=plan.step_ratio,
         plan=plan,
+        gradient=gradient,
+        backward_callback=backward_callback,
     )
+
+
+def estimate_storage(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
+                     receiver_location, **options) -> StoragePlan:
+    """The snapshot storage a ``tm2d`` call with the same arguments would use.
+
+    Validates everything as :func:`tm2d` does but runs nothing. Returns a
+    :class:`~wavecore.storage.StoragePlan`: ``.bytes`` (total snapshot bytes),
+    ``.mode`` (what ``"auto"`` chooses), ``.n_snapshots``, ``.chunk``.
+    """
+    forward_only = {"forward_callback": None, "backward_callback": None}
+    defaults = dict(stencil=2, pml_width=20, max_vel=None, nt=None, initial_state=None,
+                    freq_taper_frac=0.0, time_pad_frac=0.0, time_taper=False,
+                    callback_frequency=1, python_backend=False, n_threads=None,
+                    compute_precision="default", pml_power=4.0, pml_sigma0_scale=1.0,
+                    pml_kappa_max=5.0, pml_alpha_max=0.008)
+    unknown = sorted(set(options) - set(defaults) - set(forward_only) - _GRADIENT_OPTIONS)
+    if unknown:
+        raise TypeError(f"estimate_storage got unexpected keyword arguments {unknown}")
+    merged = {**defaults, **forward_only, **options}
+    plan = plan_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
+                     receiver_location, **merged)[0]
+    return plan.storage
+
+
+def estimate_storage_bytes(*args, **options) -> int:
+    """Snapshot bytes a ``tm2d`` call with these arguments stores (see :func:`estimate_storage`)."""
+    return estimate_storage(*args, **options).bytes
+
+
+_GRADIENT_OPTIONS = {"requires_grad", "model_gradient_sampling_interval", "storage_mode",
+                     "storage_path", "storage_compression", "storage_bytes_limit_device",
+                     "storage_bytes_limit_host", "storage_chunk_steps"}
 
 
 # -- planning -------------------------------------------------------------------
@@ -125,7 +211,11 @@ def plan_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
               receiver_location, *, stencil, pml_width, max_vel, nt, initial_state,
               freq_taper_frac, time_pad_frac, time_taper, forward_callback,
               callback_frequency, python_backend, n_threads, compute_precision,
-              pml_power, pml_sigma0_scale, pml_kappa_max, pml_alpha_max):
+              pml_power, pml_sigma0_scale, pml_kappa_max, pml_alpha_max, requires_grad=(),
+              model_gradient_sampling_interval=1, storage_mode="auto", storage_path=None,
+              storage_compression=False, storage_bytes_limit_device=None,
+              storage_bytes_limit_host=None, storage_chunk_steps=None,
+              backward_callback=None):
     """Validate every argument and return ``(plan, models, acquisition, initial)``."""
     if compute_precision != "default":
         raise ValueError(f"compute_precision must be 'default' (the model dtype sets the "
@@ -154,6 +244,14 @@ def plan_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
     hint = infer_shots(initial_state, TM2D_FIELDS, 2, models.batched)
     acq = validate_acquisition(source_amplitude, source_location, receiver_location, nt,
                                models, ndim=2, n_shots_hint=hint)
+    targets = parse_requires_grad(requires_grad)
+    interval = checks.integer(model_gradient_sampling_interval,
+                              "model_gradient_sampling_interval", minimum=1)
+    check_callback(backward_callback, "backward_callback")
+    storage_opts = StorageOptions.from_arguments(
+        storage_mode, storage_path, storage_compression, storage_bytes_limit_device,
+        storage_bytes_limit_host, storage_chunk_steps, models.dtype)
+    _check_gradient_options(targets, acq, interval, storage_opts, backward_callback)
 
     v_model = float(C0 / np.sqrt(np.min(models.epsilon.astype(np.float64)
                                         * models.mu.astype(np.float64))))
@@ -167,16 +265,46 @@ def plan_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
     inner_dt, step_ratio = cfl_condition(spacing, dt, max_vel, stencil)
     axes = (Axis(models.shape[0], widths[0], widths[1], stencil),
             Axis(models.shape[1], widths[2], widths[3], stencil))
+    n_total = models.n_models * acq.n_shots
+    storage = plan_storage(storage_opts, snapshot_names(targets), acq.nt * step_ratio,
+                           interval, (n_total, axes[0].n_padded, axes[1].n_padded),
+                           models.dtype, host_backend=True)
     plan = Plan(
         kind="tm2d", dtype=models.dtype.name, order=stencil, axes=axes, spacing=spacing,
         n_models=models.n_models, model_batched=models.batched, n_shots=acq.n_shots,
         n_sources=acq.source_location.shape[1], n_receivers=acq.receiver_location.shape[1],
         dt=dt, inner_dt=inner_dt, step_ratio=step_ratio, nt=acq.nt, max_vel=max_vel,
         cpml=cpml, resampling=resampling, callback_frequency=callback_frequency,
-        backend="reference" if python_backend else "cpu", n_threads=threads)
+        backend="reference" if python_backend else "cpu", n_threads=threads,
+        targets=targets, interval=interval, storage=storage)
     shapes = state_shapes(axes, plan.batch_shape, TM2D_MEMORIES, TM2D_FIELDS)
     initial = validate_initial_state(initial_state, shapes, models.dtype, plan.batch_shape)
     return plan, models, acq, initial
+
+
+def _check_gradient_options(targets, acq, interval, storage_opts, backward_callback):
+    """Options that only act with gradients must not be given without them."""
+    if "source_amplitude" in targets and acq.source_amplitude is None:
+        raise ValueError("requires_grad names 'source_amplitude' but the run has no sources")
+    model_targets = targets - {"source_amplitude"}
+    if not targets and backward_callback is not None:
+        raise ValueError("backward_callback runs during vjp, which needs requires_grad")
+    if not model_targets:
+        if interval != 1:
+            raise ValueError("model_gradient_sampling_interval only acts on model gradients "
+                             "(requires_grad with 'epsilon', 'sigma' or 'mu')")
+        defaults = StorageOptions()
+        changed = [name for name, value, default in (
+            ("storage_mode", storage_opts.mode, defaults.mode),
+            ("storage_path", storage_opts.path, defaults.path),
+            ("storage_compression", storage_opts.compression, defaults.compression),
+            ("storage_bytes_limit_device", storage_opts.bytes_limit_device, None),
+            ("storage_bytes_limit_host", storage_opts.bytes_limit_host, None),
+            ("storage_chunk_steps", storage_opts.chunk_steps, None)) if value != default]
+        if changed and not (changed == ["storage_mode"] and storage_opts.mode == "none"):
+            raise ValueError(f"{', '.join(changed)} only act when model gradients are "
+                             "requested (requires_grad with 'epsilon', 'sigma' or 'mu'); "
+                             "no snapshots are stored")
 
 
 # -- buffers --------------------------------------------------------------------
@@ -233,6 +361,7 @@ def prepare_buffers(plan: Plan, models, acq, initial: dict) -> SimpleNamespace:
         src_term = np.ascontiguousarray(amplitude * cb_at_source[..., None] * scale,
                                         dtype=dtype)
     else:
+        amplitude = None
         src_term = np.zeros((n, 0, plan.nt_internal), dtype)
 
     b = SimpleNamespace(
@@ -248,13 +377,19 @@ def prepare_buffers(plan: Plan, models, acq, initial: dict) -> SimpleNamespace:
         rec_data=np.zeros((n, plan.n_receivers, plan.nt_internal), dtype),
         rec_index=_flat_index(plan, acq.receiver_location),
         models=padded,
+        # The internal source amplitude, kept for source gradients.
+        src_amplitude=amplitude if plan.targets else None,
+        snap_ey=None, snap_curl=None, snap_sz=None, snap_sx=None,
     )
     b.geometry = dict(
         rdz=1.0 / plan.spacing[0], rdx=1.0 / plan.spacing[1], ny=ny, nx=nx, n_shots=n,
         shots_per_model=plan.n_shots, n_src=plan.n_sources, n_rec=plan.n_receivers,
         nt=plan.nt_internal, pml_z0=z.pml_start, pml_z1=z.pml_end, pml_x0=x.pml_start,
         pml_x1=x.pml_end, pz0=z.pml_lo, px0=x.pml_lo, psi_z_rows=z.n_slab,
-        psi_x_cols=x.n_slab)
+        psi_x_cols=x.n_slab,
+        snap_t0=0,
+        snap_interval=plan.interval if plan.storage.mode != "none" else 0,
+        snap_bf16=int(plan.storage.compression == "bf16"))
     _load_state(plan, b, initial)
     return b
 
@@ -297,17 +432,26 @@ def callback_state(plan: Plan, b, step: int) -> CallbackState:
         models=models, axes=plan.axes, model_batched=plan.model_batched)
 
 
-def run_forward(plan: Plan, backend, b, callback) -> None:
-    """Advance all internal steps, calling ``callback`` before steps 0, f, 2f, ..."""
-    step, total = 0, plan.nt_internal
-    chunk = plan.callback_frequency if callback is not None else total
-    while step < total:
-        if callback is not None:
-            callback(callback_state(plan, b, step))
-        n = min(chunk, total - step)
-        backend.forward(step, n)
-        step += n
+def run_forward(plan: Plan, backend, b, callback, store=None) -> None:
+    """Advance all internal steps, calling ``callback`` before steps 0, f, 2f, ...
+    and filling the snapshot chunks of ``store``."""
+    current = None
+    for t0, t1 in segments(plan, store, callback is not None):
+        if callback is not None and t0 % plan.callback_frequency == 0:
+            callback(callback_state(plan, b, t0))
+        if store is not None:
+            c = store.chunk_of_step(t0)
+            if c != current:
+                attach_chunk(b, store, c, store.chunk_for_writing(c))
+                current = c
+        backend.forward(t0, t1 - t0)
+        if store is not None and t1 == store.chunk_steps(current, plan.nt_internal)[1]:
+            backend.synchronize()
+            store.chunk_written(current)
     backend.synchronize()
+    if store is not None:
+        store.finish_forward()
+        detach_snapshots(b)
 
 
 def receiver_data(plan: Plan, b) -> np.ndarray:

@@ -10,6 +10,11 @@ fields after ``f`` updates (sources of steps ``0..f-1`` injected). Steps are
 internal steps: with CFL sub-stepping (``step_ratio > 1``) they are finer than
 the user's samples.
 
+The backward callback runs at the same step indices in reverse order
+(``..., 2f, f, 0``): at step ``n`` the transposed steps ``nt - 1 .. n`` are
+done, so the adjoint fields are those of the forward state at step ``n`` and
+the gradients hold the contributions of steps ``>= n`` (complete at step 0).
+
 Live buffers
 ------------
 The arrays are the solver's own buffers, not copies: reading them is free and
@@ -46,6 +51,13 @@ class CallbackState:
         (shape ``[S, nz_padded, nx_padded]`` or ``[B, S, ...]`` for batched
         models) and the CPML memories ``psi_ey_z, psi_ey_x, psi_hx_z,
         psi_hz_x`` in their compact slab layout (see :mod:`wavecore.grid`).
+        In backward callbacks: the adjoint fields ``lam_ey, lam_hx, lam_hz``
+        and memories ``lam_psi_...`` (the adjoints of the forward state at
+        ``step``).
+    gradients : Mapping[str, ndarray]
+        Backward callbacks only: the requested model gradients accumulated so
+        far (steps ``>= step``), over the padded grid, before the CPML region
+        is folded onto the edge cells (copies, not live).
     models : Mapping[str, ndarray]
         ``epsilon, sigma, mu`` (edge-replicated over the padded grid) and
         ``ca, cb, cq``, shape ``[nz_padded, nx_padded]`` or ``[B, ...]``.
@@ -77,7 +89,7 @@ class CallbackState:
     def _view(self, array, view: str, name: str):
         if view not in _VIEWS:
             raise ValueError(f"view must be one of {_VIEWS}, got {view!r}")
-        if name.startswith("psi_"):
+        if "psi_" in name:
             if view != "full":
                 raise ValueError(
                     f"{name} is a CPML memory stored only on the CPML slabs (compact layout); "

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .grid import Axis, CpmlOptions
+from .storage import StoragePlan
 
 __all__ = ["Plan", "Resampling"]
 
@@ -51,6 +52,9 @@ class Plan:
     callback_frequency: int = 1
     backend: str = "cpu"             #: "reference" or "cpu"
     n_threads: int = 1
+    targets: frozenset = frozenset()  #: requested gradients
+    interval: int = 1                #: model_gradient_sampling_interval
+    storage: StoragePlan | None = None  #: snapshots (mode "none" without model gradients)
 
     @property
     def ndim(self) -> int:

@@ -23,7 +23,7 @@ import math
 from ._checks import boolean, fraction, integer
 from ._xp import array_module
 
-__all__ = ["upsample", "downsample", "substep_shifts"]
+__all__ = ["upsample", "downsample", "upsample_adjoint", "downsample_adjoint", "substep_shifts"]
 
 
 def _taper_end(spectrum, taper_len: int, xp):
@@ -148,3 +148,27 @@ def downsample(signal, step_ratio: int, freq_taper_frac: float = 0.0,
     if n_pad:
         out = out[..., : down_nt - n_pad]
     return out.astype(dtype, copy=False)
+
+
+def upsample_adjoint(signal, step_ratio: int, freq_taper_frac: float = 0.0,
+                     time_pad_frac: float = 0.0, time_taper: bool = False, shift: float = 0.0):
+    """Transpose of :func:`upsample` with the same arguments: ``[..., nt * k] -> [..., nt]``.
+
+    With orthonormal FFTs the up-sampler is ``k`` times the transpose of the
+    down-sampler with the opposite shift (band limit, taper, padding and
+    cropping all transpose onto each other), which is what this returns.
+    """
+    if signal.size == 0 or (step_ratio == 1 and shift == 0.0):
+        return signal
+    return downsample(signal, step_ratio, freq_taper_frac, time_pad_frac, time_taper,
+                      shift=-shift) * step_ratio
+
+
+def downsample_adjoint(signal, step_ratio: int, freq_taper_frac: float = 0.0,
+                       time_pad_frac: float = 0.0, time_taper: bool = False,
+                       shift: float = 0.0):
+    """Transpose of :func:`downsample` with the same arguments: ``[..., nt] -> [..., nt * k]``."""
+    if signal.size == 0 or (step_ratio == 1 and shift == 0.0):
+        return signal
+    return upsample(signal, step_ratio, freq_taper_frac, time_pad_frac, time_taper,
+                    shift=-shift) / step_ratio

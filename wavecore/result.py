@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .gradients import Gradients
 from .plan import Plan
 from .state import WaveState
 
@@ -31,6 +32,10 @@ class ForwardResult:
         Internal steps per user sample (1 unless the CFL condition required more).
     plan : Plan
         Every size and choice of the run.
+
+    With ``requires_grad``, the result also holds what the adjoint needs (the
+    snapshots and the run's buffers) until :meth:`vjp` runs without
+    ``keep=True`` or :meth:`close` is called; it is a context manager.
     """
 
     receiver_data: np.ndarray
@@ -38,6 +43,48 @@ class ForwardResult:
     dt: float
     step_ratio: int
     plan: Plan
+    gradient: object = field(default=None, repr=False)
+    backward_callback: object = field(default=None, repr=False)
+
+    @property
+    def storage(self):
+        """The :class:`~wavecore.storage.StoragePlan` of the snapshots (None without
+        model gradients): mode (the one "auto" chose), bytes, snapshots, chunks."""
+        return self.plan.storage
+
+    def vjp(self, grad_receiver_data, *, keep: bool = False) -> Gradients:
+        """Gradients of ``sum(grad_receiver_data * receiver_data)`` with respect to the
+        requested inputs (a vector-Jacobian product of the whole run).
+
+        Parameters
+        ----------
+        grad_receiver_data : ndarray
+            ``dJ/d(receiver_data)``, the shape of ``receiver_data``.
+        keep : bool
+            Keep the snapshots for another ``vjp`` (default: free them).
+
+        Returns
+        -------
+        Gradients
+            ``epsilon``, ``sigma``, ``mu``, ``source_amplitude`` (None where not
+            requested), each shaped like the corresponding input.
+        """
+        if self.gradient is None:
+            raise RuntimeError("this run kept nothing for gradients: pass requires_grad=... "
+                               "(e.g. ('epsilon', 'sigma')) to wavecore.tm2d")
+        return self.gradient.vjp(grad_receiver_data, keep=keep,
+                                 backward_callback=self.backward_callback)
+
+    def close(self) -> None:
+        """Free the snapshots and delete their files (idempotent)."""
+        if self.gradient is not None:
+            self.gradient.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def nt(self) -> int:

@@ -1,11 +1,12 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # distutils: language = c++
-"""OpenMP time loop of the TM2D forward step.
+"""OpenMP time loops of the TM2D forward step and of its transpose.
 
-The loop runs a chunk of steps inside one parallel region: every thread walks
+A loop runs a chunk of steps inside one parallel region: every thread walks
 the same time steps and shares the rows of all shots with the others (static
-schedule), with an explicit barrier after the H rows, the E rows and the
-sources and receivers. The per-cell physics is in wavecore/_csrc/wc_tm2d.h.
+schedule), with an explicit barrier after each phase (H rows, E rows, sources
+and receivers; in reverse: receivers and sources, E transpose, H gather, E
+gather). The per-cell physics is in wavecore/_csrc/wc_tm2d.h.
 """
 
 import numpy as np
@@ -64,11 +65,41 @@ cdef extern from "wc_tm2d.h" namespace "wc" nogil:
         int64_t px0
         int64_t psi_z_rows
         int64_t psi_x_cols
+        void* snap_ey
+        void* snap_curl
+        void* snap_sz
+        void* snap_sx
+        int64_t snap_t0
+        int64_t snap_interval
+        int64_t snap_bf16
+        T* lam_ey
+        T* lam_hx
+        T* lam_hz
+        T* lam_psi_ey_z
+        T* lam_psi_ey_x
+        T* lam_psi_hx_z
+        T* lam_psi_hz_x
+        T* w_z
+        T* w_x
+        T* v_z
+        T* v_x
+        T* grad_ca
+        T* grad_cb
+        T* grad_cq
+        const T* rec_grad
+        T* src_grad
+
+    void tm2d_adjoint_receivers_sources[T](const Tm2dParams[T]& p, int64_t shot, int64_t t)
 
 cdef extern from "wc_cpu_tm2d.h" namespace "wc::cpu" nogil:
-    void tm2d_h_row[T](const Tm2dParams[T]& p, int order, int64_t shot, int64_t y)
-    void tm2d_e_row[T](const Tm2dParams[T]& p, int order, int64_t shot, int64_t y)
+    void tm2d_h_row[T](const Tm2dParams[T]& p, int order, int64_t shot, int64_t y, int64_t t)
+    void tm2d_e_row[T](const Tm2dParams[T]& p, int order, int64_t shot, int64_t y, int64_t t)
     void tm2d_sources_receivers[T](const Tm2dParams[T]& p, int64_t shot, int64_t t)
+    void tm2d_adjoint_e_row[T](const Tm2dParams[T]& p, int order, int64_t shot, int64_t y,
+                               int64_t t)
+    void tm2d_adjoint_h_row[T](const Tm2dParams[T]& p, int order, int64_t shot, int64_t y,
+                               int64_t t)
+    void tm2d_adjoint_gather_row[T](const Tm2dParams[T]& p, int order, int64_t shot, int64_t y)
 
 cdef extern from "wc_cpu_runtime.h" namespace "wc::cpu" nogil:
     uint64_t ftz_enter()
@@ -85,6 +116,14 @@ cdef inline void* _data(cnp.ndarray a, object dtype, str name) except NULL:
     if a.size == 0:
         return <void*> <size_t> 1  # never dereferenced: the loops over it are empty
     return cnp.PyArray_DATA(a)
+
+
+cdef inline void* _optional(object b, str name, object dtype) except? NULL:
+    # Arrays a run may not have (gradients, snapshots): None -> null pointer.
+    a = getattr(b, name, None)
+    if a is None:
+        return NULL
+    return _data(a, dtype, name)
 
 
 cdef int _fill(Tm2dParams[real_t]* p, object b, object dtype) except -1:
@@ -132,6 +171,31 @@ cdef int _fill(Tm2dParams[real_t]* p, object b, object dtype) except -1:
     p.px0 = g["px0"]
     p.psi_z_rows = g["psi_z_rows"]
     p.psi_x_cols = g["psi_x_cols"]
+    # Gradient machinery: absent for a plain forward run.
+    snap_dtype = np.uint16 if g.get("snap_bf16", 0) else dtype
+    p.snap_ey = _optional(b, "snap_ey", snap_dtype)
+    p.snap_curl = _optional(b, "snap_curl", snap_dtype)
+    p.snap_sz = _optional(b, "snap_sz", snap_dtype)
+    p.snap_sx = _optional(b, "snap_sx", snap_dtype)
+    p.snap_t0 = g.get("snap_t0", 0)
+    p.snap_interval = g.get("snap_interval", 0)
+    p.snap_bf16 = g.get("snap_bf16", 0)
+    p.lam_ey = <real_t*> _optional(b, "lam_ey", dtype)
+    p.lam_hx = <real_t*> _optional(b, "lam_hx", dtype)
+    p.lam_hz = <real_t*> _optional(b, "lam_hz", dtype)
+    p.lam_psi_ey_z = <real_t*> _optional(b, "lam_psi_ey_z", dtype)
+    p.lam_psi_ey_x = <real_t*> _optional(b, "lam_psi_ey_x", dtype)
+    p.lam_psi_hx_z = <real_t*> _optional(b, "lam_psi_hx_z", dtype)
+    p.lam_psi_hz_x = <real_t*> _optional(b, "lam_psi_hz_x", dtype)
+    p.w_z = <real_t*> _optional(b, "w_z", dtype)
+    p.w_x = <real_t*> _optional(b, "w_x", dtype)
+    p.v_z = <real_t*> _optional(b, "v_z", dtype)
+    p.v_x = <real_t*> _optional(b, "v_x", dtype)
+    p.grad_ca = <real_t*> _optional(b, "grad_ca", dtype)
+    p.grad_cb = <real_t*> _optional(b, "grad_cb", dtype)
+    p.grad_cq = <real_t*> _optional(b, "grad_cq", dtype)
+    p.rec_grad = <real_t*> _optional(b, "rec_grad", dtype)
+    p.src_grad = <real_t*> _optional(b, "src_grad", dtype)
     return 0
 
 
@@ -148,15 +212,68 @@ cdef void _run(Tm2dParams[real_t]* p, int order, int64_t t0, int64_t n_steps,
             # prange inside `parallel()` is `omp for nowait`: the barriers
             # order the phases (H reads E, E reads H, sources write E).
             for item in prange(n_items, schedule="static"):
-                tm2d_h_row(p[0], order, item // n_rows, m + item % n_rows)
+                tm2d_h_row(p[0], order, item // n_rows, m + item % n_rows, t)
             barrier()
             for item in prange(n_items, schedule="static"):
-                tm2d_e_row(p[0], order, item // n_rows, m + item % n_rows)
+                tm2d_e_row(p[0], order, item // n_rows, m + item % n_rows, t)
             barrier()
             for shot in prange(p.n_shots, schedule="static"):
                 tm2d_sources_receivers(p[0], shot, t)
             barrier()
         ftz_exit(fp_env)
+
+
+cdef void _run_adjoint(Tm2dParams[real_t]* p, int order, int64_t t_end, int64_t n_steps,
+                       int n_threads) noexcept nogil:
+    cdef int64_t m = order // 2
+    cdef int64_t n_rows = p.ny - 2 * m + 1
+    cdef int64_t n_items = p.n_shots * n_rows
+    cdef int64_t s, t, item, shot
+    cdef uint64_t fp_env
+    with parallel(num_threads=n_threads):
+        fp_env = ftz_enter()
+        for s in range(n_steps):
+            t = t_end - 1 - s
+            for shot in prange(p.n_shots, schedule="static"):
+                tm2d_adjoint_receivers_sources(p[0], shot, t)
+            barrier()
+            for item in prange(n_items, schedule="static"):
+                tm2d_adjoint_e_row(p[0], order, item // n_rows, m + item % n_rows, t)
+            barrier()
+            for item in prange(n_items, schedule="static"):
+                tm2d_adjoint_h_row(p[0], order, item // n_rows, m + item % n_rows, t)
+            barrier()
+            for item in prange(n_items, schedule="static"):
+                tm2d_adjoint_gather_row(p[0], order, item // n_rows, m + item % n_rows)
+            barrier()
+        ftz_exit(fp_env)
+
+
+def _check_call(object buffers, int order, int n_threads):
+    if order not in (2, 4, 6, 8):
+        raise ValueError(f"order must be 2, 4, 6 or 8, got {order}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    dtype = buffers.ey.dtype
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"unsupported dtype {dtype}")
+    return dtype
+
+
+def adjoint(object buffers, int order, int64_t t_end, int64_t n_steps, int n_threads):
+    """Run the transposed steps ``t_end - 1`` down to ``t_end - n_steps`` on the
+    adjoint state in ``buffers`` (see the reverse step in wc_tm2d.h)."""
+    cdef Tm2dParams[float] pf
+    cdef Tm2dParams[double] pd
+    dtype = _check_call(buffers, order, n_threads)
+    if dtype == np.float32:
+        _fill(&pf, buffers, np.float32)
+        with nogil:
+            _run_adjoint(&pf, order, t_end, n_steps, n_threads)
+    else:
+        _fill(&pd, buffers, np.float64)
+        with nogil:
+            _run_adjoint(&pd, order, t_end, n_steps, n_threads)
 
 
 def forward(object buffers, int order, int64_t t0, int64_t n_steps, int n_threads):
@@ -167,18 +284,12 @@ def forward(object buffers, int order, int64_t t0, int64_t n_steps, int n_thread
     """
     cdef Tm2dParams[float] pf
     cdef Tm2dParams[double] pd
-    if order not in (2, 4, 6, 8):
-        raise ValueError(f"order must be 2, 4, 6 or 8, got {order}")
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    dtype = buffers.ey.dtype
+    dtype = _check_call(buffers, order, n_threads)
     if dtype == np.float32:
         _fill(&pf, buffers, np.float32)
         with nogil:
             _run(&pf, order, t0, n_steps, n_threads)
-    elif dtype == np.float64:
+    else:
         _fill(&pd, buffers, np.float64)
         with nogil:
             _run(&pd, order, t0, n_steps, n_threads)
-    else:
-        raise TypeError(f"unsupported dtype {dtype}")

@@ -2,7 +2,8 @@
 //
 // A row is split into the left CPML slab, the interior and the right slab so
 // that each segment is a branch-free loop the compiler vectorizes; the cell
-// updates themselves live in wavecore/_csrc/wc_tm2d.h.
+// updates themselves live in wavecore/_csrc/wc_tm2d.h. Every function here
+// only chooses which cells, which template flags and which snapshot slot.
 #pragma once
 
 #include <type_traits>
@@ -11,59 +12,6 @@
 
 namespace wc {
 namespace cpu {
-
-template <typename T, int ORDER, bool PZ>
-inline void hx_segment(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x0, int64_t x1) {
-#pragma omp simd
-  for (int64_t x = x0; x < x1; ++x) tm2d_hx_cell<T, ORDER, PZ>(p, shot, y, x);
-}
-
-template <typename T, int ORDER, bool PX>
-inline void hz_segment(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x0, int64_t x1) {
-#pragma omp simd
-  for (int64_t x = x0; x < x1; ++x) tm2d_hz_cell<T, ORDER, PX>(p, shot, y, x);
-}
-
-template <typename T, int ORDER, bool PZ, bool PX>
-inline void ey_segment(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x0, int64_t x1) {
-#pragma omp simd
-  for (int64_t x = x0; x < x1; ++x) tm2d_ey_cell<T, ORDER, PZ, PX>(p, shot, y, x);
-}
-
-// Update Hx and Hz on row y (a domain row) of one shot.
-template <typename T, int ORDER>
-inline void h_row(const Tm2dParams<T>& p, int64_t shot, int64_t y) {
-  constexpr int M = Stencil<ORDER>::M;
-  if (y < p.ny - M) {
-    if (tm2d_pml_row_h(p, y)) {
-      hx_segment<T, ORDER, true>(p, shot, y, M, p.nx - M + 1);
-    } else {
-      hx_segment<T, ORDER, false>(p, shot, y, M, p.nx - M + 1);
-    }
-  }
-  const int64_t right = p.pml_x1 - 1;  // first column of the right H slab
-  hz_segment<T, ORDER, true>(p, shot, y, M, p.pml_x0);
-  hz_segment<T, ORDER, false>(p, shot, y, p.pml_x0, right);
-  hz_segment<T, ORDER, true>(p, shot, y, right, p.nx - M);
-}
-
-template <typename T, int ORDER, bool PZ>
-inline void ey_row_segments(const Tm2dParams<T>& p, int64_t shot, int64_t y) {
-  constexpr int M = Stencil<ORDER>::M;
-  ey_segment<T, ORDER, PZ, true>(p, shot, y, M, p.pml_x0);
-  ey_segment<T, ORDER, PZ, false>(p, shot, y, p.pml_x0, p.pml_x1);
-  ey_segment<T, ORDER, PZ, true>(p, shot, y, p.pml_x1, p.nx - M + 1);
-}
-
-// Update Ey on row y (a domain row) of one shot.
-template <typename T, int ORDER>
-inline void e_row(const Tm2dParams<T>& p, int64_t shot, int64_t y) {
-  if (tm2d_pml_row_e(p, y)) {
-    ey_row_segments<T, ORDER, true>(p, shot, y);
-  } else {
-    ey_row_segments<T, ORDER, false>(p, shot, y);
-  }
-}
 
 // Call f(std::integral_constant<int, ORDER>) for the runtime stencil order.
 template <typename F>
@@ -76,21 +24,203 @@ inline void with_order(int order, F&& f) {
   }
 }
 
-// Row updates with the order chosen at run time, called by the Cython time loop.
-template <typename T>
-inline void tm2d_h_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y) {
-  with_order(order, [&](auto o) { h_row<T, decltype(o)::value>(p, shot, y); });
+// Call f(bool_constant) for a runtime flag.
+template <typename F>
+inline void with_flag(bool flag, F&& f) {
+  if (flag) {
+    f(std::true_type{});
+  } else {
+    f(std::false_type{});
+  }
+}
+
+// f(x0, x1, pml) for the left slab, the interior and the right slab of a row;
+// `right` is the first column of the right slab (E or H staggering).
+template <typename F>
+inline void by_segment(int64_t first, int64_t x0, int64_t right, int64_t end, F&& f) {
+  f(first, x0, std::true_type{});
+  f(x0, right, std::false_type{});
+  f(right, end, std::true_type{});
+}
+
+// ---- forward ------------------------------------------------------------------
+
+template <typename T, int ORDER, typename S>
+inline void h_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, S store_z, S store_x) {
+  constexpr int M = Stencil<ORDER>::M;
+  if (y < p.ny - M) {
+    with_flag(tm2d_pml_row_h(p, y), [&](auto pz) {
+#pragma omp simd
+      for (int64_t x = M; x < p.nx - M + 1; ++x)
+        tm2d_hx_cell<T, ORDER, decltype(pz)::value>(p, shot, y, x, store_z);
+    });
+  }
+  by_segment(M, p.pml_x0, p.pml_x1 - 1, p.nx - M, [&](int64_t a, int64_t b, auto px) {
+#pragma omp simd
+    for (int64_t x = a; x < b; ++x)
+      tm2d_hz_cell<T, ORDER, decltype(px)::value>(p, shot, y, x, store_x);
+  });
+}
+
+template <typename T, int ORDER, typename S>
+inline void e_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, S store) {
+  constexpr int M = Stencil<ORDER>::M;
+  with_flag(tm2d_pml_row_e(p, y), [&](auto pz) {
+    by_segment(M, p.pml_x0, p.pml_x1, p.nx - M + 1, [&](int64_t a, int64_t b, auto px) {
+#pragma omp simd
+      for (int64_t x = a; x < b; ++x)
+        tm2d_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(p, shot, y, x, store);
+    });
+  });
+}
+
+// Snapshot slot arrays of step t, or nulls when t is not stored.
+template <typename StoreT, typename T>
+inline Store<StoreT> store_of(const Tm2dParams<T>& p, void* base, int64_t t) {
+  if (base == nullptr) return Store<StoreT>{nullptr, nullptr};
+  return Store<StoreT>{static_cast<StoreT*>(base) + tm2d_snapshot_offset(p, t), nullptr};
 }
 
 template <typename T>
-inline void tm2d_e_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y) {
-  with_order(order, [&](auto o) { e_row<T, decltype(o)::value>(p, shot, y); });
+inline bool stores(const Tm2dParams<T>& p, int64_t t) {
+  return tm2d_snapshot_weight(p, t) != T(0);
+}
+
+// Row updates of step t with the order chosen at run time, called by the
+// Cython time loop; they store the snapshots of step t when it is stored.
+template <typename T>
+inline void tm2d_h_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y, int64_t t) {
+  with_order(order, [&](auto o) {
+    constexpr int O = decltype(o)::value;
+    if (!stores(p, t) || (p.snap_sz == nullptr && p.snap_sx == nullptr)) {
+      h_row<T, O>(p, shot, y, NoStore{}, NoStore{});
+    } else if (p.snap_bf16) {
+      h_row<T, O>(p, shot, y, store_of<bf16>(p, p.snap_sz, t), store_of<bf16>(p, p.snap_sx, t));
+    } else {
+      h_row<T, O>(p, shot, y, store_of<T>(p, p.snap_sz, t), store_of<T>(p, p.snap_sx, t));
+    }
+  });
+}
+
+template <typename T>
+inline void tm2d_e_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y, int64_t t) {
+  with_order(order, [&](auto o) {
+    constexpr int O = decltype(o)::value;
+    if (!stores(p, t) || (p.snap_ey == nullptr && p.snap_curl == nullptr)) {
+      e_row<T, O>(p, shot, y, NoStore{});
+    } else if (p.snap_bf16) {
+      Store<bf16> s{store_of<bf16>(p, p.snap_ey, t).a, store_of<bf16>(p, p.snap_curl, t).a};
+      e_row<T, O>(p, shot, y, s);
+    } else {
+      Store<T> s{store_of<T>(p, p.snap_ey, t).a, store_of<T>(p, p.snap_curl, t).a};
+      e_row<T, O>(p, shot, y, s);
+    }
+  });
 }
 
 template <typename T>
 inline void tm2d_sources_receivers(const Tm2dParams<T>& p, int64_t shot, int64_t t) {
   tm2d_inject_sources(p, shot, t);
   tm2d_record_receivers(p, shot, t);
+}
+
+// ---- adjoint ------------------------------------------------------------------
+
+template <typename T, int ORDER, typename I>
+inline void adjoint_e_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, I image) {
+  constexpr int M = Stencil<ORDER>::M;
+  with_flag(tm2d_pml_row_e(p, y), [&](auto pz) {
+    by_segment(M, p.pml_x0, p.pml_x1, p.nx - M + 1, [&](int64_t a, int64_t b, auto px) {
+#pragma omp simd
+      for (int64_t x = a; x < b; ++x)
+        tm2d_adjoint_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(
+            p, shot, y, x, image);
+    });
+  });
+}
+
+template <typename T, int ORDER, typename I>
+inline void adjoint_h_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, I image_z,
+                          I image_x) {
+  constexpr int M = Stencil<ORDER>::M;
+  if (y < p.ny - M) {
+    with_flag(tm2d_pml_row_h(p, y), [&](auto pz) {
+#pragma omp simd
+      for (int64_t x = M; x < p.nx - M + 1; ++x)
+        tm2d_adjoint_hx_cell<T, ORDER, decltype(pz)::value>(p, shot, y, x, image_z);
+    });
+  }
+  by_segment(M, p.pml_x0, p.pml_x1 - 1, p.nx - M, [&](int64_t a, int64_t b, auto px) {
+#pragma omp simd
+    for (int64_t x = a; x < b; ++x)
+      tm2d_adjoint_hz_cell<T, ORDER, decltype(px)::value>(p, shot, y, x, image_x);
+  });
+}
+
+template <typename T, int ORDER>
+inline void adjoint_gather_row(const Tm2dParams<T>& p, int64_t shot, int64_t y) {
+  constexpr int M = Stencil<ORDER>::M;
+#pragma omp simd
+  for (int64_t x = M; x < p.nx - M + 1; ++x) tm2d_adjoint_gather_cell<T, ORDER>(p, shot, y, x);
+}
+
+// The image of step t: slot arrays of the snapshots and the accumulators.
+template <typename T>
+struct same {
+  using type = T;
+};
+
+template <typename StoreT, typename T>
+inline Image<T, StoreT> image_of(const Tm2dParams<T>& p, void* a, void* b,
+                                 typename same<T>::type* grad_a, typename same<T>::type* grad_b,
+                                 int64_t t) {
+  const int64_t offset = tm2d_snapshot_offset(p, t);
+  return Image<T, StoreT>{
+      a ? static_cast<const StoreT*>(a) + offset : nullptr,
+      b ? static_cast<const StoreT*>(b) + offset : nullptr,
+      a ? grad_a : nullptr, b ? grad_b : nullptr, tm2d_snapshot_weight(p, t)};
+}
+
+template <typename T>
+inline void tm2d_adjoint_e_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y,
+                               int64_t t) {
+  with_order(order, [&](auto o) {
+    constexpr int O = decltype(o)::value;
+    if (!stores(p, t) || (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
+      adjoint_e_row<T, O>(p, shot, y, NoImage{});
+    } else if (p.snap_bf16) {
+      adjoint_e_row<T, O>(p, shot, y,
+                          image_of<bf16>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t));
+    } else {
+      adjoint_e_row<T, O>(p, shot, y,
+                          image_of<T>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t));
+    }
+  });
+}
+
+template <typename T>
+inline void tm2d_adjoint_h_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y,
+                               int64_t t) {
+  with_order(order, [&](auto o) {
+    constexpr int O = decltype(o)::value;
+    if (!stores(p, t) || p.grad_cq == nullptr) {
+      adjoint_h_row<T, O>(p, shot, y, NoImage{}, NoImage{});
+    } else if (p.snap_bf16) {
+      adjoint_h_row<T, O>(p, shot, y,
+                          image_of<bf16>(p, p.snap_sz, nullptr, p.grad_cq, nullptr, t),
+                          image_of<bf16>(p, p.snap_sx, nullptr, p.grad_cq, nullptr, t));
+    } else {
+      adjoint_h_row<T, O>(p, shot, y,
+                          image_of<T>(p, p.snap_sz, nullptr, p.grad_cq, nullptr, t),
+                          image_of<T>(p, p.snap_sx, nullptr, p.grad_cq, nullptr, t));
+    }
+  });
+}
+
+template <typename T>
+inline void tm2d_adjoint_gather_row(const Tm2dParams<T>& p, int order, int64_t shot,
+                                    int64_t y) {
+  with_order(order, [&](auto o) { adjoint_gather_row<T, decltype(o)::value>(p, shot, y); });
 }
 
 }  // namespace cpu

@@ -42,4 +42,14 @@ WC_HD T cpml_stretch(T d, T& psi, T a, T b, T kappa) {
   return d / kappa + psi;
 }
 
+// Transpose of cpml_stretch. Given the adjoint t of the stretched derivative
+// and the carried adjoint lam_psi of the new memory, update lam_psi to the
+// adjoint of the old memory and return the adjoint of the raw derivative.
+template <typename T>
+WC_HD T cpml_stretch_adjoint(T t, T& lam_psi, T a, T b, T kappa) {
+  const T total = lam_psi + t;
+  lam_psi = b * total;
+  return t / kappa + a * total;
+}
+
 }  // namespace wc

@@ -20,6 +20,7 @@
 // H is stored with its physical sign: mu dH/dt = -curl E.
 #pragma once
 
+#include "wc_codec.h"
 #include "wc_config.h"
 #include "wc_diff.h"
 
@@ -77,6 +78,38 @@ struct Tm2dParams {
   int64_t px0;
   int64_t psi_z_rows;  // pz0 + pz1
   int64_t psi_x_cols;  // px0 + px1
+
+  // ---- gradients (unused by a forward run without them) --------------------
+  // Snapshots of the current chunk, [slots, n_shots, ny, nx] of T or bf16:
+  // E before the E update, the stretched curl of H (for ca and cb), and the
+  // stretched dEy/dz and dEy/dx (for cq). Null when not stored.
+  void* snap_ey;
+  void* snap_curl;
+  void* snap_sz;
+  void* snap_sx;
+  int64_t snap_t0;        // internal step stored in slot 0 of the chunk
+  int64_t snap_interval;  // k: steps t with t % k == 0 are stored; 0 = none
+  int64_t snap_bf16;      // 1: snapshots are bfloat16
+  // Adjoint fields and CPML memories (layouts of the forward ones).
+  T* lam_ey;
+  T* lam_hx;
+  T* lam_hz;
+  T* lam_psi_ey_z;
+  T* lam_psi_ey_x;
+  T* lam_psi_hx_z;
+  T* lam_psi_hz_x;
+  // Stretched adjoints feeding the transposed derivatives [n_shots, ny, nx];
+  // zero outside the cells that write them.
+  T* w_z;
+  T* w_x;
+  T* v_z;
+  T* v_x;
+  // Per-shot gradient accumulators [n_shots, ny, nx] (null when not wanted).
+  T* grad_ca;
+  T* grad_cb;
+  T* grad_cq;
+  const T* rec_grad;  // dJ/d(receiver data) [n_shots, n_rec, nt]
+  T* src_grad;        // dJ/d(source term) [n_shots, n_src, nt]
 };
 
 // ---- index helpers ---------------------------------------------------------
@@ -121,11 +154,58 @@ WC_HD int64_t tm2d_psi_x_index(const Tm2dParams<T>& p, int64_t shot, int64_t y, 
   return (shot * (p.ny - 2 * M + 1) + (y - M)) * p.psi_x_cols + c;
 }
 
+// ---- snapshot hooks ---------------------------------------------------------
+
+// Forward cells hand the values the gradient needs to a Store; the adjoint
+// cells hand the adjoint values to an Image that accumulates the gradient.
+struct NoStore {
+  template <typename T>
+  WC_HD void operator()(int64_t, T) const {}
+  template <typename T>
+  WC_HD void operator()(int64_t, T, T) const {}
+};
+
+template <typename StoreT>
+struct Store {
+  StoreT* a;  // slot array of the first value (null: not stored)
+  StoreT* b;  // slot array of the second value
+  template <typename T>
+  WC_HD void operator()(int64_t i, T va) const {
+    if (a) a[i] = Codec<StoreT>::encode(va);
+  }
+  template <typename T>
+  WC_HD void operator()(int64_t i, T va, T vb) const {
+    if (a) a[i] = Codec<StoreT>::encode(va);
+    if (b) b[i] = Codec<StoreT>::encode(vb);
+  }
+};
+
+struct NoImage {
+  template <typename T>
+  WC_HD void operator()(int64_t, T) const {}
+};
+
+// grad_a += weight * adjoint * a_snapshot (and the same for b).
+template <typename T, typename StoreT>
+struct Image {
+  const StoreT* a;
+  const StoreT* b;
+  T* grad_a;
+  T* grad_b;
+  T weight;
+  WC_HD void operator()(int64_t i, T adjoint) const {
+    const T scaled = weight * adjoint;
+    if (grad_a) grad_a[i] += scaled * Codec<StoreT>::template decode<T>(a[i]);
+    if (grad_b) grad_b[i] += scaled * Codec<StoreT>::template decode<T>(b[i]);
+  }
+};
+
 // ---- forward updates -------------------------------------------------------
 
 // Hx(y, x) += cq dEy/dz, for y in [M, ny - M - 1], x in [M, nx - M].
-template <typename T, int ORDER, bool PML_Z>
-WC_HD void tm2d_hx_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x) {
+template <typename T, int ORDER, bool PML_Z, typename S = NoStore>
+WC_HD void tm2d_hx_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
+                        S store = {}) {
   constexpr int M = Stencil<ORDER>::M;
   const int64_t j = y * p.nx + x;
   const int64_t i = shot * tm2d_numel(p) + j;
@@ -134,12 +214,14 @@ WC_HD void tm2d_hx_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t
     T& psi = p.psi_ey_z[tm2d_psi_z_index<T, M>(p, shot, y, x, p.pml_z1 - 1)];
     d = cpml_stretch(d, psi, p.az_h[y], p.bz_h[y], p.kz_h[y]);
   }
+  store(i, d);
   p.hx[i] += p.cq[tm2d_model_offset(p, shot) + j] * d;
 }
 
 // Hz(y, x) -= cq dEy/dx, for y in [M, ny - M], x in [M, nx - M - 1].
-template <typename T, int ORDER, bool PML_X>
-WC_HD void tm2d_hz_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x) {
+template <typename T, int ORDER, bool PML_X, typename S = NoStore>
+WC_HD void tm2d_hz_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
+                        S store = {}) {
   constexpr int M = Stencil<ORDER>::M;
   const int64_t j = y * p.nx + x;
   const int64_t i = shot * tm2d_numel(p) + j;
@@ -148,12 +230,14 @@ WC_HD void tm2d_hz_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t
     T& psi = p.psi_ey_x[tm2d_psi_x_index<T, M>(p, shot, y, x, p.pml_x1 - 1)];
     d = cpml_stretch(d, psi, p.ax_h[x], p.bx_h[x], p.kx_h[x]);
   }
+  store(i, d);
   p.hz[i] -= p.cq[tm2d_model_offset(p, shot) + j] * d;
 }
 
 // Ey(y, x) = ca Ey + cb (dHx/dz - dHz/dx), for y in [M, ny - M], x in [M, nx - M].
-template <typename T, int ORDER, bool PML_Z, bool PML_X>
-WC_HD void tm2d_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x) {
+template <typename T, int ORDER, bool PML_Z, bool PML_X, typename S = NoStore>
+WC_HD void tm2d_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
+                        S store = {}) {
   constexpr int M = Stencil<ORDER>::M;
   const int64_t j = y * p.nx + x;
   const int64_t i = shot * tm2d_numel(p) + j;
@@ -168,7 +252,10 @@ WC_HD void tm2d_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t
     T& psi = p.psi_hx_z[tm2d_psi_z_index<T, M>(p, shot, y, x, p.pml_z1)];
     dhx_dz = cpml_stretch(dhx_dz, psi, p.az[y], p.bz[y], p.kz[y]);
   }
-  p.ey[i] = p.ca[m] * p.ey[i] + p.cb[m] * (dhx_dz - dhz_dx);
+  const T curl = dhx_dz - dhz_dx;
+  const T e_old = p.ey[i];
+  store(i, e_old, curl);
+  p.ey[i] = p.ca[m] * e_old + p.cb[m] * curl;
 }
 
 // Add the source terms of step t to Ey, in source order, so that sources
@@ -190,6 +277,117 @@ WC_HD void tm2d_record_receivers(const Tm2dParams<T>& p, int64_t shot, int64_t t
     const int64_t r = shot * p.n_rec + k;
     p.rec_data[r * p.nt + t] = ey[p.rec_index[r]];
   }
+}
+
+// ---- adjoint (transposed) updates -----------------------------------------
+//
+// The reverse of step t, with lam_* the adjoints of the state after step t:
+//   R. lam_ey[receivers] += dJ/dr_t; dJ/d(source term)_t = lam_ey[sources].
+//   A. (E update transposed) image ca, cb; w = CPML-stretch^T(+-cb lam_ey);
+//      lam_ey <- ca lam_ey.
+//   B. (derivatives of H transposed) lam_hx -= D+_z(w_z), lam_hz -= D+_x(w_x);
+//      image cq; v = CPML-stretch^T(+-cq lam_h).
+//   C. (derivatives of E transposed) lam_ey -= D-_z(v_z) + D-_x(v_x).
+// (D-)^T = -D+ and (D+)^T = -D- on the grid with its zero halo.
+
+// Step R for one shot (in receiver, then source order).
+template <typename T>
+WC_HD void tm2d_adjoint_receivers_sources(const Tm2dParams<T>& p, int64_t shot, int64_t t) {
+  T* lam = p.lam_ey + shot * tm2d_numel(p);
+  for (int64_t k = 0; k < p.n_rec; ++k) {
+    const int64_t r = shot * p.n_rec + k;
+    lam[p.rec_index[r]] += p.rec_grad[r * p.nt + t];
+  }
+  for (int64_t k = 0; k < p.n_src; ++k) {
+    const int64_t s = shot * p.n_src + k;
+    p.src_grad[s * p.nt + t] = lam[p.src_index[s]];
+  }
+}
+
+// Step A at an E cell of the domain.
+template <typename T, int ORDER, bool PML_Z, bool PML_X, typename I = NoImage>
+WC_HD void tm2d_adjoint_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
+                                I image = {}) {
+  constexpr int M = Stencil<ORDER>::M;
+  const int64_t j = y * p.nx + x;
+  const int64_t i = shot * tm2d_numel(p) + j;
+  const int64_t m = tm2d_model_offset(p, shot) + j;
+  const T lam = p.lam_ey[i];
+  image(i, lam);
+  T wz = p.cb[m] * lam;
+  T wx = -wz;
+  if constexpr (PML_Z) {
+    T& psi = p.lam_psi_hx_z[tm2d_psi_z_index<T, M>(p, shot, y, x, p.pml_z1)];
+    wz = cpml_stretch_adjoint(wz, psi, p.az[y], p.bz[y], p.kz[y]);
+  }
+  if constexpr (PML_X) {
+    T& psi = p.lam_psi_hz_x[tm2d_psi_x_index<T, M>(p, shot, y, x, p.pml_x1)];
+    wx = cpml_stretch_adjoint(wx, psi, p.ax[x], p.bx[x], p.kx[x]);
+  }
+  p.w_z[i] = wz;
+  p.w_x[i] = wx;
+  p.lam_ey[i] = p.ca[m] * lam;
+}
+
+// Step B at an Hx cell (rows [M, ny - M - 1]).
+template <typename T, int ORDER, bool PML_Z, typename I = NoImage>
+WC_HD void tm2d_adjoint_hx_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
+                                I image = {}) {
+  constexpr int M = Stencil<ORDER>::M;
+  const int64_t j = y * p.nx + x;
+  const int64_t i = shot * tm2d_numel(p) + j;
+  const T lam = p.lam_hx[i] - diff_to_half<T, ORDER>(p.w_z + i, p.nx) * p.rdz;
+  p.lam_hx[i] = lam;
+  image(i, lam);
+  T v = p.cq[tm2d_model_offset(p, shot) + j] * lam;
+  if constexpr (PML_Z) {
+    T& psi = p.lam_psi_ey_z[tm2d_psi_z_index<T, M>(p, shot, y, x, p.pml_z1 - 1)];
+    v = cpml_stretch_adjoint(v, psi, p.az_h[y], p.bz_h[y], p.kz_h[y]);
+  }
+  p.v_z[i] = v;
+}
+
+// Step B at an Hz cell (columns [M, nx - M - 1]). Hz = Hz - cq d: the image
+// gets -lam so that grad_cq accumulates lam * (-d).
+template <typename T, int ORDER, bool PML_X, typename I = NoImage>
+WC_HD void tm2d_adjoint_hz_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
+                                I image = {}) {
+  constexpr int M = Stencil<ORDER>::M;
+  const int64_t j = y * p.nx + x;
+  const int64_t i = shot * tm2d_numel(p) + j;
+  const T lam = p.lam_hz[i] - diff_to_half<T, ORDER>(p.w_x + i, 1) * p.rdx;
+  p.lam_hz[i] = lam;
+  image(i, -lam);
+  T v = -(p.cq[tm2d_model_offset(p, shot) + j] * lam);
+  if constexpr (PML_X) {
+    T& psi = p.lam_psi_ey_x[tm2d_psi_x_index<T, M>(p, shot, y, x, p.pml_x1 - 1)];
+    v = cpml_stretch_adjoint(v, psi, p.ax_h[x], p.bx_h[x], p.kx_h[x]);
+  }
+  p.v_x[i] = v;
+}
+
+// Step C at an E cell of the domain.
+template <typename T, int ORDER>
+WC_HD void tm2d_adjoint_gather_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y,
+                                    int64_t x) {
+  const int64_t i = shot * tm2d_numel(p) + y * p.nx + x;
+  p.lam_ey[i] -= diff_to_int<T, ORDER>(p.v_z + i, p.nx) * p.rdz +
+                 diff_to_int<T, ORDER>(p.v_x + i, 1) * p.rdx;
+}
+
+// Weight of the snapshot of step t in the gradient sum: the number of steps
+// it stands for (k, or fewer for the last group); 0 if t is not stored.
+template <typename T>
+WC_HD T tm2d_snapshot_weight(const Tm2dParams<T>& p, int64_t t) {
+  if (p.snap_interval <= 0 || t % p.snap_interval != 0) return T(0);
+  const int64_t left = p.nt - t;
+  return T(left < p.snap_interval ? left : p.snap_interval);
+}
+
+// Offset of step t's slot in the chunk buffers.
+template <typename T>
+WC_HD int64_t tm2d_snapshot_offset(const Tm2dParams<T>& p, int64_t t) {
+  return ((t - p.snap_t0) / p.snap_interval) * p.n_shots * tm2d_numel(p);
 }
 
 }  // namespace wc

@@ -5,7 +5,10 @@ A backend is an object with a small protocol:
 * ``Backend(plan, buffers)`` takes the prepared arrays (and uploads them
   where the device needs it),
 * ``forward(t0, n_steps)`` advances the state by ``n_steps`` internal steps
-  starting at step ``t0`` (injecting sources and recording receivers),
+  starting at step ``t0`` (injecting sources and recording receivers, and
+  storing snapshots when the buffers have snapshot arrays),
+* ``adjoint(t_end, n_steps)`` runs the transposed steps ``t_end - 1`` down to
+  ``t_end - n_steps`` on the adjoint buffers,
 * ``synchronize()`` waits for queued work.
 
 The registry maps names to classes; a backend that cannot run raises an
@@ -23,6 +26,8 @@ class Backend(Protocol):
     name: str
 
     def forward(self, t0: int, n_steps: int) -> None: ...
+
+    def adjoint(self, t_end: int, n_steps: int) -> None: ...
 
     def synchronize(self) -> None: ...
 

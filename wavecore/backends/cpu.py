@@ -63,5 +63,9 @@ class CpuTm2d:
     def forward(self, t0: int, n_steps: int) -> None:
         self._kernels.forward(self.buffers, self.plan.order, t0, n_steps, self.plan.n_threads)
 
+    def adjoint(self, t_end: int, n_steps: int) -> None:
+        self._kernels.adjoint(self.buffers, self.plan.order, t_end, n_steps,
+                              self.plan.n_threads)
+
     def synchronize(self) -> None:
         pass

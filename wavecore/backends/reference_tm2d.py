@@ -16,6 +16,20 @@ The update of one step (E on integer nodes, H on half nodes, M = order/2):
 
 Inside the CPML slabs each derivative ``d`` is replaced by ``d/kappa + psi``
 with ``psi <- b psi + a d``.
+
+For gradients the forward stores, at steps ``t % k == 0``, E before its
+update and the stretched curl of H (for ca, cb) and the stretched derivatives
+of E (for cq); :meth:`ReferenceTm2d.adjoint` runs the transposed steps in
+reverse (written from the algebra of the step above, not from the kernels):
+
+R. ``lam_E[receivers] += g_t``; ``dJ/df_t = lam_E[sources]``;
+A. ``w = stretch^T(+-cb lam_E)``; ``grad_ca += lam_E E_t``, ``grad_cb += lam_E curl_t``;
+   ``lam_E <- ca lam_E``;
+B. ``lam_Hx -= D+_z w_z``, ``lam_Hz -= D+_x w_x``; ``grad_cq += lam_H s_t`` (with
+   the sign of the H update); ``v = stretch^T(+-cq lam_H)``;
+C. ``lam_E -= D-_z v_z + D-_x v_x``,
+
+where ``stretch^T`` is the transpose of the CPML stretch with its memory.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ import numpy as np
 
 from ..plan import Plan
 from ..stencils import coefficients
+from ..storage import from_bf16, to_bf16
 
 
 def _shift(f: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
@@ -73,26 +88,64 @@ class ReferenceTm2d:
         return (b.ey.reshape(self.shape4), b.hx.reshape(self.shape4), b.hz.reshape(self.shape4))
 
     @staticmethod
-    def _cpml(d, psi, index, axis, a, bb, k):
-        """Stretch ``d`` on the slab positions ``index`` along ``axis`` (in place)."""
-        ab_shape = [1] * d.ndim
-        ab_shape[axis] = len(index)
-        a, bb, k = (v.reshape(ab_shape) for v in (a, bb, k))
-        if axis % d.ndim == d.ndim - 2:
-            slab = d[..., index, :]
-            psi[...] = bb * psi + a * slab
-            d[..., index, :] = slab / k + psi
-        else:
-            slab = d[..., index]
-            psi[...] = bb * psi + a * slab
-            d[..., index] = slab / k + psi
+    def _slab(axis, index):
+        """Indexer of the slab positions ``index`` along axis -2 or -1."""
+        return (Ellipsis, index, slice(None)) if axis == -2 else (Ellipsis, index)
 
-    def _psi(self, name):
-        psi = getattr(self.b, name)
-        return psi.reshape(self.plan.n_models, self.plan.n_shots, *psi.shape[1:])
+    @classmethod
+    def _cpml(cls, d, psi, index, axis, a, bb, k):
+        """Stretch ``d`` on the slab positions ``index`` along ``axis`` (in place):
+        ``psi <- b psi + a d``, ``d <- d / k + psi``."""
+        a, bb, k = (v.reshape((-1, 1) if axis == -2 else (-1,)) for v in (a, bb, k))
+        at = cls._slab(axis, index)
+        raw = d[at]
+        psi[...] = bb * psi + a * raw
+        d[at] = raw / k + psi
+
+    @classmethod
+    def _cpml_adjoint(cls, t, lam_psi, index, axis, a, bb, k):
+        """Transpose of :meth:`_cpml` (in place on ``t``): with ``total = lam_psi + t``,
+        ``lam_psi <- b total`` and ``t <- t / k + a total``."""
+        a, bb, k = (v.reshape((-1, 1) if axis == -2 else (-1,)) for v in (a, bb, k))
+        at = cls._slab(axis, index)
+        total = lam_psi + t[at]
+        t[at] = t[at] / k + a * total
+        lam_psi[...] = bb * total
+
+    def _view(self, name):
+        """A per-shot buffer ``[N, ...]`` as ``[B, S, ...]``."""
+        array = getattr(self.b, name)
+        return array.reshape(self.plan.n_models, self.plan.n_shots, *array.shape[1:])
+
+    _psi = _view
+
+    # -- snapshots ------------------------------------------------------------
+    def _weight(self, t):
+        """Steps the snapshot of step t stands for (0: not stored)."""
+        k = self.b.geometry.get("snap_interval", 0)
+        if k <= 0 or t % k:
+            return 0
+        return min(k, self.plan.nt_internal - t)
+
+    def _slot(self, name, t):
+        """Snapshot array ``name`` of step t as ``[B, S, ny, nx]``, or None."""
+        array = getattr(self.b, name, None)
+        if array is None or not self._weight(t):
+            return None
+        g = self.b.geometry
+        return array[(t - g["snap_t0"]) // g["snap_interval"]].reshape(self.shape4)
+
+    def _store(self, name, t, region, values):
+        slot = self._slot(name, t)
+        if slot is not None:
+            slot[region] = to_bf16(values) if slot.dtype == np.uint16 else values
+
+    def _load(self, name, t, region):
+        values = self._slot(name, t)[region]
+        return from_bf16(values).astype(self.b.ey.dtype) if values.dtype == np.uint16 else values
 
     # -- one step -------------------------------------------------------------
-    def _update_h(self):
+    def _update_h(self, t=None):
         b, m, ny, nx = self.b, self.m, self.ny, self.nx
         ey, hx, hz = self._fields()
         cq = b.cq[:, None]
@@ -104,6 +157,7 @@ class ReferenceTm2d:
             rows = self.h_rows + m
             self._cpml(d, self._psi("psi_ey_z"), self.h_rows, -2,
                        *(p[rows] for p in z_profile))
+        self._store("snap_sz", t, (Ellipsis, slice(m, ny - m), slice(m, nx - m + 1)), d)
         hx[..., m : ny - m, m : nx - m + 1] += cq[..., m : ny - m, m : nx - m + 1] * d
         # Hz at (y, x + 1/2): domain rows, columns [M, nx - M - 1].
         d = diff_to_half(ey[..., m : ny - m + 1, :], -1, m, nx - m, self.coeffs) * b.geometry["rdx"]
@@ -111,9 +165,10 @@ class ReferenceTm2d:
             cols = self.h_cols + m
             self._cpml(d, self._psi("psi_ey_x"), self.h_cols, -1,
                        *(p[cols] for p in x_profile))
+        self._store("snap_sx", t, (Ellipsis, slice(m, ny - m + 1), slice(m, nx - m)), d)
         hz[..., m : ny - m + 1, m : nx - m] -= cq[..., m : ny - m + 1, m : nx - m] * d
 
-    def _update_e(self):
+    def _update_e(self, t=None):
         b, m, ny, nx = self.b, self.m, self.ny, self.nx
         ey, hx, hz = self._fields()
         dom = (Ellipsis, slice(m, ny - m + 1), slice(m, nx - m + 1))
@@ -130,7 +185,10 @@ class ReferenceTm2d:
             self._cpml(dhz_dx, self._psi("psi_hz_x"), self.e_cols, -1,
                        b.ax[cols], b.bx[cols], b.kx[cols])
         ca, cb = b.ca[:, None][dom], b.cb[:, None][dom]
-        ey[dom] = ca * ey[dom] + cb * (dhx_dz - dhz_dx)
+        curl = dhx_dz - dhz_dx
+        self._store("snap_ey", t, dom, ey[dom])
+        self._store("snap_curl", t, dom, curl)
+        ey[dom] = ca * ey[dom] + cb * curl
 
     def _sources_and_receivers(self, t):
         b = self.b
@@ -144,9 +202,96 @@ class ReferenceTm2d:
 
     def forward(self, t0: int, n_steps: int) -> None:
         for t in range(t0, t0 + n_steps):
-            self._update_h()
-            self._update_e()
+            self._update_h(t)
+            self._update_e(t)
             self._sources_and_receivers(t)
+
+    # -- the transposed step --------------------------------------------------
+    def _adjoint_receivers_sources(self, t):
+        b = self.b
+        n = b.lam_ey.shape[0]
+        lam = b.lam_ey.reshape(n, -1)
+        if b.rec_index.shape[1]:
+            shots = np.broadcast_to(np.arange(n)[:, None], b.rec_index.shape)
+            np.add.at(lam, (shots, b.rec_index), b.rec_grad[:, :, t])
+        if b.src_index.shape[1]:
+            b.src_grad[:, :, t] = np.take_along_axis(lam, b.src_index, axis=1)
+
+    def _image(self, grad_name, snapshot, t, region, adjoint):
+        """grad[region] += weight * adjoint * snapshot (when step t is stored)."""
+        grad = getattr(self.b, grad_name, None)
+        weight = self._weight(t)
+        if grad is not None and weight:
+            grad.reshape(self.shape4)[region] += weight * adjoint * self._load(snapshot, t, region)
+
+    def _adjoint_e(self, t):
+        """Step A: transpose of E <- ca E + cb (sz - sx)."""
+        b, m, ny, nx = self.b, self.m, self.ny, self.nx
+        dom = (Ellipsis, slice(m, ny - m + 1), slice(m, nx - m + 1))
+        lam_e = self._view("lam_ey")
+        lam = lam_e[dom].copy()
+        self._image("grad_ca", "snap_ey", t, dom, lam)
+        self._image("grad_cb", "snap_curl", t, dom, lam)
+        wz = b.cb[:, None][dom] * lam
+        wx = -wz
+        if len(self.e_rows):
+            rows = self.e_rows + m
+            self._cpml_adjoint(wz, self._view("lam_psi_hx_z"), self.e_rows, -2,
+                               b.az[rows], b.bz[rows], b.kz[rows])
+        if len(self.e_cols):
+            cols = self.e_cols + m
+            self._cpml_adjoint(wx, self._view("lam_psi_hz_x"), self.e_cols, -1,
+                               b.ax[cols], b.bx[cols], b.kx[cols])
+        self._view("w_z")[dom] = wz
+        self._view("w_x")[dom] = wx
+        lam_e[dom] = b.ca[:, None][dom] * lam
+
+    def _adjoint_h(self, t):
+        """Step B: transposes of the derivatives of H, then of the H update."""
+        b, m, ny, nx = self.b, self.m, self.ny, self.nx
+        cq = b.cq[:, None]
+        # Hx: rows [M, ny - M - 1], domain columns.
+        hx_dom = (Ellipsis, slice(m, ny - m), slice(m, nx - m + 1))
+        lam_hx = self._view("lam_hx")
+        w_z = self._view("w_z")[..., :, m : nx - m + 1]
+        lam_hx[hx_dom] -= diff_to_half(w_z, -2, m, ny - m, self.coeffs) * b.geometry["rdz"]
+        self._image("grad_cq", "snap_sz", t, hx_dom, lam_hx[hx_dom])
+        v = cq[hx_dom] * lam_hx[hx_dom]
+        if len(self.h_rows):
+            rows = self.h_rows + m
+            self._cpml_adjoint(v, self._view("lam_psi_ey_z"), self.h_rows, -2,
+                               b.az_h[rows], b.bz_h[rows], b.kz_h[rows])
+        self._view("v_z")[hx_dom] = v
+        # Hz: domain rows, columns [M, nx - M - 1]; Hz = Hz - cq sx.
+        hz_dom = (Ellipsis, slice(m, ny - m + 1), slice(m, nx - m))
+        lam_hz = self._view("lam_hz")
+        w_x = self._view("w_x")[..., m : ny - m + 1, :]
+        lam_hz[hz_dom] -= diff_to_half(w_x, -1, m, nx - m, self.coeffs) * b.geometry["rdx"]
+        self._image("grad_cq", "snap_sx", t, hz_dom, -lam_hz[hz_dom])
+        v = -(cq[hz_dom] * lam_hz[hz_dom])
+        if len(self.h_cols):
+            cols = self.h_cols + m
+            self._cpml_adjoint(v, self._view("lam_psi_ey_x"), self.h_cols, -1,
+                               b.ax_h[cols], b.bx_h[cols], b.kx_h[cols])
+        self._view("v_x")[hz_dom] = v
+
+    def _adjoint_gather(self):
+        """Step C: transposes of the derivatives of E."""
+        m, ny, nx = self.m, self.ny, self.nx
+        dom = (Ellipsis, slice(m, ny - m + 1), slice(m, nx - m + 1))
+        v_z = self._view("v_z")[..., :, m : nx - m + 1]
+        v_x = self._view("v_x")[..., m : ny - m + 1, :]
+        self._view("lam_ey")[dom] -= (
+            diff_to_int(v_z, -2, m, ny - m + 1, self.coeffs) * self.b.geometry["rdz"]
+            + diff_to_int(v_x, -1, m, nx - m + 1, self.coeffs) * self.b.geometry["rdx"])
+
+    def adjoint(self, t_end: int, n_steps: int) -> None:
+        """Transposed steps ``t_end - 1`` down to ``t_end - n_steps``."""
+        for t in range(t_end - 1, t_end - 1 - n_steps, -1):
+            self._adjoint_receivers_sources(t)
+            self._adjoint_e(t)
+            self._adjoint_h(t)
+            self._adjoint_gather()
 
     def synchronize(self) -> None:
         pass

@@ -32,16 +32,25 @@ if opts["n_threads"]:
     torch.set_num_threads(opts["n_threads"])
 d = np.load(sys.argv[1])
 t = {k: torch.from_numpy(d[k]) for k in d.files}
-times = []
+for name in opts["requires_grad"]:
+    t[name].requires_grad_(True)
+times, grads = [], {}
 for _ in range(opts["repeat"]):
+    for name in opts["requires_grad"]:
+        t[name].grad = None
     start = time.perf_counter()
     out = maxwelltm(t["epsilon"], t["sigma"], t["mu"], opts["grid_spacing"], opts["dt"],
                     t["source_amplitude"], t["source_location"], t["receiver_location"],
                     stencil=opts["stencil"], pml_width=opts["pml_width"],
                     n_threads=opts["n_threads"])
+    if opts["requires_grad"]:
+        # grad_receiver_data arrives time-last; TIDE's receivers are time-first.
+        (out[-1] * t["grad_receiver_data"].permute(2, 0, 1)).sum().backward()
+        grads = {f"grad_{n}": t[n].grad.numpy() for n in opts["requires_grad"]}
     times.append(time.perf_counter() - start)
 names = ["Ey", "Hx", "Hz", "m_Ey_x", "m_Ey_z", "m_Hx_z", "m_Hz_x", "receivers"]
-np.savez(sys.argv[2], seconds=np.array(times), **{n: o.numpy() for n, o in zip(names, out)})
+np.savez(sys.argv[2], seconds=np.array(times), **grads,
+         **{n: o.detach().numpy() for n, o in zip(names, out)})
 """
 
 
@@ -57,12 +66,15 @@ def tide_python() -> str | None:
 
 def run_tide_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
                   receiver_location, *, stencil=2, pml_width=20, n_threads=None, repeat=1,
-                  python=None) -> dict:
+                  python=None, requires_grad=(), grad_receiver_data=None) -> dict:
     """TIDE's ``maxwelltm`` on numpy inputs (wavecore's argument conventions).
 
     Returns a dict with ``receiver_data`` ``[S, n_receivers, nt]``, ``ey``,
     ``hx``, ``hz`` over the domain (physical sign) and ``seconds`` (one wall
-    time per repeat, TIDE's call only).
+    time per repeat, TIDE's call and, with gradients, its backward). With
+    ``requires_grad`` (names as in wavecore) and ``grad_receiver_data``
+    (wavecore's layout), also ``grad_<name>``: TIDE's autograd gradients of
+    ``sum(grad_receiver_data * receiver_data)``.
     """
     python = python or tide_python()
     if python is None:
@@ -73,19 +85,25 @@ def run_tide_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source
         if np.ndim(pml_width) == 0 or len(pml_width) != 2 else \
         [int(pml_width[0])] * 2 + [int(pml_width[1])] * 2
     opts = {"grid_spacing": spacing, "dt": float(dt), "stencil": int(stencil),
-            "pml_width": widths, "n_threads": int(n_threads or 0), "repeat": int(repeat)}
+            "pml_width": widths, "n_threads": int(n_threads or 0), "repeat": int(repeat),
+            "requires_grad": list(requires_grad)}
+    extra = {}
+    if requires_grad:
+        extra["grad_receiver_data"] = np.ascontiguousarray(grad_receiver_data)
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         np.savez(src, epsilon=epsilon, sigma=sigma, mu=mu, source_amplitude=source_amplitude,
                  source_location=np.asarray(source_location, np.int64),
-                 receiver_location=np.asarray(receiver_location, np.int64))
+                 receiver_location=np.asarray(receiver_location, np.int64), **extra)
         run = subprocess.run([python, "-c", _SCRIPT, str(src), str(out), json.dumps(opts)],
                              capture_output=True, text=True)
         if run.returncode != 0:
             raise RuntimeError(f"TIDE failed:\n{run.stderr[-3000:]}")
         with np.load(out) as res:
-            return {
+            result = {
                 "receiver_data": np.moveaxis(res["receivers"], 0, -1),
                 "ey": res["Ey"], "hx": -res["Hx"], "hz": -res["Hz"],
                 "seconds": res["seconds"],
             }
+            result.update({k: res[k] for k in res.files if k.startswith("grad_")})
+            return result

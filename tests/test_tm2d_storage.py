@@ -1,0 +1,218 @@
+"""Snapshot storage: modes agree bit for bit, bf16, limits, and no files left behind."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import wavecore
+from conftest import random_acquisition, random_model, rel_err, stable_dt
+from wavecore import storage
+
+TARGETS = ("epsilon", "sigma", "mu", "source_amplitude")
+
+
+def problem(dtype=np.float64, nt=37):
+    eps, sig, mu = random_model(14, 16, dtype, seed=2)
+    amp, src, rec = random_acquisition(14, 16, 2, 1, 3, nt, dtype, seed=3)
+    dt = stable_dt((0.01, 0.01), float(eps.min()), float(mu.min()))
+    return (eps, (sig * 10).astype(dtype), mu, 0.01, dt, amp, src, rec)
+
+
+def gradients(args, backend="cpu", **kw):
+    res = wavecore.tm2d(*args, stencil=4, pml_width=3, requires_grad=TARGETS,
+                        python_backend=backend == "reference", **kw)
+    y = np.random.default_rng(0).standard_normal(res.receiver_data.shape)
+    return res, res.vjp(y.astype(res.receiver_data.dtype))
+
+
+def folder_entries(path):
+    return sorted(os.listdir(path))
+
+
+@pytest.mark.parametrize("dtype", (np.float64, np.float32))
+def test_device_cpu_disk_agree_bit_for_bit(tmp_path, dtype):
+    args = problem(dtype)
+    _, ref = gradients(args, storage_mode="device")
+    runs = [dict(storage_mode="cpu"),
+            dict(storage_mode="disk", storage_path=tmp_path),
+            dict(storage_mode="disk", storage_path=tmp_path, storage_chunk_steps=4),
+            dict(storage_mode="disk", storage_path=tmp_path, storage_chunk_steps=3,
+                 model_gradient_sampling_interval=1, forward_callback=lambda s: None,
+                 callback_frequency=5)]
+    for kw in runs:
+        res, g = gradients(args, **kw)
+        for a, b in zip(ref, g):
+            np.testing.assert_array_equal(a, b)
+    assert folder_entries(tmp_path) == []
+
+
+def test_chunks_have_a_real_effect(tmp_path):
+    args = problem()
+    plans = [wavecore.estimate_storage(*args, requires_grad="epsilon", storage_mode="disk",
+                                       storage_path=tmp_path, storage_chunk_steps=c)
+             for c in (None, 5, 2)]
+    assert [p.chunk for p in plans] == [37, 5, 2]
+    assert [p.n_chunks for p in plans] == [1, 8, 19]
+    seen = []
+
+    class Spy(storage.SnapshotStore):
+        def chunk_written(self, c):
+            seen.append(c)
+            super().chunk_written(c)
+
+    original = storage.SnapshotStore
+    try:
+        import wavecore._tm2d as module
+        module.SnapshotStore = Spy
+        gradients(args, storage_mode="disk", storage_path=tmp_path, storage_chunk_steps=5)
+    finally:
+        module.SnapshotStore = original
+    assert seen == list(range(8))
+
+
+def test_reference_backend_uses_the_same_stores(tmp_path):
+    args = problem(nt=20)
+    _, cpu = gradients(args, storage_mode="device")
+    _, ref = gradients(args, "reference", storage_mode="disk", storage_path=tmp_path,
+                       storage_chunk_steps=3)
+    for a, b in zip(cpu, ref):
+        assert rel_err(b, a) <= 1e-11
+
+
+def test_bf16_keeps_forward_data_and_gradient_within_1e_2():
+    args = problem(np.float32, nt=60)
+    full, g_full = gradients(args, storage_mode="device")
+    half, g_half = gradients(args, storage_mode="device", storage_compression="bf16")
+    np.testing.assert_array_equal(full.receiver_data, half.receiver_data)
+    assert half.storage.itemsize == 2 and half.storage.bytes * 2 == full.storage.bytes
+    errors = {n: rel_err(getattr(g_half, n), getattr(g_full, n)) for n in TARGETS}
+    print("bf16 relative gradient errors:", errors)
+    assert errors["source_amplitude"] == 0.0  # needs no snapshot
+    assert max(errors.values()) < 1e-2 and min(errors[n] for n in TARGETS[:3]) > 0
+
+
+def test_bf16_rounding_is_nearest_even():
+    x = np.array([1.0, 1.00390625, 1.01171875, -2.5, 3.0e-39, 65504.0], np.float32)
+    # 1 + 2^-8 is a tie between 1 and 1 + 2^-7: rounds to the even mantissa (1.0).
+    np.testing.assert_array_equal(storage.from_bf16(storage.to_bf16(x))[:2], [1.0, 1.0])
+    assert storage.from_bf16(storage.to_bf16(x))[2] == np.float32(1.015625)
+    normal = np.abs(x) > 1.2e-38  # bfloat16 shares float32's exponent range
+    error = np.abs(storage.from_bf16(storage.to_bf16(x)) - x)
+    assert np.all(error[normal] <= np.abs(x[normal]) * 2**-8)  # half a unit in the last place
+
+
+def test_auto_chooses_by_limits_and_reports(tmp_path):
+    args = problem()
+    need = wavecore.estimate_storage_bytes(*args, requires_grad="epsilon")
+    choose = lambda **kw: wavecore.estimate_storage(  # noqa: E731
+        *args, requires_grad="epsilon", storage_path=tmp_path, **kw).mode
+    assert choose() == "device"
+    assert choose(storage_bytes_limit_device=need - 1) == "cpu"
+    assert choose(storage_bytes_limit_device=need - 1, storage_bytes_limit_host=need - 1) == \
+        "disk"
+    res, _ = gradients(args, storage_bytes_limit_device=0, storage_bytes_limit_host=0,
+                       storage_path=tmp_path)
+    assert res.storage.mode == "disk" and res.storage.requested_mode == "auto"
+    assert "auto" in res.storage.describe()
+
+
+def test_estimate_matches_what_is_stored(tmp_path):
+    args = problem()
+    est = wavecore.estimate_storage(*args, requires_grad=("epsilon", "mu"),
+                                    model_gradient_sampling_interval=3)
+    assert est.n_snapshots == 13 and est.names == ("ey", "curl", "sz", "sx")
+    res = wavecore.tm2d(*args, requires_grad=("epsilon", "mu"),
+                        model_gradient_sampling_interval=3, storage_mode="disk",
+                        storage_path=tmp_path)
+    (folder,) = folder_entries(tmp_path)
+    on_disk = sum(os.path.getsize(tmp_path / folder / f)
+                  for f in os.listdir(tmp_path / folder))
+    # 13 snapshots x 4 arrays x 2 shots x (14 + 40 + 1) x (16 + 40 + 1) cells x 8 bytes
+    assert on_disk == est.bytes == 13 * 4 * 2 * 55 * 57 * 8
+    res.close()
+    assert folder_entries(tmp_path) == []
+
+
+def test_no_files_after_success_error_interrupt_and_close(tmp_path):
+    args = problem()
+    kw = dict(requires_grad="epsilon", storage_mode="disk", storage_path=tmp_path)
+    res = wavecore.tm2d(*args, **kw)
+    assert len(folder_entries(tmp_path)) == 1
+    res.vjp(np.ones(res.receiver_data.shape))
+    assert folder_entries(tmp_path) == []  # vjp frees by default
+
+    for exc in (RuntimeError("boom"), KeyboardInterrupt()):
+        def fail(state, exc=exc):
+            if state.step == 10:
+                raise exc
+        with pytest.raises(type(exc)):
+            wavecore.tm2d(*args, forward_callback=fail, callback_frequency=5, **kw)
+        assert folder_entries(tmp_path) == []
+
+    res = wavecore.tm2d(*args, **kw)
+    with pytest.raises(ValueError):
+        res.vjp(np.ones(3))  # a bad argument is reported before anything runs ...
+    res.vjp(np.ones(res.receiver_data.shape))  # ... and the run can still be used
+    assert folder_entries(tmp_path) == []
+
+    def fail_backward(state):
+        raise KeyboardInterrupt
+    res = wavecore.tm2d(*args, backward_callback=fail_backward, **kw)
+    with pytest.raises(KeyboardInterrupt):
+        res.vjp(np.ones(res.receiver_data.shape), keep=True)  # interrupted: freed anyway
+    assert folder_entries(tmp_path) == []
+
+    with wavecore.tm2d(*args, **kw) as res:
+        assert len(folder_entries(tmp_path)) == 1
+    assert folder_entries(tmp_path) == []
+
+
+def test_files_removed_at_interpreter_exit(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, wavecore
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_tm2d_storage import problem
+        keep = wavecore.tm2d(*problem(), requires_grad="epsilon", storage_mode="disk",
+                             storage_path={str(tmp_path)!r})
+        import os
+        assert len(os.listdir({str(tmp_path)!r})) == 1
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True)
+    assert folder_entries(tmp_path) == []
+
+
+def test_disk_errors_are_clear_and_leave_nothing(tmp_path, monkeypatch):
+    args = problem()
+    kw = dict(requires_grad="epsilon", storage_mode="disk")
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    with pytest.raises(ValueError, match="not an existing directory"):
+        wavecore.tm2d(*args, storage_path=not_a_dir, **kw)
+
+    class Usage:
+        free = 10
+    monkeypatch.setattr(storage.shutil, "disk_usage", lambda path: Usage)
+    with pytest.raises(OSError, match="GiB on disk"):
+        wavecore.tm2d(*args, storage_path=tmp_path, **kw)
+    monkeypatch.undo()
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(storage.os, "pwrite", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        wavecore.tm2d(*args, storage_path=tmp_path, storage_chunk_steps=4, **kw)
+    assert folder_entries(tmp_path) == ["file"]
+
+
+def test_memory_limits_are_checked_up_front(monkeypatch):
+    args = problem()
+    with pytest.raises(MemoryError, match="storage_bytes_limit_host"):
+        wavecore.tm2d(*args, requires_grad="epsilon", storage_mode="cpu",
+                      storage_bytes_limit_host=1000)
+    monkeypatch.setattr(storage, "available_memory", lambda: 1000)
+    with pytest.raises(MemoryError, match="of RAM"):
+        wavecore.tm2d(*args, requires_grad="epsilon", storage_mode="device")

@@ -1,0 +1,211 @@
+"""The reverse pass of ``tm2d``: adjoint buffers, chunked transposed steps,
+backward callbacks and the chain rule to the user's arrays.
+
+A :class:`GradientContext` is kept by a :class:`~wavecore.result.ForwardResult`
+run with ``requires_grad``; ``result.vjp(g)`` calls :meth:`GradientContext.vjp`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks as checks
+from .callbacks import CallbackState
+from .gradients import Gradients, fold_padding, material_gradients
+from .plan import Plan
+from .resampling import downsample_adjoint, substep_shifts, upsample_adjoint
+from .state import TM2D_MEMORIES
+
+__all__ = ["GradientContext", "segments"]
+
+#: Snapshot arrays per gradient target, and the attribute of the buffers they fill.
+SNAPSHOTS = {"ca_cb": ("ey", "curl"), "cq": ("sz", "sx")}
+
+
+def snapshot_names(targets: frozenset[str]) -> tuple[str, ...]:
+    names = ()
+    if targets & {"epsilon", "sigma"}:
+        names += SNAPSHOTS["ca_cb"]
+    if "mu" in targets:
+        names += SNAPSHOTS["cq"]
+    return names
+
+
+def segments(plan: Plan, store, with_callbacks: bool) -> list[tuple[int, int]]:
+    """Step ranges ``[t0, t1)`` between callbacks and snapshot-chunk boundaries."""
+    total = plan.nt_internal
+    cuts = {0, total}
+    if with_callbacks:
+        cuts.update(range(0, total, plan.callback_frequency))
+    if store is not None:
+        cuts.update(store.chunk_steps(c, total)[0] for c in range(store.plan.n_chunks))
+    cuts = sorted(cuts)
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def attach_chunk(b, store, c: int, arrays: dict) -> None:
+    """Point the buffers' snapshot arrays at chunk ``c``."""
+    for name, array in arrays.items():
+        setattr(b, f"snap_{name}", array)
+    b.geometry["snap_t0"] = store.chunk_steps(c, 1 << 62)[0]
+
+
+def detach_snapshots(b) -> None:
+    for names in SNAPSHOTS.values():
+        for name in names:
+            setattr(b, f"snap_{name}", None)
+
+
+class GradientContext:
+    """What the reverse pass of one forward run needs."""
+
+    def __init__(self, plan: Plan, backend, buffers, store, source_shape):
+        self.plan = plan
+        self.backend = backend
+        self.b = buffers
+        self.store = store
+        self.source_shape = source_shape  # the user's source_amplitude shape
+        self.closed = False
+
+    # -- public -------------------------------------------------------------------
+    def vjp(self, grad_receiver_data, *, keep: bool = False, backward_callback=None
+            ) -> Gradients:
+        if self.closed:
+            raise RuntimeError("the gradient buffers of this run were freed (vjp without "
+                               "keep=True, or close()); run the forward again")
+        plan, b = self.plan, self.b
+        g = self._receiver_gradient(grad_receiver_data)
+        try:
+            self._allocate(g)
+            self._reverse(backward_callback)
+            return self._chain_rule()
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            self._release()
+            if not keep:
+                self.close()
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+        self.closed = True
+
+    # -- steps ----------------------------------------------------------------------
+    def _receiver_gradient(self, value) -> np.ndarray:
+        plan = self.plan
+        expected = (*plan.batch_shape, plan.n_receivers, plan.nt)
+        g = checks.float_array(value, "grad_receiver_data")
+        if g.shape != expected:
+            raise ValueError(f"grad_receiver_data must have the shape of receiver_data "
+                             f"{expected}, got {g.shape}")
+        checks.finite(g, "grad_receiver_data")
+        g = g.astype(plan.dtype, copy=False).reshape(plan.n_total_shots, plan.n_receivers,
+                                                     plan.nt)
+        if plan.step_ratio > 1 and g.size:
+            r = plan.resampling
+            g = downsample_adjoint(g, plan.step_ratio, r.freq_taper_frac, r.time_pad_frac,
+                                   r.time_taper, shift=substep_shifts(plan.step_ratio)[1])
+        return np.ascontiguousarray(g, dtype=plan.dtype)
+
+    def _allocate(self, g: np.ndarray) -> None:
+        plan, b = self.plan, self.b
+        dtype = np.dtype(plan.dtype)
+        full = b.ey.shape
+        for name in ("lam_ey", "lam_hx", "lam_hz", "w_z", "w_x", "v_z", "v_x"):
+            setattr(b, name, np.zeros(full, dtype))
+        for name in TM2D_MEMORIES:
+            setattr(b, f"lam_{name}", np.zeros(getattr(b, name).shape, dtype))
+        targets = plan.targets
+        wants_ab = bool(targets & {"epsilon", "sigma"})
+        b.grad_ca = np.zeros(full, dtype) if wants_ab else None
+        b.grad_cb = np.zeros(full, dtype) if wants_ab else None
+        b.grad_cq = np.zeros(full, dtype) if "mu" in targets else None
+        b.rec_grad = g
+        b.src_grad = np.zeros(b.src_term.shape, dtype)
+
+    def _release(self) -> None:
+        for name in ("lam_ey", "lam_hx", "lam_hz", "w_z", "w_x", "v_z", "v_x", "grad_ca",
+                     "grad_cb", "grad_cq", "rec_grad", "src_grad",
+                     *(f"lam_{n}" for n in TM2D_MEMORIES)):
+            setattr(self.b, name, None)
+        detach_snapshots(self.b)
+
+    def _reverse(self, callback) -> None:
+        plan, b, store = self.plan, self.b, self.store
+        current = None
+        for t0, t1 in reversed(segments(plan, store, callback is not None)):
+            if store is not None:
+                c = store.chunk_of_step(t0)
+                if c != current:
+                    attach_chunk(b, store, c, store.chunk_for_reading(c))
+                    current = c
+            self.backend.adjoint(t1, t1 - t0)
+            if callback is not None and t0 % plan.callback_frequency == 0:
+                callback(self._callback_state(t0))
+        self.backend.synchronize()
+
+    def _per_model(self, array):
+        if array is None:
+            return None
+        plan = self.plan
+        return array.reshape(plan.n_models, plan.n_shots, *array.shape[1:]).sum(
+            axis=1, dtype=np.float64)
+
+    def _coefficient_gradients(self):
+        """dJ/dca, dJ/dcb, dJ/dcq per model (float64), with the source scaling in cb."""
+        plan, b = self.plan, self.b
+        g_ca, g_cb, g_cq = (self._per_model(b.grad_ca), self._per_model(b.grad_cb),
+                            self._per_model(b.grad_cq))
+        if g_cb is not None and plan.n_sources:
+            # f = amplitude * cb[source] * scale: d f / d cb = amplitude * scale.
+            scale = -1.0 / float(np.prod(plan.spacing))
+            per_source = np.einsum("nst,nst->ns", b.src_grad.astype(np.float64),
+                                   b.src_amplitude.astype(np.float64)) * scale
+            model = np.broadcast_to((np.arange(plan.n_total_shots) // plan.n_shots)[:, None],
+                                    b.src_index.shape)
+            np.add.at(g_cb.reshape(plan.n_models, -1), (model, b.src_index), per_source)
+        return g_ca, g_cb, g_cq
+
+    def _chain_rule(self) -> Gradients:
+        plan, b = self.plan, self.b
+        dtype = np.dtype(plan.dtype)
+        padded = material_gradients(b.models, plan.inner_dt, *self._coefficient_gradients(),
+                                    plan.targets)
+        out = Gradients()
+        for name, value in padded.items():
+            grad = fold_padding(value, plan.axes).astype(dtype)
+            setattr(out, name, grad if plan.model_batched else grad[0])
+        if "source_amplitude" in plan.targets:
+            out.source_amplitude = self._source_gradient()
+        return out
+
+    def _source_gradient(self) -> np.ndarray:
+        plan, b = self.plan, self.b
+        scale = -1.0 / float(np.prod(plan.spacing))
+        model = np.arange(plan.n_total_shots) // plan.n_shots
+        cb_at_source = b.cb.reshape(plan.n_models, -1)[model[:, None], b.src_index]
+        g = b.src_grad.astype(np.float64) * (cb_at_source[..., None] * scale)
+        if plan.step_ratio > 1:
+            r = plan.resampling
+            g = upsample_adjoint(g, plan.step_ratio, r.freq_taper_frac, r.time_pad_frac,
+                                 r.time_taper, shift=substep_shifts(plan.step_ratio)[0])
+        g = g.reshape(plan.n_models, plan.n_shots, plan.n_sources, plan.nt)
+        if len(self.source_shape) == 3:  # shots shared by every model (or unbatched)
+            g = g.sum(axis=0)
+        return np.ascontiguousarray(g, dtype=plan.dtype)
+
+    def _callback_state(self, step: int) -> CallbackState:
+        plan, b = self.plan, self.b
+        batched = lambda a: a.reshape(*plan.batch_shape, *a.shape[1:])  # noqa: E731
+        names = ("lam_ey", "lam_hx", "lam_hz", *(f"lam_{n}" for n in TM2D_MEMORIES))
+        models = {k: (v if plan.model_batched else v[0]) for k, v in b.models.items()}
+        grads = {k: (v if plan.model_batched else v[0]).astype(plan.dtype) for k, v in
+                 material_gradients(b.models, plan.inner_dt, *self._coefficient_gradients(),
+                                    plan.targets).items()}
+        return CallbackState(
+            dt=plan.inner_dt, step=step, nt=plan.nt_internal,
+            wavefields={k: batched(getattr(b, k)) for k in names}, models=models,
+            axes=plan.axes, model_batched=plan.model_batched, gradients=grads,
+            is_backward=True)
