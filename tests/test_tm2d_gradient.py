@@ -132,6 +132,19 @@ def test_reference_and_cpu_gradients_agree():
             assert rel_err(b, a) <= 1e-11
 
 
+@pytest.mark.parametrize("order", (6, 8))
+def test_models_thinner_than_the_stencil(order):
+    # 3 x 2 cells inside CPML on every side: the slabs of both sides of an axis
+    # are within one stencil of each other, and a row can both own memories
+    # and reach the other slab.
+    p = problem(nz=3, nx=2, nt=30, seed=order, n_rec=2)
+    kw = dict(stencil=order, pml_width=(3, 2, 4, 3), requires_grad=ALL)
+    ref, cpu = run(p, "reference", **kw), run(p, "cpu", **kw)
+    y = np.random.default_rng(0).standard_normal(ref.receiver_data.shape)
+    for a, b in zip(ref.vjp(y), cpu.vjp(y)):
+        assert rel_err(b, a) <= 1e-11
+
+
 def test_batched_models_give_per_model_gradients():
     B = 3
     p = problem(batch=B, seed=4, nt=30)
