@@ -321,6 +321,11 @@ def table(cases: list) -> list:
                      f"{c['working_set_mb']:.0f}" + ("" if c["exceeds_l3"] else "*"),
                      f"{t['e2e_mcells']:.0f}" if t else "-",
                      f"{c['ratio_vs_tide']:.2f}" if t else "-"])
+    return markdown_table(head, rows)
+
+
+def markdown_table(head: list, rows: list) -> list:
+    """Aligned Markdown table lines (readable in a terminal too)."""
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     lines = ["| " + " | ".join(str(x).rjust(w) for x, w in zip(r, widths)) + " |"
              for r in [head] + rows]
@@ -332,11 +337,15 @@ def verdict(t: dict) -> str:
     return f"[{word}] {t['target']}: {t['value']}"
 
 
+def cpu_slug(meta: dict) -> str:
+    """Short machine name for result files, e.g. 'intel-xeon-2c'."""
+    cpu = re.sub(r"\(r\)|\(tm\)|processor|cpu", "", meta["cpu"].lower())
+    return re.sub(r"[^a-z0-9]+", "-", cpu).strip("-") + f"-{meta['cores']}c"
+
+
 def write_results(out_dir: Path, mode: str, meta: dict, cases: list, targets: list, lines: list):
     out_dir.mkdir(parents=True, exist_ok=True)
-    cpu = re.sub(r"\(r\)|\(tm\)|processor|cpu", "", meta["cpu"].lower())
-    cpu = re.sub(r"[^a-z0-9]+", "-", cpu).strip("-") + f"-{meta['cores']}c"
-    stem = f"tm2d_forward_{cpu}_{meta['date'][:10]}" + ("" if mode == "default" else f"_{mode}")
+    stem = f"tm2d_forward_{cpu_slug(meta)}_{meta['date'][:10]}" + ("" if mode == "default" else f"_{mode}")
     results = dict(meta=meta, targets=targets, cases=cases)
     (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=1))
     bw = ", ".join(f"{n} thread(s) {b / 1e9:.1f} GB/s" for n, b in meta["copy_bandwidth"].items())

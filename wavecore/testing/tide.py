@@ -42,7 +42,7 @@ for _ in range(opts["repeat"]):
     out = maxwelltm(t["epsilon"], t["sigma"], t["mu"], opts["grid_spacing"], opts["dt"],
                     t["source_amplitude"], t["source_location"], t["receiver_location"],
                     stencil=opts["stencil"], pml_width=opts["pml_width"],
-                    n_threads=opts["n_threads"])
+                    n_threads=opts["n_threads"], **opts["options"])
     if opts["requires_grad"]:
         # grad_receiver_data arrives time-last; TIDE's receivers are time-first.
         (out[-1] * t["grad_receiver_data"].permute(2, 0, 1)).sum().backward()
@@ -66,7 +66,8 @@ def tide_python() -> str | None:
 
 def run_tide_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
                   receiver_location, *, stencil=2, pml_width=20, n_threads=None, repeat=1,
-                  python=None, requires_grad=(), grad_receiver_data=None) -> dict:
+                  python=None, requires_grad=(), grad_receiver_data=None,
+                  options=None) -> dict:
     """TIDE's ``maxwelltm`` on numpy inputs (wavecore's argument conventions).
 
     Returns a dict with ``receiver_data`` ``[S, n_receivers, nt]``, ``ey``,
@@ -74,7 +75,9 @@ def run_tide_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source
     time per repeat, TIDE's call and, with gradients, its backward). With
     ``requires_grad`` (names as in wavecore) and ``grad_receiver_data``
     (wavecore's layout), also ``grad_<name>``: TIDE's autograd gradients of
-    ``sum(grad_receiver_data * receiver_data)``.
+    ``sum(grad_receiver_data * receiver_data)``. ``options`` are passed on to
+    TIDE's ``maxwelltm`` as they are (e.g. ``model_gradient_sampling_interval``,
+    ``storage_compression``).
     """
     python = python or tide_python()
     if python is None:
@@ -86,7 +89,7 @@ def run_tide_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source
         [int(pml_width[0])] * 2 + [int(pml_width[1])] * 2
     opts = {"grid_spacing": spacing, "dt": float(dt), "stencil": int(stencil),
             "pml_width": widths, "n_threads": int(n_threads or 0), "repeat": int(repeat),
-            "requires_grad": list(requires_grad)}
+            "requires_grad": list(requires_grad), "options": dict(options or {})}
     extra = {}
     if requires_grad:
         extra["grad_receiver_data"] = np.ascontiguousarray(grad_receiver_data)
