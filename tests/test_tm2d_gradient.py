@@ -272,3 +272,12 @@ def test_source_gradient_needs_sources_and_none_storage_is_fine_for_it():
     with pytest.raises(ValueError, match="no sources"):
         run({**p, "source_amplitude": None, "source_location": None}, nt=10,
             requires_grad="source_amplitude")
+
+
+def test_compiled_adjoint_refuses_missing_buffers():
+    from types import SimpleNamespace
+
+    from wavecore._cpu import _tm2d
+
+    with pytest.raises(ValueError, match="lam_ey"):
+        _tm2d.adjoint(SimpleNamespace(ey=np.zeros((1, 8, 8))), 2, 1, 1, 1)

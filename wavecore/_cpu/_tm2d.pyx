@@ -260,20 +260,18 @@ def _check_call(object buffers, int order, int n_threads):
     return dtype
 
 
+_ADJOINT_BUFFERS = ("lam_ey", "lam_hx", "lam_hz", "lam_psi_ey_z", "lam_psi_ey_x",
+                    "lam_psi_hx_z", "lam_psi_hz_x", "w_z", "w_x", "v_z", "v_x", "rec_grad",
+                    "src_grad")
+
+
 def adjoint(object buffers, int order, int64_t t_end, int64_t n_steps, int n_threads):
     """Run the transposed steps ``t_end - 1`` down to ``t_end - n_steps`` on the
     adjoint state in ``buffers`` (see the reverse step in wc_tm2d.h)."""
-    cdef Tm2dParams[float] pf
-    cdef Tm2dParams[double] pd
-    dtype = _check_call(buffers, order, n_threads)
-    if dtype == np.float32:
-        _fill(&pf, buffers, np.float32)
-        with nogil:
-            _run_adjoint(&pf, order, t_end, n_steps, n_threads)
-    else:
-        _fill(&pd, buffers, np.float64)
-        with nogil:
-            _run_adjoint(&pd, order, t_end, n_steps, n_threads)
+    missing = [name for name in _ADJOINT_BUFFERS if getattr(buffers, name, None) is None]
+    if missing:
+        raise ValueError(f"the adjoint needs the buffers {missing}")
+    _call(buffers, order, t_end, n_steps, n_threads, True)
 
 
 def forward(object buffers, int order, int64_t t0, int64_t n_steps, int n_threads):
@@ -282,14 +280,27 @@ def forward(object buffers, int order, int64_t t0, int64_t n_steps, int n_thread
     ``buffers`` carries the arrays named in ``Tm2dParams`` as attributes and a
     ``geometry`` dict of the sizes; it is filled by wavecore's CPU backend.
     """
+    _call(buffers, order, t0, n_steps, n_threads, False)
+
+
+cdef _call(object buffers, int order, int64_t t, int64_t n_steps, int n_threads, bint reverse):
+    # Fill the parameter struct of the buffers' dtype and run the loop without the GIL.
     cdef Tm2dParams[float] pf
     cdef Tm2dParams[double] pd
     dtype = _check_call(buffers, order, n_threads)
     if dtype == np.float32:
         _fill(&pf, buffers, np.float32)
         with nogil:
-            _run(&pf, order, t0, n_steps, n_threads)
+            _steps(&pf, order, t, n_steps, n_threads, reverse)
     else:
         _fill(&pd, buffers, np.float64)
         with nogil:
-            _run(&pd, order, t0, n_steps, n_threads)
+            _steps(&pd, order, t, n_steps, n_threads, reverse)
+
+
+cdef void _steps(Tm2dParams[real_t]* p, int order, int64_t t, int64_t n_steps, int n_threads,
+                 bint reverse) noexcept nogil:
+    if reverse:
+        _run_adjoint(p, order, t, n_steps, n_threads)
+    else:
+        _run(p, order, t, n_steps, n_threads)
