@@ -138,7 +138,7 @@ def _extension(name: str) -> Extension:
 
 setup(
     ext_modules=cythonize(
-        [_extension("_runtime"), _extension("_tm2d")],
+        [_extension("_runtime"), _extension("_tm2d"), _extension("_maxwell3d")],
         compiler_directives={"language_level": "3"},
         include_path=[CPU],
     ),

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import wavecore
-from wavecore import _tm2d
+from wavecore import _driver
+from wavecore._tm2d import TM2D
 from wavecore.backends import backend_class
 from wavecore.cfl import CFL_SAFETY
 
@@ -33,16 +34,13 @@ def _growth(stencil, dt_fraction):
     n = 24
     eps, sig, mu = np.ones((n, n)), np.zeros((n, n)), np.ones((n, n))
     limit = wavecore.max_stable_dt((0.01, 0.01), wavecore.C0, stencil)
-    plan, models, acq, _ = _tm2d.plan_tm2d(
-        eps, sig, mu, 0.01, limit, None, None, None, stencil=stencil, pml_width=0,
-        max_vel=None, nt=400, initial_state=None, freq_taper_frac=0.0, time_pad_frac=0.0,
-        time_taper=False, forward_callback=None, callback_frequency=1, python_backend=False,
-        n_threads=1, compute_precision="default", pml_power=4.0, pml_sigma0_scale=1.0,
-        pml_kappa_max=5.0, pml_alpha_max=0.008)
+    plan, models, acq, _ = _driver.plan_run(
+        TM2D, eps, sig, mu, 0.01, limit, None, None, None, stencil=stencil, pml_width=0,
+        nt=400, n_threads=1)
     plan = dataclasses.replace(plan, inner_dt=dt_fraction * limit, step_ratio=1)
     rng = np.random.default_rng(0)
     start = {"ey": rng.standard_normal((1, n, n))}  # excites every mode, the highest too
-    buffers = _tm2d.prepare_buffers(plan, models, acq, start)
+    buffers = _driver.prepare_buffers(TM2D, plan, models, acq, start)
     backend_class("tm2d", "cpu")(plan, buffers).forward(0, plan.nt_internal)
     return np.abs(buffers.ey).max() / np.abs(start["ey"]).max()
 

@@ -177,7 +177,7 @@ def test_threads_option_rejected_for_reference():
 def test_errors_come_before_heavy_work(monkeypatch):
     # Validation must finish before any buffer is allocated: with nt = 10**9
     # the run would need ~100 GB of receiver data and hours of compute.
-    import wavecore._tm2d as module
+    import wavecore._driver as module
 
     def no_heavy_work(*args, **kwargs):
         raise AssertionError("buffers were prepared before the input was validated")

@@ -66,7 +66,7 @@ def test_chunks_have_a_real_effect(tmp_path):
 
     original = storage.SnapshotStore
     try:
-        import wavecore._tm2d as module
+        import wavecore._driver as module
         module.SnapshotStore = Spy
         gradients(args, storage_mode="disk", storage_path=tmp_path, storage_chunk_steps=5)
     finally:

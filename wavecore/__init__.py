@@ -3,26 +3,31 @@
 Public API
 ----------
 tm2d              2-D TM (Ey, Hx, Hz) modelling and gradients (result.vjp)
+maxwell3d         3-D Yee (Ex, Ey, Ez, Hx, Hy, Hz) modelling and gradients
 estimate_storage  snapshot bytes and storage mode of a gradient run
+estimate_memory   bytes a run allocates, before it starts
 cfl_condition     internal time step and sub-stepping ratio
 wavelets          ricker, gaussian, gaussian_derivative, morlet, sine_burst
 show_config       version, backends, OpenMP, threads, build flags
 """
 
-from ._tm2d import estimate_storage, estimate_storage_bytes, tm2d
+from ._maxwell3d import maxwell3d
+from ._tm2d import tm2d
+from .estimates import estimate_memory, estimate_storage, estimate_storage_bytes
 from .callbacks import CallbackState
 from .cfl import cfl_condition, max_stable_dt
 from .config import show_config
 from .constants import C0, EP0, MU0
 from .gradients import Gradients
-from .result import ForwardResult
+from .result import ForwardResult, MemoryEstimate
 from .state import WaveState
 from .wavelets import gaussian, gaussian_derivative, morlet, ricker, sine_burst
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
-    "tm2d", "estimate_storage", "estimate_storage_bytes", "Gradients", "cfl_condition", "max_stable_dt", "show_config", "CallbackState",
+    "tm2d", "maxwell3d", "estimate_storage", "estimate_storage_bytes", "estimate_memory",
+    "MemoryEstimate", "Gradients", "cfl_condition", "max_stable_dt", "show_config", "CallbackState",
     "ForwardResult", "WaveState", "ricker", "gaussian", "gaussian_derivative", "morlet",
     "sine_burst", "EP0", "MU0", "C0", "__version__",
 ]

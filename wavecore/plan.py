@@ -32,7 +32,7 @@ class Plan:
     model ``n // n_shots``; ``n_total_shots = n_models * n_shots``.
     """
 
-    kind: str                        #: "tm2d"
+    kind: str                        #: "tm2d" or "maxwell3d"
     dtype: str                       #: "float32" or "float64"
     order: int                       #: stencil order 2, 4, 6 or 8
     axes: tuple[Axis, ...]           #: one per spatial axis (z, x) or (z, y, x)
@@ -55,6 +55,9 @@ class Plan:
     targets: frozenset = frozenset()  #: requested gradients
     interval: int = 1                #: model_gradient_sampling_interval
     storage: StoragePlan | None = None  #: snapshots (mode "none" without model gradients)
+    source_component: str = "ey"     #: the E component the sources drive
+    receiver_components: tuple[str, ...] = ("ey",)  #: recorded components, in data order
+    component_axis: bool = False     #: data have a component axis before the receivers
 
     @property
     def ndim(self) -> int:

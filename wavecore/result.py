@@ -10,7 +10,41 @@ from .gradients import Gradients
 from .plan import Plan
 from .state import WaveState
 
-__all__ = ["ForwardResult"]
+__all__ = ["ForwardResult", "MemoryEstimate"]
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes of the arrays a run allocates, computed from its plan before it starts.
+
+    ``forward`` is what the forward run holds (fields, CPML memories,
+    coefficients, source and receiver traces, snapshots in RAM or the disk
+    transfer buffers); ``adjoint`` what ``vjp`` adds on top (adjoint state,
+    scratch arrays, gradient accumulators).
+    """
+
+    fields: int
+    cpml_memories: int
+    coefficients: int
+    sources_receivers: int
+    snapshots: int
+    adjoint: int
+
+    @property
+    def forward(self) -> int:
+        return (self.fields + self.cpml_memories + self.coefficients
+                + self.sources_receivers + self.snapshots)
+
+    @property
+    def peak(self) -> int:
+        """Forward and adjoint arrays together (the peak during ``vjp``)."""
+        return self.forward + self.adjoint
+
+    def describe(self) -> str:
+        mib = lambda n: f"{n / 2**20:.1f} MiB"  # noqa: E731
+        return (f"forward {mib(self.forward)} (fields {mib(self.fields)}, CPML memories "
+                f"{mib(self.cpml_memories)}, coefficients {mib(self.coefficients)}, "
+                f"snapshots {mib(self.snapshots)}), adjoint +{mib(self.adjoint)}")
 
 
 @dataclass
@@ -21,8 +55,10 @@ class ForwardResult:
     ----------
     receiver_data : ndarray
         ``[S, n_receivers, nt]`` (``[B, S, n_receivers, nt]`` for batched
-        models): ``Ey`` at the receivers, sample ``n`` being the field after
-        user step ``n`` (time last, unlike TIDE's time-first layout).
+        models): the recorded component at the receivers, sample ``n`` being
+        the field after user step ``n`` (time last, unlike TIDE's time-first
+        layout). ``maxwell3d`` with a list of receiver components adds a
+        component axis: ``[S, n_components, n_receivers, nt]``.
     final_state : WaveState
         Fields and CPML memories over the domain (model + CPML), to continue
         the run with ``initial_state=``.
@@ -32,6 +68,9 @@ class ForwardResult:
         Internal steps per user sample (1 unless the CFL condition required more).
     plan : Plan
         Every size and choice of the run.
+    memory : MemoryEstimate
+        Bytes the run allocates (also available before a run, from
+        ``wavecore.estimate_memory``).
 
     With ``requires_grad``, the result also holds what the adjoint needs (the
     snapshots and the run's buffers) until :meth:`vjp` runs without
@@ -43,6 +82,7 @@ class ForwardResult:
     dt: float
     step_ratio: int
     plan: Plan
+    memory: MemoryEstimate | None = None
     gradient: object = field(default=None, repr=False)
     backward_callback: object = field(default=None, repr=False)
 
@@ -71,7 +111,7 @@ class ForwardResult:
         """
         if self.gradient is None:
             raise RuntimeError("this run kept nothing for gradients: pass requires_grad=... "
-                               "(e.g. ('epsilon', 'sigma')) to wavecore.tm2d")
+                               "(e.g. ('epsilon', 'sigma')) to the run")
         return self.gradient.vjp(grad_receiver_data, keep=keep,
                                  backward_callback=self.backward_callback)
 

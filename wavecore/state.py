@@ -2,7 +2,8 @@
 
 A :class:`WaveState` covers the domain (model + CPML, no halo):
 
-* fields (``ey, hx, hz`` in 2-D): ``[*batch, *domain_shape]``,
+* fields (``ey, hx, hz`` in 2-D, ``ex, ey, ez, hx, hy, hz`` in 3-D):
+  ``[*batch, *domain_shape]``,
 * CPML memories ``psi_<field>_<axis>``: the slabs of that axis only, i.e. the
   domain shape with that axis replaced by ``pml_lo + pml_hi`` (low slab first).
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from ._checks import describe, float_array
 
-__all__ = ["WaveState", "TM2D_FIELDS", "TM2D_MEMORIES"]
+__all__ = ["WaveState", "TM2D_FIELDS", "TM2D_MEMORIES", "M3D_FIELDS", "M3D_MEMORIES"]
 
 #: TM2D field names.
 TM2D_FIELDS = ("ey", "hx", "hz")
@@ -28,6 +29,15 @@ TM2D_MEMORIES = {"psi_ey_z": 0, "psi_ey_x": 1, "psi_hx_z": 0, "psi_hz_x": 1}
 #: Field values that are not degrees of freedom (never updated, held at 0):
 #: the H component staggered along an axis has no node after the last E node.
 TM2D_EDGE = {"hx": 0, "hz": 1}
+
+#: 3-D field names (E first).
+M3D_FIELDS = ("ex", "ey", "ez", "hx", "hy", "hz")
+#: 3-D CPML memories ``psi_<f>_<a>`` (memory of dF/da) and the axis (0 = z, 1 = y,
+#: 2 = x) whose slabs hold them: six of E derivatives (used by the H update),
+#: six of H derivatives (used by the E update).
+M3D_MEMORIES = {"psi_ey_z": 0, "psi_ez_y": 1, "psi_ez_x": 2, "psi_ex_z": 0, "psi_ex_y": 1,
+                "psi_ey_x": 2, "psi_hy_z": 0, "psi_hz_y": 1, "psi_hz_x": 2, "psi_hx_z": 0,
+                "psi_hx_y": 1, "psi_hy_x": 2}
 
 
 def state_shapes(axes, batch_shape, memories: Mapping[str, int], fields) -> dict:

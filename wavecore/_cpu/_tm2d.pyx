@@ -14,6 +14,9 @@ cimport numpy as cnp
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int64_t, uint64_t
 
+from wavecore._cpu._buffers cimport (buffer_data as _data, check_adjoint_buffers, check_call,
+                                     optional_data as _optional)
+
 cnp.import_array()
 
 ctypedef fused real_t:
@@ -105,25 +108,6 @@ cdef extern from "wc_cpu_runtime.h" namespace "wc::cpu" nogil:
     uint64_t ftz_enter()
     void ftz_exit(uint64_t old)
     void barrier()
-
-
-cdef inline void* _data(cnp.ndarray a, object dtype, str name) except NULL:
-    # Every buffer the kernel touches must be C-contiguous with the run's dtype;
-    # the backend guarantees it, this guards against a broken caller.
-    if not a.flags.c_contiguous or a.dtype != dtype:
-        raise ValueError(f"{name}: expected a C-contiguous {np.dtype(dtype)} array, "
-                         f"got {a.dtype} (contiguous={a.flags.c_contiguous})")
-    if a.size == 0:
-        return <void*> <size_t> 1  # never dereferenced: the loops over it are empty
-    return cnp.PyArray_DATA(a)
-
-
-cdef inline void* _optional(object b, str name, object dtype) except? NULL:
-    # Arrays a run may not have (gradients, snapshots): None -> null pointer.
-    a = getattr(b, name, None)
-    if a is None:
-        return NULL
-    return _data(a, dtype, name)
 
 
 cdef int _fill(Tm2dParams[real_t]* p, object b, object dtype) except -1:
@@ -249,17 +233,6 @@ cdef void _run_adjoint(Tm2dParams[real_t]* p, int order, int64_t t_end, int64_t 
         ftz_exit(fp_env)
 
 
-def _check_call(object buffers, int order, int n_threads):
-    if order not in (2, 4, 6, 8):
-        raise ValueError(f"order must be 2, 4, 6 or 8, got {order}")
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    dtype = buffers.ey.dtype
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"unsupported dtype {dtype}")
-    return dtype
-
-
 _ADJOINT_BUFFERS = ("lam_ey", "lam_hx", "lam_hz", "lam_psi_ey_z", "lam_psi_ey_x",
                     "lam_psi_hx_z", "lam_psi_hz_x", "w_z", "w_x", "v_z", "v_x", "rec_grad",
                     "src_grad")
@@ -268,9 +241,7 @@ _ADJOINT_BUFFERS = ("lam_ey", "lam_hx", "lam_hz", "lam_psi_ey_z", "lam_psi_ey_x"
 def adjoint(object buffers, int order, int64_t t_end, int64_t n_steps, int n_threads):
     """Run the transposed steps ``t_end - 1`` down to ``t_end - n_steps`` on the
     adjoint state in ``buffers`` (see the reverse step in wc_tm2d.h)."""
-    missing = [name for name in _ADJOINT_BUFFERS if getattr(buffers, name, None) is None]
-    if missing:
-        raise ValueError(f"the adjoint needs the buffers {missing}")
+    check_adjoint_buffers(buffers, _ADJOINT_BUFFERS)
     _call(buffers, order, t_end, n_steps, n_threads, True)
 
 
@@ -287,7 +258,7 @@ cdef _call(object buffers, int order, int64_t t, int64_t n_steps, int n_threads,
     # Fill the parameter struct of the buffers' dtype and run the loop without the GIL.
     cdef Tm2dParams[float] pf
     cdef Tm2dParams[double] pd
-    dtype = _check_call(buffers, order, n_threads)
+    dtype = check_call(buffers, "ey", order, n_threads)
     if dtype == np.float32:
         _fill(&pf, buffers, np.float32)
         with nogil:

@@ -6,42 +6,11 @@
 // only chooses which cells, which template flags and which snapshot slot.
 #pragma once
 
-#include <type_traits>
-
+#include "wc_cpu_dispatch.h"
 #include "wc_tm2d.h"
 
 namespace wc {
 namespace cpu {
-
-// Call f(std::integral_constant<int, ORDER>) for the runtime stencil order.
-template <typename F>
-inline void with_order(int order, F&& f) {
-  switch (order) {
-    case 2: f(std::integral_constant<int, 2>{}); break;
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    case 6: f(std::integral_constant<int, 6>{}); break;
-    case 8: f(std::integral_constant<int, 8>{}); break;
-  }
-}
-
-// Call f(bool_constant) for a runtime flag.
-template <typename F>
-inline void with_flag(bool flag, F&& f) {
-  if (flag) {
-    f(std::true_type{});
-  } else {
-    f(std::false_type{});
-  }
-}
-
-// f(x0, x1, pml) for the left slab, the interior and the right slab of a row;
-// `right` is the first column of the right slab (E or H staggering).
-template <typename F>
-inline void by_segment(int64_t first, int64_t x0, int64_t right, int64_t end, F&& f) {
-  f(first, x0, std::true_type{});
-  f(x0, right, std::false_type{});
-  f(right, end, std::true_type{});
-}
 
 // ---- forward ------------------------------------------------------------------
 
@@ -165,10 +134,6 @@ inline void adjoint_gather_row(const Tm2dParams<T>& p, int64_t shot, int64_t y) 
 }
 
 // The image of step t: slot arrays of the snapshots and the accumulators.
-template <typename T>
-struct same {
-  using type = T;
-};
 
 template <typename StoreT, typename T>
 inline Image<T, StoreT> image_of(const Tm2dParams<T>& p, void* a, void* b,

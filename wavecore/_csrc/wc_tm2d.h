@@ -20,9 +20,9 @@
 // H is stored with its physical sign: mu dH/dt = -curl E.
 #pragma once
 
-#include "wc_codec.h"
 #include "wc_config.h"
 #include "wc_diff.h"
+#include "wc_hooks.h"
 
 namespace wc {
 
@@ -153,52 +153,6 @@ WC_HD int64_t tm2d_psi_x_index(const Tm2dParams<T>& p, int64_t shot, int64_t y, 
   const int64_t c = x < p.pml_x0 ? x - M : p.px0 + (x - high_start);
   return (shot * (p.ny - 2 * M + 1) + (y - M)) * p.psi_x_cols + c;
 }
-
-// ---- snapshot hooks ---------------------------------------------------------
-
-// Forward cells hand the values the gradient needs to a Store; the adjoint
-// cells hand the adjoint values to an Image that accumulates the gradient.
-struct NoStore {
-  template <typename T>
-  WC_HD void operator()(int64_t, T) const {}
-  template <typename T>
-  WC_HD void operator()(int64_t, T, T) const {}
-};
-
-template <typename StoreT>
-struct Store {
-  StoreT* a;  // slot array of the first value (null: not stored)
-  StoreT* b;  // slot array of the second value
-  template <typename T>
-  WC_HD void operator()(int64_t i, T va) const {
-    if (a) a[i] = Codec<StoreT>::encode(va);
-  }
-  template <typename T>
-  WC_HD void operator()(int64_t i, T va, T vb) const {
-    if (a) a[i] = Codec<StoreT>::encode(va);
-    if (b) b[i] = Codec<StoreT>::encode(vb);
-  }
-};
-
-struct NoImage {
-  template <typename T>
-  WC_HD void operator()(int64_t, T) const {}
-};
-
-// grad_a += weight * adjoint * a_snapshot (and the same for b).
-template <typename T, typename StoreT>
-struct Image {
-  const StoreT* a;
-  const StoreT* b;
-  T* grad_a;
-  T* grad_b;
-  T weight;
-  WC_HD void operator()(int64_t i, T adjoint) const {
-    const T scaled = weight * adjoint;
-    if (grad_a) grad_a[i] += scaled * Codec<StoreT>::template decode<T>(a[i]);
-    if (grad_b) grad_b[i] += scaled * Codec<StoreT>::template decode<T>(b[i]);
-  }
-};
 
 // ---- forward updates -------------------------------------------------------
 

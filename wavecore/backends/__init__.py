@@ -33,15 +33,20 @@ class Backend(Protocol):
 
 
 def backend_class(kind: str, name: str):
-    """The backend class running ``kind`` ("tm2d") on ``name`` ("reference" or "cpu")."""
+    """The backend class running ``kind`` ("tm2d", "maxwell3d") on ``name``
+    ("reference" or "cpu")."""
     if (kind, name) == ("tm2d", "reference"):
         from .reference_tm2d import ReferenceTm2d
 
         return ReferenceTm2d
-    if (kind, name) == ("tm2d", "cpu"):
-        from .cpu import CpuTm2d
+    if (kind, name) == ("maxwell3d", "reference"):
+        from .reference_maxwell3d import ReferenceMaxwell3d
 
-        return CpuTm2d
+        return ReferenceMaxwell3d
+    if name == "cpu" and kind in ("tm2d", "maxwell3d"):
+        from .cpu import CpuBackend
+
+        return CpuBackend
     raise ValueError(f"no backend {name!r} for {kind}")
 
 

@@ -8,9 +8,9 @@ from ..plan import Plan
 
 _IMPORT_ERROR: Exception | None = None
 try:
-    from .._cpu import _runtime, _tm2d
+    from .._cpu import _maxwell3d, _runtime, _tm2d
 except ImportError as exc:  # pragma: no cover - only on a broken install
-    _runtime = _tm2d = None
+    _runtime = _tm2d = _maxwell3d = None
     _IMPORT_ERROR = exc
 
 
@@ -22,13 +22,14 @@ def cpu_core_status() -> str:
     return f"available (Cython, {omp})"
 
 
-def require_cpu_core():
+def require_cpu_core(kind: str = "tm2d"):
+    """The compiled module running ``kind`` ("tm2d" or "maxwell3d")."""
     if _IMPORT_ERROR is not None:
         raise RuntimeError(
             "the compiled CPU core of wavecore is not importable: "
             f"{_IMPORT_ERROR}. Reinstall with `pip install -e .` (needs a C++17 compiler), "
             "or pass python_backend=True to run the numpy reference implementation.")
-    return _tm2d
+    return {"tm2d": _tm2d, "maxwell3d": _maxwell3d}[kind]
 
 
 def default_threads() -> int:
@@ -50,13 +51,13 @@ def resolve_threads(n_threads: int | None) -> int:
     return n_threads
 
 
-class CpuTm2d:
-    """TM2D on the CPU core; the buffers are used in place."""
+class CpuBackend:
+    """A run on the CPU core (TM2D or 3-D); the buffers are used in place."""
 
     name = "cpu"
 
     def __init__(self, plan: Plan, buffers):
-        self._kernels = require_cpu_core()
+        self._kernels = require_cpu_core(plan.kind)
         self.plan = plan
         self.buffers = buffers
 

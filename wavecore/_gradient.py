@@ -1,5 +1,5 @@
-"""The reverse pass of ``tm2d``: adjoint buffers, chunked transposed steps,
-backward callbacks and the chain rule to the user's arrays.
+"""The reverse pass of a run (``tm2d``, ``maxwell3d``): adjoint buffers, chunked
+transposed steps, backward callbacks and the chain rule to the user's arrays.
 
 A :class:`GradientContext` is kept by a :class:`~wavecore.result.ForwardResult`
 run with ``requires_grad``; ``result.vjp(g)`` calls :meth:`GradientContext.vjp`.
@@ -14,22 +14,17 @@ from .callbacks import CallbackState
 from .gradients import Gradients, fold_padding, material_gradients
 from .plan import Plan
 from .resampling import downsample_adjoint, substep_shifts, upsample_adjoint
-from .state import TM2D_MEMORIES
 
-__all__ = ["GradientContext", "segments"]
-
-#: Snapshot arrays per gradient target, and the attribute of the buffers they fill.
-SNAPSHOTS = {"ca_cb": ("ey", "curl"), "cq": ("sz", "sx")}
+__all__ = ["GradientContext", "segments", "attach_chunk", "detach_snapshots"]
 
 
-def snapshot_names(targets: frozenset[str]) -> tuple[str, ...]:
-    names = ()
-    if targets & {"epsilon", "sigma"}:
-        names += SNAPSHOTS["ca_cb"]
-    if "mu" in targets:
-        names += SNAPSHOTS["cq"]
-    return names
-
+def _zeros(shape, dtype, tail: bool) -> np.ndarray:
+    """Zeros of ``shape``; with ``tail`` followed by one more zero plane (same memory):
+    the 3-D adjoint reads one plane past the last shot there."""
+    size = int(np.prod(shape))
+    if not tail:
+        return np.zeros(shape, dtype)
+    return np.zeros(size + int(np.prod(shape[2:])), dtype)[:size].reshape(shape)
 
 def segments(plan: Plan, store, with_callbacks: bool) -> list[tuple[int, int]]:
     """Step ranges ``[t0, t1)`` between callbacks and snapshot-chunk boundaries."""
@@ -50,16 +45,16 @@ def attach_chunk(b, store, c: int, arrays: dict) -> None:
     b.geometry["snap_t0"] = store.chunk_steps(c, 1 << 62)[0]
 
 
-def detach_snapshots(b) -> None:
-    for names in SNAPSHOTS.values():
-        for name in names:
-            setattr(b, f"snap_{name}", None)
+def detach_snapshots(physics, b) -> None:
+    for name in physics.all_snapshots:
+        setattr(b, f"snap_{name}", None)
 
 
 class GradientContext:
     """What the reverse pass of one forward run needs."""
 
-    def __init__(self, plan: Plan, backend, buffers, store, source_shape):
+    def __init__(self, physics, plan: Plan, backend, buffers, store, source_shape):
+        self.physics = physics
         self.plan = plan
         self.backend = backend
         self.b = buffers
@@ -95,14 +90,15 @@ class GradientContext:
     # -- steps ----------------------------------------------------------------------
     def _receiver_gradient(self, value) -> np.ndarray:
         plan = self.plan
-        expected = (*plan.batch_shape, plan.n_receivers, plan.nt)
+        components = (len(plan.receiver_components),) if plan.component_axis else ()
+        expected = (*plan.batch_shape, *components, plan.n_receivers, plan.nt)
         g = checks.float_array(value, "grad_receiver_data")
         if g.shape != expected:
             raise ValueError(f"grad_receiver_data must have the shape of receiver_data "
                              f"{expected}, got {g.shape}")
         checks.finite(g, "grad_receiver_data")
-        g = g.astype(plan.dtype, copy=False).reshape(plan.n_total_shots, plan.n_receivers,
-                                                     plan.nt)
+        g = g.astype(plan.dtype, copy=False).reshape(
+            plan.n_total_shots, len(plan.receiver_components) * plan.n_receivers, plan.nt)
         if plan.step_ratio > 1 and g.size:
             r = plan.resampling
             g = downsample_adjoint(g, plan.step_ratio, r.freq_taper_frac, r.time_pad_frac,
@@ -110,12 +106,14 @@ class GradientContext:
         return np.ascontiguousarray(g, dtype=plan.dtype)
 
     def _allocate(self, g: np.ndarray) -> None:
-        plan, b = self.plan, self.b
+        plan, b, physics = self.plan, self.b, self.physics
         dtype = np.dtype(plan.dtype)
-        full = b.ey.shape
-        for name in ("lam_ey", "lam_hx", "lam_hz", "w_z", "w_x", "v_z", "v_x"):
-            setattr(b, name, np.zeros(full, dtype))
-        for name in TM2D_MEMORIES:
+        full = getattr(b, physics.fields[0]).shape
+        for name in physics.fields:
+            setattr(b, f"lam_{name}", np.zeros(full, dtype))
+        for name in physics.scratch:
+            setattr(b, name, _zeros(full, dtype, name in physics.tail_scratch))
+        for name in physics.memories:
             setattr(b, f"lam_{name}", np.zeros(getattr(b, name).shape, dtype))
         targets = plan.targets
         wants_ab = bool(targets & {"epsilon", "sigma"})
@@ -126,11 +124,10 @@ class GradientContext:
         b.src_grad = np.zeros(b.src_term.shape, dtype)
 
     def _release(self) -> None:
-        for name in ("lam_ey", "lam_hx", "lam_hz", "w_z", "w_x", "v_z", "v_x", "grad_ca",
-                     "grad_cb", "grad_cq", "rec_grad", "src_grad",
-                     *(f"lam_{n}" for n in TM2D_MEMORIES)):
+        for name in (*self.physics.adjoint_names, *self.physics.scratch, "grad_ca",
+                     "grad_cb", "grad_cq", "rec_grad", "src_grad"):
             setattr(self.b, name, None)
-        detach_snapshots(self.b)
+        detach_snapshots(self.physics, self.b)
 
     def _reverse(self, callback) -> None:
         plan, b, store = self.plan, self.b, self.store
@@ -199,7 +196,7 @@ class GradientContext:
     def _callback_state(self, step: int) -> CallbackState:
         plan, b = self.plan, self.b
         batched = lambda a: a.reshape(*plan.batch_shape, *a.shape[1:])  # noqa: E731
-        names = ("lam_ey", "lam_hx", "lam_hz", *(f"lam_{n}" for n in TM2D_MEMORIES))
+        names = self.physics.adjoint_names
         models = {k: (v if plan.model_batched else v[0]) for k, v in b.models.items()}
         grads = {k: (v if plan.model_batched else v[0]).astype(plan.dtype) for k, v in
                  material_gradients(b.models, plan.inner_dt, *self._coefficient_gradients(),

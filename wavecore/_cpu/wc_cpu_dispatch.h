@@ -1,0 +1,49 @@
+// Compile-time dispatch helpers of the CPU row loops (TM2D and 3-D): turn a
+// run-time stencil order or flag into a template argument, and split a row
+// into its CPML and interior segments.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+namespace wc {
+namespace cpu {
+
+// Call f(std::integral_constant<int, ORDER>) for the runtime stencil order.
+template <typename F>
+inline void with_order(int order, F&& f) {
+  switch (order) {
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 8: f(std::integral_constant<int, 8>{}); break;
+  }
+}
+
+// Call f(bool_constant) for a runtime flag.
+template <typename F>
+inline void with_flag(bool flag, F&& f) {
+  if (flag) {
+    f(std::true_type{});
+  } else {
+    f(std::false_type{});
+  }
+}
+
+// f(x0, x1, pml) for the left slab, the interior and the right slab of a row;
+// `right` is the first column of the right slab (E or H staggering).
+template <typename F>
+inline void by_segment(int64_t first, int64_t x0, int64_t right, int64_t end, F&& f) {
+  f(first, x0, std::true_type{});
+  f(x0, right, std::false_type{});
+  f(right, end, std::true_type{});
+}
+
+// Non-deduced context: `typename same<T>::type*` accepts nullptr for a T*.
+template <typename T>
+struct same {
+  using type = T;
+};
+
+}  // namespace cpu
+}  // namespace wc

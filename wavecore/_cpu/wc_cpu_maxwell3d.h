@@ -1,0 +1,213 @@
+// CPU mapping of the 3-D cell updates onto rows of cells (fixed z and y).
+//
+// A row is split into the left CPML slab, the interior and the right slab so
+// that each segment is a branch-free loop the compiler vectorizes; rows on the
+// last domain plane of z or y, and the last cell of every row, take the
+// checked (EDGE) variant of the H update. The cell updates themselves live in
+// wavecore/_csrc/wc_maxwell3d.h.
+#pragma once
+
+#include "wc_cpu_dispatch.h"
+#include "wc_maxwell3d.h"
+
+namespace wc {
+namespace cpu {
+
+// Snapshot slots of step t: three arrays from `base` (null when not stored).
+template <typename StoreT, typename T>
+inline Store3<StoreT> m3d_store(const M3dParams<T>& p, void* const (&base)[3], int64_t t) {
+  Store3<StoreT> s{{nullptr, nullptr, nullptr}};
+  if (base[0] == nullptr) return s;
+  const int64_t offset = m3d_snapshot_offset(p, t);
+  for (int c = 0; c < 3; ++c) s.c[c] = static_cast<StoreT*>(base[c]) + offset;
+  return s;
+}
+
+template <typename StoreT, typename T>
+inline Image3<T, StoreT> m3d_image(const M3dParams<T>& p, void* const (&a)[3],
+                                   void* const (&b)[3], typename same<T>::type* grad_a,
+                                   typename same<T>::type* grad_b, int64_t t) {
+  Image3<T, StoreT> image{{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr},
+                          a[0] ? grad_a : nullptr, b[0] ? grad_b : nullptr,
+                          m3d_snapshot_weight(p, t)};
+  const int64_t offset = m3d_snapshot_offset(p, t);
+  for (int c = 0; c < 3; ++c) {
+    if (a[0]) image.a[c] = static_cast<const StoreT*>(a[c]) + offset;
+    if (b[0]) image.b[c] = static_cast<const StoreT*>(b[c]) + offset;
+  }
+  return image;
+}
+
+template <typename T>
+inline bool m3d_stores(const M3dParams<T>& p, int64_t t) {
+  return m3d_snapshot_weight(p, t) != T(0);
+}
+
+// ---- forward ------------------------------------------------------------------
+
+template <typename T, int O, typename S>
+inline void m3d_h_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, S store) {
+  constexpr int M = Stencil<O>::M;
+  const int64_t last = p.nx - M;  // last domain column: no half node after it
+  with_flag(m3d_pml_h(z, p.pml_z0, p.pml_z1), [&](auto fz) {
+    with_flag(m3d_pml_h(y, p.pml_y0, p.pml_y1), [&](auto fy) {
+      constexpr bool PZ = decltype(fz)::value, PY = decltype(fy)::value;
+      with_flag(z == p.nz - M || y == p.ny - M, [&](auto fe) {
+        by_segment(M, p.pml_x0, p.pml_x1 - 1, last, [&](int64_t a, int64_t b, auto fx) {
+#pragma omp simd
+          for (int64_t x = a; x < b; ++x)
+            m3d_h_cell<T, O, PZ, PY, decltype(fx)::value, decltype(fe)::value>(p, shot, z, y,
+                                                                                x, store);
+        });
+      });
+      m3d_h_cell<T, O, PZ, PY, true, true>(p, shot, z, y, last, store);
+    });
+  });
+}
+
+template <typename T, int O, typename S>
+inline void m3d_e_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, S store_e,
+                        S store_c) {
+  constexpr int M = Stencil<O>::M;
+  with_flag(m3d_pml_e(z, p.pml_z0, p.pml_z1), [&](auto fz) {
+    with_flag(m3d_pml_e(y, p.pml_y0, p.pml_y1), [&](auto fy) {
+      by_segment(M, p.pml_x0, p.pml_x1, p.nx - M + 1, [&](int64_t a, int64_t b, auto fx) {
+#pragma omp simd
+        for (int64_t x = a; x < b; ++x)
+          m3d_e_cell<T, O, decltype(fz)::value, decltype(fy)::value, decltype(fx)::value>(
+              p, shot, z, y, x, store_e, store_c);
+      });
+    });
+  });
+}
+
+// Row updates of step t with the order chosen at run time, called by the
+// Cython time loop; they store the snapshots of step t when it is stored.
+template <typename T>
+inline void m3d_h_row(const M3dParams<T>& p, int order, int64_t shot, int64_t z, int64_t y,
+                      int64_t t) {
+  void* const s[3] = {p.snap_sx, p.snap_sy, p.snap_sz};
+  with_order(order, [&](auto o) {
+    constexpr int O = decltype(o)::value;
+    if (!m3d_stores(p, t) || s[0] == nullptr) {
+      m3d_h_row_o<T, O>(p, shot, z, y, NoStore{});
+    } else if (p.snap_bf16) {
+      m3d_h_row_o<T, O>(p, shot, z, y, m3d_store<bf16>(p, s, t));
+    } else {
+      m3d_h_row_o<T, O>(p, shot, z, y, m3d_store<T>(p, s, t));
+    }
+  });
+}
+
+template <typename T>
+inline void m3d_e_row(const M3dParams<T>& p, int order, int64_t shot, int64_t z, int64_t y,
+                      int64_t t) {
+  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
+  void* const c[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
+  with_order(order, [&](auto o) {
+    constexpr int O = decltype(o)::value;
+    if (!m3d_stores(p, t) || e[0] == nullptr) {
+      m3d_e_row_o<T, O>(p, shot, z, y, NoStore{}, NoStore{});
+    } else if (p.snap_bf16) {
+      m3d_e_row_o<T, O>(p, shot, z, y, m3d_store<bf16>(p, e, t), m3d_store<bf16>(p, c, t));
+    } else {
+      m3d_e_row_o<T, O>(p, shot, z, y, m3d_store<T>(p, e, t), m3d_store<T>(p, c, t));
+    }
+  });
+}
+
+template <typename T>
+inline void m3d_sources_receivers(const M3dParams<T>& p, int64_t shot, int64_t t) {
+  m3d_inject_sources(p, shot, t);
+  m3d_record_receivers(p, shot, t);
+}
+
+// ---- adjoint ------------------------------------------------------------------
+
+template <typename T, int O, typename I>
+inline void m3d_adjoint_e_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
+                                I image) {
+  constexpr int M = Stencil<O>::M;
+  with_flag(m3d_pml_e(z, p.pml_z0, p.pml_z1), [&](auto fz) {
+    with_flag(m3d_pml_e(y, p.pml_y0, p.pml_y1), [&](auto fy) {
+      by_segment(M, p.pml_x0, p.pml_x1, p.nx - M + 1, [&](int64_t a, int64_t b, auto fx) {
+#pragma omp simd
+        for (int64_t x = a; x < b; ++x)
+          m3d_adjoint_e_cell<T, O, decltype(fz)::value, decltype(fy)::value,
+                             decltype(fx)::value>(p, shot, z, y, x, image);
+      });
+    });
+  });
+}
+
+template <typename T, int O, typename I>
+inline void m3d_adjoint_h_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
+                                I image) {
+  constexpr int M = Stencil<O>::M;
+  const int64_t last = p.nx - M;
+  with_flag(m3d_pml_h(z, p.pml_z0, p.pml_z1), [&](auto fz) {
+    with_flag(m3d_pml_h(y, p.pml_y0, p.pml_y1), [&](auto fy) {
+      constexpr bool PZ = decltype(fz)::value, PY = decltype(fy)::value;
+      with_flag(z == p.nz - M || y == p.ny - M, [&](auto fe) {
+        by_segment(M, p.pml_x0, p.pml_x1 - 1, last, [&](int64_t a, int64_t b, auto fx) {
+#pragma omp simd
+          for (int64_t x = a; x < b; ++x)
+            m3d_adjoint_h_cell<T, O, PZ, PY, decltype(fx)::value, decltype(fe)::value>(
+                p, shot, z, y, x, image);
+        });
+      });
+      m3d_adjoint_h_cell<T, O, PZ, PY, true, true>(p, shot, z, y, last, image);
+    });
+  });
+}
+
+template <typename T>
+inline void m3d_adjoint_e_row(const M3dParams<T>& p, int order, int64_t shot, int64_t z,
+                              int64_t y, int64_t t) {
+  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
+  void* const c[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
+  with_order(order, [&](auto o) {
+    constexpr int O = decltype(o)::value;
+    if (!m3d_stores(p, t) || e[0] == nullptr ||
+        (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
+      m3d_adjoint_e_row_o<T, O>(p, shot, z, y, NoImage{});
+    } else if (p.snap_bf16) {
+      m3d_adjoint_e_row_o<T, O>(p, shot, z, y,
+                                m3d_image<bf16>(p, e, c, p.grad_ca, p.grad_cb, t));
+    } else {
+      m3d_adjoint_e_row_o<T, O>(p, shot, z, y, m3d_image<T>(p, e, c, p.grad_ca, p.grad_cb, t));
+    }
+  });
+}
+
+template <typename T>
+inline void m3d_adjoint_h_row(const M3dParams<T>& p, int order, int64_t shot, int64_t z,
+                              int64_t y, int64_t t) {
+  void* const s[3] = {p.snap_sx, p.snap_sy, p.snap_sz};
+  void* const none[3] = {nullptr, nullptr, nullptr};
+  with_order(order, [&](auto o) {
+    constexpr int O = decltype(o)::value;
+    if (!m3d_stores(p, t) || s[0] == nullptr || p.grad_cq == nullptr) {
+      m3d_adjoint_h_row_o<T, O>(p, shot, z, y, NoImage{});
+    } else if (p.snap_bf16) {
+      m3d_adjoint_h_row_o<T, O>(p, shot, z, y,
+                                m3d_image<bf16>(p, s, none, p.grad_cq, nullptr, t));
+    } else {
+      m3d_adjoint_h_row_o<T, O>(p, shot, z, y, m3d_image<T>(p, s, none, p.grad_cq, nullptr, t));
+    }
+  });
+}
+
+template <typename T>
+inline void m3d_adjoint_gather_row(const M3dParams<T>& p, int order, int64_t shot, int64_t z,
+                                   int64_t y) {
+  with_order(order, [&](auto o) {
+    constexpr int O = decltype(o)::value;
+    constexpr int M = Stencil<O>::M;
+#pragma omp simd
+    for (int64_t x = M; x < p.nx - M + 1; ++x) m3d_adjoint_gather_cell<T, O>(p, shot, z, y, x);
+  });
+}
+
+}  // namespace cpu
+}  // namespace wc

@@ -1,0 +1,477 @@
+// 3-D Yee updates (Ex, Ey, Ez, Hx, Hy, Hz), one grid cell at a time.
+//
+// The only place where the 3-D physics is written: the Cython/OpenMP core maps
+// rows of cells onto these functions (and CUDA kernels will map threads onto
+// them). Nothing here knows about threads, streams or Python.
+//
+// Grid layout (all arrays [n_shots, nz, ny, nx], C-contiguous, x fastest). Each
+// axis is padded as in TM2D (see wc_tm2d.h and wavecore/grid.py): M = ORDER / 2
+// halo cells before the domain, M - 1 after; the domain (model + CPML) is
+// [M, n - M] on every axis. The standard Yee cell: with integer node (z, y, x)
+//   Ex at (z, y, x + 1/2), Ey at (z, y + 1/2, x), Ez at (z + 1/2, y, x),
+//   Hx at (z + 1/2, y + 1/2, x), Hy at (z + 1/2, y, x + 1/2),
+//   Hz at (z, y + 1/2, x + 1/2),
+// all six stored at array index (z, y, x). Every component is updated on the
+// whole domain; a derivative towards a half node (in the H update) is absent
+// on the last domain plane of its axis, where that half node does not exist
+// (TIDE 0.1.2 does the same). Halo values stay zero: the edge is a wall.
+//
+// Physical signs (H is not negated as in TIDE):
+//   Hx += cq (dEy/dz - dEz/dy)   Ex = ca Ex + cb (dHz/dy - dHy/dz)
+//   Hy += cq (dEz/dx - dEx/dz)   Ey = ca Ey + cb (dHx/dz - dHz/dx)
+//   Hz += cq (dEx/dy - dEy/dx)   Ez = ca Ez + cb (dHy/dx - dHx/dy)
+//
+// CPML memories psi_<f>_<a> (memory of dF/da) are stored only in the slabs of
+// axis a: [n_shots, Dz, Dy, Dx] with D = n - 2M + 1 (the domain) on the other
+// axes and the slab cells (low slab, then high) on axis a. As in TM2D the high
+// H slab starts half a cell before the high E slab.
+#pragma once
+
+#include "wc_config.h"
+#include "wc_diff.h"
+#include "wc_hooks.h"
+
+namespace wc {
+
+template <typename T>
+struct M3dParams {
+  // Wavefields.
+  T* ex;
+  T* ey;
+  T* ez;
+  T* hx;
+  T* hy;
+  T* hz;
+  // CPML memories of the E derivatives (H update) and of the H derivatives (E update).
+  T* psi_ey_z;
+  T* psi_ez_y;
+  T* psi_ez_x;
+  T* psi_ex_z;
+  T* psi_ex_y;
+  T* psi_ey_x;
+  T* psi_hy_z;
+  T* psi_hz_y;
+  T* psi_hz_x;
+  T* psi_hx_z;
+  T* psi_hx_y;
+  T* psi_hy_x;
+  // Update coefficients [n_models, nz, ny, nx].
+  const T* ca;
+  const T* cb;
+  const T* cq;
+  // CPML profiles on integer (E) and half (H) nodes of each axis.
+  const T* az;
+  const T* bz;
+  const T* kz;
+  const T* az_h;
+  const T* bz_h;
+  const T* kz_h;
+  const T* ay;
+  const T* by;
+  const T* ky;
+  const T* ay_h;
+  const T* by_h;
+  const T* ky_h;
+  const T* ax;
+  const T* bx;
+  const T* kx;
+  const T* ax_h;
+  const T* bx_h;
+  const T* kx_h;
+  // Sources: term added to the source component [n_shots, n_src, nt], flat cell index.
+  const T* src_term;
+  const int64_t* src_index;
+  // Receivers: data [n_shots, n_rec_comp, n_rec, nt], flat cell index [n_shots, n_rec].
+  T* rec_data;
+  const int64_t* rec_index;
+  T rdz;
+  T rdy;
+  T rdx;
+  int64_t nz;
+  int64_t ny;
+  int64_t nx;
+  int64_t n_shots;
+  int64_t shots_per_model;
+  int64_t n_src;
+  int64_t n_rec;
+  int64_t nt;             // internal steps of the run: the time stride of src/rec
+  int64_t src_component;  // 0, 1, 2 = ex, ey, ez
+  int64_t n_rec_comp;     // components recorded per receiver
+  int64_t rec_comp[6];    // 0..5 = ex, ey, ez, hx, hy, hz
+  int64_t pml_z0;         // first model plane (M + low CPML width)
+  int64_t pml_z1;         // first plane of the high E slab
+  int64_t pml_y0;
+  int64_t pml_y1;
+  int64_t pml_x0;
+  int64_t pml_x1;
+  int64_t pz0;  // low slab widths
+  int64_t py0;
+  int64_t px0;
+  int64_t psi_z_n;  // slab cells per axis (low + high)
+  int64_t psi_y_n;
+  int64_t psi_x_n;
+
+  // ---- gradients (unused by a forward run without them) --------------------
+  // Snapshots of the current chunk, [slots, n_shots, nz, ny, nx] of T or bf16:
+  // E before its update (snap_e*), the stretched curl of H (snap_c*), both
+  // for ca and cb, and the stretched curl of E added to H (snap_s*, for cq).
+  void* snap_ex;
+  void* snap_ey;
+  void* snap_ez;
+  void* snap_cx;
+  void* snap_cy;
+  void* snap_cz;
+  void* snap_sx;
+  void* snap_sy;
+  void* snap_sz;
+  int64_t snap_t0;
+  int64_t snap_interval;
+  int64_t snap_bf16;
+  // Adjoint fields and memories (layouts of the forward ones).
+  T* lam_ex;
+  T* lam_ey;
+  T* lam_ez;
+  T* lam_hx;
+  T* lam_hy;
+  T* lam_hz;
+  T* lam_psi_ey_z;
+  T* lam_psi_ez_y;
+  T* lam_psi_ez_x;
+  T* lam_psi_ex_z;
+  T* lam_psi_ex_y;
+  T* lam_psi_ey_x;
+  T* lam_psi_hy_z;
+  T* lam_psi_hz_y;
+  T* lam_psi_hz_x;
+  T* lam_psi_hx_z;
+  T* lam_psi_hx_y;
+  T* lam_psi_hy_x;
+  // Stretched adjoints feeding the transposed derivatives: w_<h>_<a> for dH/da
+  // (E update), v_<e>_<a> for dE/da (H update). The w arrays hold one extra
+  // zero plane after the last shot: the transposed z derivative on the last
+  // domain plane reads one plane past the grid (where w is zero).
+  T* w_hx_y;
+  T* w_hx_z;
+  T* w_hy_x;
+  T* w_hy_z;
+  T* w_hz_x;
+  T* w_hz_y;
+  T* v_ex_y;
+  T* v_ex_z;
+  T* v_ey_x;
+  T* v_ey_z;
+  T* v_ez_x;
+  T* v_ez_y;
+  T* grad_ca;
+  T* grad_cb;
+  T* grad_cq;
+  const T* rec_grad;  // dJ/d(receiver data), the layout of rec_data
+  T* src_grad;        // dJ/d(source term) [n_shots, n_src, nt]
+};
+
+// ---- index helpers ---------------------------------------------------------
+
+template <typename T>
+WC_HD int64_t m3d_numel(const M3dParams<T>& p) { return p.nz * p.ny * p.nx; }
+
+template <typename T>
+WC_HD int64_t m3d_model_offset(const M3dParams<T>& p, int64_t shot) {
+  return (shot / p.shots_per_model) * m3d_numel(p);
+}
+
+// Is a plane in a CPML slab, for E nodes and for half (H) nodes?
+WC_HD bool m3d_pml_e(int64_t c, int64_t lo, int64_t hi) { return c < lo || c >= hi; }
+WC_HD bool m3d_pml_h(int64_t c, int64_t lo, int64_t hi) { return c < lo || c >= hi - 1; }
+
+// Compact index of a CPML memory along AXIS (0 = z, 1 = y, 2 = x); `high_start`
+// is the first padded index of the high slab (E: pml_1, H: pml_1 - 1).
+template <typename T, int M, int AXIS>
+WC_HD int64_t m3d_psi_index(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
+                            int64_t x, int64_t high_start) {
+  int64_t dz = p.nz - 2 * M + 1, dy = p.ny - 2 * M + 1, dx = p.nx - 2 * M + 1;
+  int64_t rz = z - M, ry = y - M, rx = x - M;
+  if constexpr (AXIS == 0) {
+    dz = p.psi_z_n;
+    rz = z < p.pml_z0 ? z - M : p.pz0 + (z - high_start);
+  } else if constexpr (AXIS == 1) {
+    dy = p.psi_y_n;
+    ry = y < p.pml_y0 ? y - M : p.py0 + (y - high_start);
+  } else {
+    dx = p.psi_x_n;
+    rx = x < p.pml_x0 ? x - M : p.px0 + (x - high_start);
+  }
+  return ((shot * dz + rz) * dy + ry) * dx + rx;
+}
+
+template <typename T>
+WC_HD T* m3d_component(const M3dParams<T>& p, int64_t c) {
+  T* const fields[6] = {p.ex, p.ey, p.ez, p.hx, p.hy, p.hz};
+  return fields[c];
+}
+
+template <typename T>
+WC_HD T* m3d_adjoint_component(const M3dParams<T>& p, int64_t c) {
+  T* const fields[6] = {p.lam_ex, p.lam_ey, p.lam_ez, p.lam_hx, p.lam_hy, p.lam_hz};
+  return fields[c];
+}
+
+// ---- forward updates -------------------------------------------------------
+//
+// Template flags: PZ/PY/PX = the cell is in a CPML slab of that axis; EDGE =
+// the cell may lie on the last domain plane of some axis (checked at run time;
+// false lets the common case skip the checks).
+
+// Stretched derivative towards a half node along one axis (H update).
+template <typename T, int ORDER, int AXIS, bool PML>
+WC_HD T m3d_d_half(const M3dParams<T>& p, const T* f, int64_t stride, T rd, T* psi,
+                   const T* a, const T* b, const T* k, int64_t c) {
+  T d = diff_to_half<T, ORDER>(f, stride) * rd;
+  if constexpr (PML) d = cpml_stretch(d, *psi, a[c], b[c], k[c]);
+  return d;
+}
+
+// H at (z, y, x) of the domain.
+template <typename T, int ORDER, bool PZ, bool PY, bool PX, bool EDGE, typename S = NoStore>
+WC_HD void m3d_h_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, int64_t x,
+                      S store = {}) {
+  constexpr int M = Stencil<ORDER>::M;
+  const int64_t sz = p.ny * p.nx, sy = p.nx;
+  const int64_t j = (z * p.ny + y) * p.nx + x;
+  const int64_t i = shot * m3d_numel(p) + j;
+  T ey_z = T(0), ex_z = T(0), ez_y = T(0), ex_y = T(0), ez_x = T(0), ey_x = T(0);
+  if (!EDGE || z < p.nz - M) {
+    const int64_t q = PZ ? m3d_psi_index<T, M, 0>(p, shot, z, y, x, p.pml_z1 - 1) : 0;
+    ey_z = m3d_d_half<T, ORDER, 0, PZ>(p, p.ey + i, sz, p.rdz, p.psi_ey_z + q, p.az_h,
+                                       p.bz_h, p.kz_h, z);
+    ex_z = m3d_d_half<T, ORDER, 0, PZ>(p, p.ex + i, sz, p.rdz, p.psi_ex_z + q, p.az_h,
+                                       p.bz_h, p.kz_h, z);
+  }
+  if (!EDGE || y < p.ny - M) {
+    const int64_t q = PY ? m3d_psi_index<T, M, 1>(p, shot, z, y, x, p.pml_y1 - 1) : 0;
+    ez_y = m3d_d_half<T, ORDER, 1, PY>(p, p.ez + i, sy, p.rdy, p.psi_ez_y + q, p.ay_h,
+                                       p.by_h, p.ky_h, y);
+    ex_y = m3d_d_half<T, ORDER, 1, PY>(p, p.ex + i, sy, p.rdy, p.psi_ex_y + q, p.ay_h,
+                                       p.by_h, p.ky_h, y);
+  }
+  if (!EDGE || x < p.nx - M) {
+    const int64_t q = PX ? m3d_psi_index<T, M, 2>(p, shot, z, y, x, p.pml_x1 - 1) : 0;
+    ez_x = m3d_d_half<T, ORDER, 2, PX>(p, p.ez + i, 1, p.rdx, p.psi_ez_x + q, p.ax_h,
+                                       p.bx_h, p.kx_h, x);
+    ey_x = m3d_d_half<T, ORDER, 2, PX>(p, p.ey + i, 1, p.rdx, p.psi_ey_x + q, p.ax_h,
+                                       p.bx_h, p.kx_h, x);
+  }
+  const T cx = ey_z - ez_y, cy = ez_x - ex_z, cz = ex_y - ey_x;
+  store(i, cx, cy, cz);
+  const T q = p.cq[m3d_model_offset(p, shot) + j];
+  p.hx[i] += q * cx;
+  p.hy[i] += q * cy;
+  p.hz[i] += q * cz;
+}
+
+// Stretched derivative at an integer node along one axis (E update).
+template <typename T, int ORDER, bool PML>
+WC_HD T m3d_d_int(const T* f, int64_t stride, T rd, T* psi, const T* a, const T* b,
+                  const T* k, int64_t c) {
+  T d = diff_to_int<T, ORDER>(f, stride) * rd;
+  if constexpr (PML) d = cpml_stretch(d, *psi, a[c], b[c], k[c]);
+  return d;
+}
+
+// E at (z, y, x) of the domain; `store_e` gets E before the update, `store_c`
+// the stretched curl of H.
+template <typename T, int ORDER, bool PZ, bool PY, bool PX, typename S = NoStore>
+WC_HD void m3d_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, int64_t x,
+                      S store_e = {}, S store_c = {}) {
+  constexpr int M = Stencil<ORDER>::M;
+  const int64_t sz = p.ny * p.nx, sy = p.nx;
+  const int64_t j = (z * p.ny + y) * p.nx + x;
+  const int64_t i = shot * m3d_numel(p) + j;
+  const int64_t qz = PZ ? m3d_psi_index<T, M, 0>(p, shot, z, y, x, p.pml_z1) : 0;
+  const int64_t qy = PY ? m3d_psi_index<T, M, 1>(p, shot, z, y, x, p.pml_y1) : 0;
+  const int64_t qx = PX ? m3d_psi_index<T, M, 2>(p, shot, z, y, x, p.pml_x1) : 0;
+  const T hy_z = m3d_d_int<T, ORDER, PZ>(p.hy + i, sz, p.rdz, p.psi_hy_z + qz, p.az, p.bz,
+                                         p.kz, z);
+  const T hx_z = m3d_d_int<T, ORDER, PZ>(p.hx + i, sz, p.rdz, p.psi_hx_z + qz, p.az, p.bz,
+                                         p.kz, z);
+  const T hz_y = m3d_d_int<T, ORDER, PY>(p.hz + i, sy, p.rdy, p.psi_hz_y + qy, p.ay, p.by,
+                                         p.ky, y);
+  const T hx_y = m3d_d_int<T, ORDER, PY>(p.hx + i, sy, p.rdy, p.psi_hx_y + qy, p.ay, p.by,
+                                         p.ky, y);
+  const T hz_x = m3d_d_int<T, ORDER, PX>(p.hz + i, 1, p.rdx, p.psi_hz_x + qx, p.ax, p.bx,
+                                         p.kx, x);
+  const T hy_x = m3d_d_int<T, ORDER, PX>(p.hy + i, 1, p.rdx, p.psi_hy_x + qx, p.ax, p.bx,
+                                         p.kx, x);
+  const T cx = hz_y - hy_z, cy = hx_z - hz_x, cz = hy_x - hx_y;
+  const T ex = p.ex[i], ey = p.ey[i], ez = p.ez[i];
+  store_e(i, ex, ey, ez);
+  store_c(i, cx, cy, cz);
+  const int64_t m = m3d_model_offset(p, shot) + j;
+  const T a = p.ca[m], b = p.cb[m];
+  p.ex[i] = a * ex + b * cx;
+  p.ey[i] = a * ey + b * cy;
+  p.ez[i] = a * ez + b * cz;
+}
+
+// Add the source terms of step t to the source component, in source order.
+template <typename T>
+WC_HD void m3d_inject_sources(const M3dParams<T>& p, int64_t shot, int64_t t) {
+  T* e = m3d_component(p, p.src_component) + shot * m3d_numel(p);
+  for (int64_t k = 0; k < p.n_src; ++k) {
+    const int64_t s = shot * p.n_src + k;
+    e[p.src_index[s]] += p.src_term[s * p.nt + t];
+  }
+}
+
+// Record sample t of every receiver component (E after step t, and H of step t).
+template <typename T>
+WC_HD void m3d_record_receivers(const M3dParams<T>& p, int64_t shot, int64_t t) {
+  for (int64_t c = 0; c < p.n_rec_comp; ++c) {
+    const T* f = m3d_component(p, p.rec_comp[c]) + shot * m3d_numel(p);
+    for (int64_t k = 0; k < p.n_rec; ++k) {
+      const int64_t r = (shot * p.n_rec_comp + c) * p.n_rec + k;
+      p.rec_data[r * p.nt + t] = f[p.rec_index[shot * p.n_rec + k]];
+    }
+  }
+}
+
+// ---- adjoint (transposed) updates -----------------------------------------
+//
+// The reverse of step t, with lam_* the adjoints of the state after step t:
+//   R. lam_<c>[receivers] += dJ/dr_t (every recorded component);
+//      dJ/d(source term)_t = lam_<source component>[sources].
+//   A. (E update transposed) image ca, cb; w = CPML-stretch^T(+-cb lam_E);
+//      lam_E <- ca lam_E.
+//   B. (derivatives of H transposed) lam_H -= D+(w); image cq;
+//      v = CPML-stretch^T(+-cq lam_H) where the forward derivative exists.
+//   C. (derivatives of E transposed) lam_E -= D-(v).
+// (D-)^T = -D+ and (D+)^T = -D- on the grid with its zero halo.
+
+template <typename T>
+WC_HD void m3d_adjoint_receivers_sources(const M3dParams<T>& p, int64_t shot, int64_t t) {
+  for (int64_t c = 0; c < p.n_rec_comp; ++c) {
+    T* lam = m3d_adjoint_component(p, p.rec_comp[c]) + shot * m3d_numel(p);
+    for (int64_t k = 0; k < p.n_rec; ++k) {
+      const int64_t r = (shot * p.n_rec_comp + c) * p.n_rec + k;
+      lam[p.rec_index[shot * p.n_rec + k]] += p.rec_grad[r * p.nt + t];
+    }
+  }
+  const T* lam = m3d_adjoint_component(p, p.src_component) + shot * m3d_numel(p);
+  for (int64_t k = 0; k < p.n_src; ++k) {
+    const int64_t s = shot * p.n_src + k;
+    p.src_grad[s * p.nt + t] = lam[p.src_index[s]];
+  }
+}
+
+// Step A at an E cell of the domain.
+template <typename T, int ORDER, bool PZ, bool PY, bool PX, typename I = NoImage>
+WC_HD void m3d_adjoint_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
+                              int64_t x, I image = {}) {
+  constexpr int M = Stencil<ORDER>::M;
+  const int64_t j = (z * p.ny + y) * p.nx + x;
+  const int64_t i = shot * m3d_numel(p) + j;
+  const int64_t m = m3d_model_offset(p, shot) + j;
+  const T lx = p.lam_ex[i], ly = p.lam_ey[i], lz = p.lam_ez[i];
+  image(i, lx, ly, lz);
+  const T b = p.cb[m];
+  const T tx = b * lx, ty = b * ly, tz = b * lz;
+  // cx = hz_y - hy_z, cy = hx_z - hz_x, cz = hy_x - hx_y
+  T hz_y = tx, hy_z = -tx, hx_z = ty, hz_x = -ty, hy_x = tz, hx_y = -tz;
+  if constexpr (PZ) {
+    const int64_t q = m3d_psi_index<T, M, 0>(p, shot, z, y, x, p.pml_z1);
+    hy_z = cpml_stretch_adjoint(hy_z, p.lam_psi_hy_z[q], p.az[z], p.bz[z], p.kz[z]);
+    hx_z = cpml_stretch_adjoint(hx_z, p.lam_psi_hx_z[q], p.az[z], p.bz[z], p.kz[z]);
+  }
+  if constexpr (PY) {
+    const int64_t q = m3d_psi_index<T, M, 1>(p, shot, z, y, x, p.pml_y1);
+    hz_y = cpml_stretch_adjoint(hz_y, p.lam_psi_hz_y[q], p.ay[y], p.by[y], p.ky[y]);
+    hx_y = cpml_stretch_adjoint(hx_y, p.lam_psi_hx_y[q], p.ay[y], p.by[y], p.ky[y]);
+  }
+  if constexpr (PX) {
+    const int64_t q = m3d_psi_index<T, M, 2>(p, shot, z, y, x, p.pml_x1);
+    hz_x = cpml_stretch_adjoint(hz_x, p.lam_psi_hz_x[q], p.ax[x], p.bx[x], p.kx[x]);
+    hy_x = cpml_stretch_adjoint(hy_x, p.lam_psi_hy_x[q], p.ax[x], p.bx[x], p.kx[x]);
+  }
+  p.w_hz_y[i] = hz_y;
+  p.w_hy_z[i] = hy_z;
+  p.w_hx_z[i] = hx_z;
+  p.w_hz_x[i] = hz_x;
+  p.w_hy_x[i] = hy_x;
+  p.w_hx_y[i] = hx_y;
+  const T a = p.ca[m];
+  p.lam_ex[i] = a * lx;
+  p.lam_ey[i] = a * ly;
+  p.lam_ez[i] = a * lz;
+}
+
+// The adjoint of one stretched half-node derivative: v = stretch^T(u), or 0
+// where the forward derivative is absent (last plane of its axis).
+template <typename T, bool PML>
+WC_HD T m3d_v(bool exists, T u, T* lam_psi, const T* a, const T* b, const T* k, int64_t c) {
+  if (!exists) return T(0);
+  if constexpr (PML) u = cpml_stretch_adjoint(u, *lam_psi, a[c], b[c], k[c]);
+  return u;
+}
+
+// Step B at an H cell of the domain.
+template <typename T, int ORDER, bool PZ, bool PY, bool PX, bool EDGE, typename I = NoImage>
+WC_HD void m3d_adjoint_h_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
+                              int64_t x, I image = {}) {
+  constexpr int M = Stencil<ORDER>::M;
+  const int64_t sz = p.ny * p.nx, sy = p.nx;
+  const int64_t j = (z * p.ny + y) * p.nx + x;
+  const int64_t i = shot * m3d_numel(p) + j;
+  const T lx = p.lam_hx[i] - diff_to_half<T, ORDER>(p.w_hx_z + i, sz) * p.rdz -
+               diff_to_half<T, ORDER>(p.w_hx_y + i, sy) * p.rdy;
+  const T ly = p.lam_hy[i] - diff_to_half<T, ORDER>(p.w_hy_z + i, sz) * p.rdz -
+               diff_to_half<T, ORDER>(p.w_hy_x + i, 1) * p.rdx;
+  const T lz = p.lam_hz[i] - diff_to_half<T, ORDER>(p.w_hz_y + i, sy) * p.rdy -
+               diff_to_half<T, ORDER>(p.w_hz_x + i, 1) * p.rdx;
+  p.lam_hx[i] = lx;
+  p.lam_hy[i] = ly;
+  p.lam_hz[i] = lz;
+  image(i, lx, ly, lz);
+  const T q = p.cq[m3d_model_offset(p, shot) + j];
+  const T ux = q * lx, uy = q * ly, uz = q * lz;
+  // Hx += q (ey_z - ez_y), Hy += q (ez_x - ex_z), Hz += q (ex_y - ey_x)
+  const bool has_z = !EDGE || z < p.nz - M;
+  const bool has_y = !EDGE || y < p.ny - M;
+  const bool has_x = !EDGE || x < p.nx - M;
+  const int64_t qz = PZ && has_z ? m3d_psi_index<T, M, 0>(p, shot, z, y, x, p.pml_z1 - 1) : 0;
+  const int64_t qy = PY && has_y ? m3d_psi_index<T, M, 1>(p, shot, z, y, x, p.pml_y1 - 1) : 0;
+  const int64_t qx = PX && has_x ? m3d_psi_index<T, M, 2>(p, shot, z, y, x, p.pml_x1 - 1) : 0;
+  p.v_ey_z[i] = m3d_v<T, PZ>(has_z, ux, p.lam_psi_ey_z + qz, p.az_h, p.bz_h, p.kz_h, z);
+  p.v_ex_z[i] = m3d_v<T, PZ>(has_z, -uy, p.lam_psi_ex_z + qz, p.az_h, p.bz_h, p.kz_h, z);
+  p.v_ez_y[i] = m3d_v<T, PY>(has_y, -ux, p.lam_psi_ez_y + qy, p.ay_h, p.by_h, p.ky_h, y);
+  p.v_ex_y[i] = m3d_v<T, PY>(has_y, uz, p.lam_psi_ex_y + qy, p.ay_h, p.by_h, p.ky_h, y);
+  p.v_ez_x[i] = m3d_v<T, PX>(has_x, uy, p.lam_psi_ez_x + qx, p.ax_h, p.bx_h, p.kx_h, x);
+  p.v_ey_x[i] = m3d_v<T, PX>(has_x, -uz, p.lam_psi_ey_x + qx, p.ax_h, p.bx_h, p.kx_h, x);
+}
+
+// Step C at an E cell of the domain.
+template <typename T, int ORDER>
+WC_HD void m3d_adjoint_gather_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
+                                   int64_t x) {
+  const int64_t sz = p.ny * p.nx, sy = p.nx;
+  const int64_t i = shot * m3d_numel(p) + (z * p.ny + y) * p.nx + x;
+  p.lam_ex[i] -= diff_to_int<T, ORDER>(p.v_ex_z + i, sz) * p.rdz +
+                 diff_to_int<T, ORDER>(p.v_ex_y + i, sy) * p.rdy;
+  p.lam_ey[i] -= diff_to_int<T, ORDER>(p.v_ey_z + i, sz) * p.rdz +
+                 diff_to_int<T, ORDER>(p.v_ey_x + i, 1) * p.rdx;
+  p.lam_ez[i] -= diff_to_int<T, ORDER>(p.v_ez_y + i, sy) * p.rdy +
+                 diff_to_int<T, ORDER>(p.v_ez_x + i, 1) * p.rdx;
+}
+
+// Weight of the snapshot of step t (steps it stands for; 0 if not stored).
+template <typename T>
+WC_HD T m3d_snapshot_weight(const M3dParams<T>& p, int64_t t) {
+  if (p.snap_interval <= 0 || t % p.snap_interval != 0) return T(0);
+  const int64_t left = p.nt - t;
+  return T(left < p.snap_interval ? left : p.snap_interval);
+}
+
+template <typename T>
+WC_HD int64_t m3d_snapshot_offset(const M3dParams<T>& p, int64_t t) {
+  return ((t - p.snap_t0) / p.snap_interval) * p.n_shots * m3d_numel(p);
+}
+
+}  // namespace wc

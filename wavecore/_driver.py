@@ -1,0 +1,452 @@
+"""The run of any Yee system (``tm2d``, ``maxwell3d``): plan, buffers, time loop.
+
+Flow: validate every input, build a :class:`~wavecore.plan.Plan` (no arrays),
+prepare the buffers (padded models, coefficients, CPML profiles, source
+terms), run the chosen backend chunk by chunk with callbacks in between, and
+return a :class:`~wavecore.result.ForwardResult`. What differs between the 2-D
+and the 3-D system (field names, CPML memories, the kernel's geometry) is a
+:class:`Physics` description; everything else is written once, here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Callable, Mapping
+
+import numpy as np
+
+from . import _checks as checks
+from ._gradient import GradientContext, attach_chunk, detach_snapshots, segments
+from ._inputs import check_callback, validate_acquisition, validate_models
+from .backends import backend_class
+from .backends.cpu import resolve_threads
+from .callbacks import CallbackState
+from .cfl import cfl_condition
+from .constants import C0, EP0, MU0
+from .gradients import parse_requires_grad
+from .grid import Axis, CpmlOptions, cpml_profiles
+from .plan import Plan, Resampling
+from .resampling import downsample, substep_shifts, upsample
+from .result import ForwardResult, MemoryEstimate
+from .state import WaveState, infer_shots, state_shapes, validate_initial_state
+from .stencils import ORDERS
+from .storage import SnapshotStore, StorageOptions, StoragePlan, plan_storage
+
+__all__ = ["Physics", "run", "plan_run", "estimate", "RUN_DEFAULTS", "GRADIENT_OPTIONS"]
+
+AXIS_LETTERS = {2: ("z", "x"), 3: ("z", "y", "x")}
+
+
+@dataclass(frozen=True)
+class Physics:
+    """What distinguishes one Yee system from another."""
+
+    kind: str                           #: "tm2d" or "maxwell3d"
+    ndim: int
+    fields: tuple[str, ...]             #: wavefields, E components first
+    memories: Mapping[str, int]         #: CPML memory -> axis whose slabs hold it
+    snapshots: Mapping[str, tuple]      #: "ca_cb" / "cq" -> snapshot arrays per step
+    scratch: tuple[str, ...]            #: adjoint scratch arrays over the padded grid
+    geometry: Callable                  #: geometry(plan) -> the kernel's sizes
+    edge: Mapping[str, int] = field(default_factory=dict)  #: fields held at 0 past the
+    #: last E node along an axis (TM2D's H); 3-D updates every domain value
+    tail_scratch: tuple[str, ...] = ()  #: scratch arrays that need one zero plane more
+    e_components: tuple[str, ...] = ("ey",)  #: possible source components
+    record_components: tuple[str, ...] = ("ey",)  #: possible receiver components
+
+    def snapshot_names(self, targets: frozenset) -> tuple[str, ...]:
+        names = ()
+        if targets & {"epsilon", "sigma"}:
+            names += tuple(self.snapshots["ca_cb"])
+        if "mu" in targets:
+            names += tuple(self.snapshots["cq"])
+        return names
+
+    @property
+    def all_snapshots(self) -> tuple[str, ...]:
+        return tuple(n for names in self.snapshots.values() for n in names)
+
+    @property
+    def adjoint_names(self) -> tuple[str, ...]:
+        """Adjoint fields and memories (the adjoint state)."""
+        return tuple(f"lam_{n}" for n in (*self.fields, *self.memories))
+
+
+#: Defaults of the options every system shares (the public signatures repeat them).
+RUN_DEFAULTS = dict(
+    stencil=2, pml_width=20, max_vel=None, nt=None, initial_state=None,
+    freq_taper_frac=0.0, time_pad_frac=0.0, time_taper=False, forward_callback=None,
+    callback_frequency=1, python_backend=False, n_threads=None, compute_precision="default",
+    pml_power=4.0, pml_sigma0_scale=1.0, pml_kappa_max=5.0, pml_alpha_max=0.008,
+    requires_grad=(), model_gradient_sampling_interval=1, storage_mode="auto",
+    storage_path=None, storage_compression=False, storage_bytes_limit_device=None,
+    storage_bytes_limit_host=None, storage_chunk_steps=None, backward_callback=None)
+
+GRADIENT_OPTIONS = {"requires_grad", "model_gradient_sampling_interval", "storage_mode",
+                    "storage_path", "storage_compression", "storage_bytes_limit_device",
+                    "storage_bytes_limit_host", "storage_chunk_steps"}
+
+
+def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
+        source_location, receiver_location, **options) -> ForwardResult:
+    """Validate, plan and run one forward simulation (see ``tm2d``/``maxwell3d``)."""
+    plan, models, acq, initial = plan_run(physics, epsilon, sigma, mu, grid_spacing, dt,
+                                          source_amplitude, source_location,
+                                          receiver_location, **options)
+    buffers = prepare_buffers(physics, plan, models, acq, initial)
+    backend = backend_class(plan.kind, plan.backend)(plan, buffers)
+    store = None
+    if plan.storage.mode != "none":
+        store = SnapshotStore(plan.storage, plan.dtype)
+    try:
+        run_forward(physics, plan, backend, buffers, options.get("forward_callback"), store)
+    except BaseException:  # errors and KeyboardInterrupt: no files left behind
+        if store is not None:
+            store.close()
+        raise
+    gradient = None
+    if plan.targets:
+        gradient = GradientContext(physics, plan, backend, buffers, store, acq.source_shape)
+    return ForwardResult(
+        receiver_data=receiver_data(plan, buffers),
+        final_state=final_state(physics, plan, buffers),
+        dt=plan.inner_dt,
+        step_ratio=plan.step_ratio,
+        plan=plan,
+        memory=memory_estimate(physics, plan),
+        gradient=gradient,
+        backward_callback=options.get("backward_callback"),
+    )
+
+
+def estimate(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
+             source_location, receiver_location, **options) -> tuple[StoragePlan, MemoryEstimate]:
+    """The storage plan and memory a run with these arguments would use (nothing runs)."""
+    allowed = set(RUN_DEFAULTS) | {"source_component", "receiver_component"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise TypeError(f"estimate got unexpected keyword arguments {unknown}")
+    options = {**options, "forward_callback": None, "backward_callback": None}
+    plan = plan_run(physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
+                    source_location, receiver_location, **options)[0]
+    return plan.storage, memory_estimate(physics, plan)
+
+
+# -- planning -------------------------------------------------------------------
+
+def _components(physics: Physics, source_component, receiver_component):
+    """Validated (source component, receiver components, component axis in the data)."""
+    if physics.ndim == 2:
+        if (source_component, receiver_component) != ("ey", "ey"):
+            raise ValueError("tm2d sources and receivers are always 'ey' (the only electric "
+                             "component of the TM mode)")
+        return "ey", ("ey",), False
+    if source_component not in physics.e_components:
+        raise ValueError(f"source_component must be one of {physics.e_components} (electric "
+                         f"current sources), got {source_component!r}")
+    if isinstance(receiver_component, str):
+        names, axis = (receiver_component,), False
+    elif isinstance(receiver_component, (list, tuple)) and receiver_component:
+        names, axis = tuple(receiver_component), True
+    else:
+        raise TypeError(f"receiver_component must be a component name or a non-empty list of "
+                        f"them, got {checks.describe(receiver_component)}")
+    bad = [n for n in names if n not in physics.record_components]
+    if bad:
+        raise ValueError(f"receiver_component has unknown components {bad}; choose from "
+                         f"{physics.record_components}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"receiver_component lists a component twice: {list(names)}")
+    return source_component, names, axis
+
+
+def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
+             source_location, receiver_location, *, source_component="ey",
+             receiver_component="ey", **options):
+    """Validate every argument and return ``(plan, models, acquisition, initial)``."""
+    unknown = sorted(set(options) - set(RUN_DEFAULTS))
+    if unknown:
+        raise TypeError(f"{physics.kind}() got unexpected keyword arguments {unknown}")
+    o = SimpleNamespace(**{**RUN_DEFAULTS, **options})
+    ndim = physics.ndim
+    if o.compute_precision != "default":
+        raise ValueError(f"compute_precision must be 'default' (the model dtype sets the "
+                         f"precision), got {o.compute_precision!r}")
+    if isinstance(o.stencil, bool) or o.stencil not in ORDERS:
+        raise ValueError(f"stencil must be one of {ORDERS}, got {o.stencil!r}")
+    python_backend = checks.boolean(o.python_backend, "python_backend")
+    src_comp, rec_comps, comp_axis = _components(physics, source_component, receiver_component)
+    models = validate_models(epsilon, sigma, mu, ndim=ndim)
+    spacing = checks.spacing(grid_spacing, "grid_spacing", ndim)
+    dt = checks.positive_float(dt, "dt")
+    widths = checks.pml_widths(o.pml_width, ndim)
+    cpml = CpmlOptions(o.pml_power, o.pml_sigma0_scale, o.pml_kappa_max, o.pml_alpha_max)
+    resampling = Resampling(checks.fraction(o.freq_taper_frac, "freq_taper_frac"),
+                            checks.fraction(o.time_pad_frac, "time_pad_frac"),
+                            checks.boolean(o.time_taper, "time_taper"))
+    check_callback(o.forward_callback, "forward_callback")
+    callback_frequency = checks.integer(o.callback_frequency, "callback_frequency", minimum=1)
+    if python_backend:
+        if o.n_threads is not None:
+            raise ValueError("n_threads sets the threads of the compiled core; the numpy "
+                             "reference (python_backend=True) is single-threaded")
+        threads = 1
+    else:
+        threads = resolve_threads(None if o.n_threads is None else checks.integer(
+            o.n_threads, "n_threads", minimum=1))
+    hint = infer_shots(o.initial_state, physics.fields, ndim, models.batched)
+    acq = validate_acquisition(source_amplitude, source_location, receiver_location, o.nt,
+                               models, ndim=ndim, n_shots_hint=hint)
+    targets = parse_requires_grad(o.requires_grad)
+    interval = checks.integer(o.model_gradient_sampling_interval,
+                              "model_gradient_sampling_interval", minimum=1)
+    check_callback(o.backward_callback, "backward_callback")
+    storage_opts = StorageOptions.from_arguments(
+        o.storage_mode, o.storage_path, o.storage_compression, o.storage_bytes_limit_device,
+        o.storage_bytes_limit_host, o.storage_chunk_steps, models.dtype)
+    _check_gradient_options(targets, acq, interval, storage_opts, o.backward_callback)
+
+    v_model = float(C0 / np.sqrt(np.min(models.epsilon.astype(np.float64)
+                                        * models.mu.astype(np.float64))))
+    max_vel = o.max_vel
+    if max_vel is None:
+        max_vel = v_model
+    else:
+        max_vel = checks.positive_float(max_vel, "max_vel")
+        if max_vel < v_model * (1 - 1e-12):
+            raise ValueError(f"max_vel={max_vel:.6g} m/s is below the model's fastest speed "
+                             f"{v_model:.6g} m/s; the run would be unstable")
+    inner_dt, step_ratio = cfl_condition(spacing, dt, max_vel, o.stencil)
+    axes = tuple(Axis(models.shape[d], widths[2 * d], widths[2 * d + 1], o.stencil)
+                 for d in range(ndim))
+    n_total = models.n_models * acq.n_shots
+    storage = plan_storage(storage_opts, physics.snapshot_names(targets), acq.nt * step_ratio,
+                           interval, (n_total, *(a.n_padded for a in axes)),
+                           models.dtype, host_backend=True)
+    plan = Plan(
+        kind=physics.kind, dtype=models.dtype.name, order=o.stencil, axes=axes,
+        spacing=spacing, n_models=models.n_models, model_batched=models.batched,
+        n_shots=acq.n_shots, n_sources=acq.source_location.shape[1],
+        n_receivers=acq.receiver_location.shape[1], dt=dt, inner_dt=inner_dt,
+        step_ratio=step_ratio, nt=acq.nt, max_vel=max_vel, cpml=cpml, resampling=resampling,
+        callback_frequency=callback_frequency,
+        backend="reference" if python_backend else "cpu", n_threads=threads,
+        targets=targets, interval=interval, storage=storage, source_component=src_comp,
+        receiver_components=rec_comps, component_axis=comp_axis)
+    shapes = state_shapes(axes, plan.batch_shape, physics.memories, physics.fields)
+    initial = validate_initial_state(o.initial_state, shapes, models.dtype, plan.batch_shape)
+    return plan, models, acq, initial
+
+
+def _check_gradient_options(targets, acq, interval, storage_opts, backward_callback):
+    """Options that only act with gradients must not be given without them."""
+    if "source_amplitude" in targets and acq.source_amplitude is None:
+        raise ValueError("requires_grad names 'source_amplitude' but the run has no sources")
+    model_targets = targets - {"source_amplitude"}
+    if not targets and backward_callback is not None:
+        raise ValueError("backward_callback runs during vjp, which needs requires_grad")
+    if not model_targets:
+        if interval != 1:
+            raise ValueError("model_gradient_sampling_interval only acts on model gradients "
+                             "(requires_grad with 'epsilon', 'sigma' or 'mu')")
+        defaults = StorageOptions()
+        changed = [name for name, value, default in (
+            ("storage_mode", storage_opts.mode, defaults.mode),
+            ("storage_path", storage_opts.path, defaults.path),
+            ("storage_compression", storage_opts.compression, defaults.compression),
+            ("storage_bytes_limit_device", storage_opts.bytes_limit_device, None),
+            ("storage_bytes_limit_host", storage_opts.bytes_limit_host, None),
+            ("storage_chunk_steps", storage_opts.chunk_steps, None)) if value != default]
+        if changed and not (changed == ["storage_mode"] and storage_opts.mode == "none"):
+            raise ValueError(f"{', '.join(changed)} only act when model gradients are "
+                             "requested (requires_grad with 'epsilon', 'sigma' or 'mu'); "
+                             "no snapshots are stored")
+
+
+def memory_estimate(physics: Physics, plan: Plan) -> MemoryEstimate:
+    """Bytes of the arrays a run allocates (computed from the plan alone)."""
+    item = np.dtype(plan.dtype).itemsize
+    n = plan.n_total_shots
+    cells = int(np.prod(plan.padded_shape))
+    memory_cells = sum(int(np.prod(s)) for s in state_shapes(
+        plan.axes, (n,), physics.memories, ()).values())
+    fields = n * cells * len(physics.fields) * item
+    memories = memory_cells * item
+    coefficients = 3 * plan.n_models * cells * item
+    records = n * (plan.n_sources + plan.n_receivers * len(plan.receiver_components)) \
+        * plan.nt_internal * item
+    snapshots = plan.storage.bytes if plan.storage.mode in ("device", "cpu") else (
+        plan.storage.chunk * plan.storage.bytes_per_snapshot * 2
+        if plan.storage.mode == "disk" else 0)
+    adjoint = 0
+    if plan.targets:
+        n_grads = (2 if plan.targets & {"epsilon", "sigma"} else 0) + ("mu" in plan.targets)
+        adjoint = (fields + memories + n * cells * (len(physics.scratch) + n_grads) * item
+                   + n * plan.n_sources * plan.nt_internal * item
+                   + n * plan.n_receivers * len(plan.receiver_components) * plan.nt * item)
+    return MemoryEstimate(fields=fields, cpml_memories=memories, coefficients=coefficients,
+                          sources_receivers=records, snapshots=snapshots, adjoint=adjoint)
+
+
+# -- buffers --------------------------------------------------------------------
+
+def _pad_models(plan: Plan, models) -> dict:
+    pad = [(0, 0)] + [a.pad for a in plan.axes]
+    return {name: np.pad(getattr(models, name), pad, mode="edge")
+            for name in ("epsilon", "sigma", "mu")}
+
+
+def _coefficients(plan: Plan, padded: dict) -> dict:
+    """ca, cb, cq over the padded grid, computed in the model dtype."""
+    T = np.dtype(plan.dtype).type
+    dt = T(plan.inner_dt)
+    eps = T(EP0) * padded["epsilon"]
+    loss = T(0.5) * padded["sigma"] * dt
+    denominator = eps + loss
+    return {"ca": (eps - loss) / denominator,
+            "cb": dt / denominator,
+            "cq": dt / (T(MU0) * padded["mu"])}
+
+
+def _flat_index(plan: Plan, locations: np.ndarray) -> np.ndarray:
+    """Model cell indices ``[N, n, ndim]`` -> flat indices into a padded shot."""
+    flat = np.zeros(locations.shape[:-1], np.int64)
+    for d, axis in enumerate(plan.axes):
+        flat = flat * axis.n_padded + locations[..., d] + axis.pml_start
+    return np.ascontiguousarray(flat, dtype=np.int64)
+
+
+def prepare_buffers(physics: Physics, plan: Plan, models, acq, initial: dict
+                    ) -> SimpleNamespace:
+    """All arrays of the run in the layout of the kernels' parameter struct."""
+    dtype = np.dtype(plan.dtype)
+    n = plan.n_total_shots
+    shape = (n, *plan.padded_shape)
+    padded = _pad_models(plan, models)
+    coeffs = _coefficients(plan, padded)
+    profiles = {}
+    for letter, axis, h in zip(AXIS_LETTERS[plan.ndim], plan.axes, plan.spacing):
+        prof = cpml_profiles(axis, h, plan.inner_dt, plan.cpml, dtype)
+        profiles.update({f"{k[0]}{letter}{k[1:]}": v for k, v in prof.items()})
+
+    src_index = _flat_index(plan, acq.source_location)
+    if plan.n_sources:
+        amplitude = acq.source_amplitude
+        if plan.step_ratio > 1:
+            r = plan.resampling
+            amplitude = upsample(amplitude, plan.step_ratio, r.freq_taper_frac,
+                                 r.time_pad_frac, r.time_taper,
+                                 shift=substep_shifts(plan.step_ratio)[0])
+        model_of_shot = np.arange(n) // plan.n_shots
+        cb_at_source = coeffs["cb"].reshape(plan.n_models, -1)[model_of_shot[:, None],
+                                                               src_index]
+        scale = dtype.type(-1.0 / float(np.prod(plan.spacing)))
+        src_term = np.ascontiguousarray(amplitude * cb_at_source[..., None] * scale,
+                                        dtype=dtype)
+    else:
+        amplitude = None
+        src_term = np.zeros((n, 0, plan.nt_internal), dtype)
+
+    n_channels = plan.n_receivers * len(plan.receiver_components)
+    b = SimpleNamespace(
+        **{name: np.zeros(shape, dtype) for name in physics.fields},
+        **{name: np.zeros(s, dtype) for name, s in
+           state_shapes(plan.axes, (n,), physics.memories, ()).items()},
+        **coeffs, **profiles,
+        src_term=src_term, src_index=src_index,
+        rec_data=np.zeros((n, n_channels, plan.nt_internal), dtype),
+        rec_index=_flat_index(plan, acq.receiver_location),
+        models=padded,
+        # The internal source amplitude, kept for source gradients.
+        src_amplitude=amplitude if plan.targets else None,
+        **{f"snap_{name}": None for name in physics.all_snapshots},
+    )
+    b.geometry = physics.geometry(plan)
+    b.geometry.update(
+        snap_t0=0, snap_interval=plan.interval if plan.storage.mode != "none" else 0,
+        snap_bf16=int(plan.storage.compression == "bf16"))
+    _load_state(physics, plan, b, initial)
+    return b
+
+
+def _load_state(physics: Physics, plan: Plan, b, initial: dict) -> None:
+    """Copy an initial state into the buffers (zeroing the non-degrees of freedom)."""
+    n = plan.n_total_shots
+    domain = (slice(None), *(a.domain for a in plan.axes))
+    for name, value in initial.items():
+        value = value.reshape(n, *value.shape[len(plan.batch_shape):])
+        if name in physics.fields:
+            target = getattr(b, name)[domain]
+            target[...] = value
+            if name in physics.edge:  # H after the last E node is not on the grid
+                edge = [slice(None)] * (1 + plan.ndim)
+                edge[1 + physics.edge[name]] = -1
+                target[tuple(edge)] = 0
+        else:
+            getattr(b, name)[...] = value
+
+
+# -- running --------------------------------------------------------------------
+
+def batched(plan: Plan, array: np.ndarray) -> np.ndarray:
+    """View ``[N, ...]`` per-shot arrays as ``[*batch_shape, ...]``."""
+    return array.reshape(*plan.batch_shape, *array.shape[1:])
+
+
+def model_view(plan: Plan, array: np.ndarray) -> np.ndarray:
+    return array if plan.model_batched else array[0]
+
+
+def callback_state(physics: Physics, plan: Plan, b, step: int) -> CallbackState:
+    names = (*physics.fields, *physics.memories)
+    models = {k: model_view(plan, v) for k, v in b.models.items()}
+    models.update({k: model_view(plan, getattr(b, k)) for k in ("ca", "cb", "cq")})
+    return CallbackState(
+        dt=plan.inner_dt, step=step, nt=plan.nt_internal,
+        wavefields={k: batched(plan, getattr(b, k)) for k in names},
+        models=models, axes=plan.axes, model_batched=plan.model_batched)
+
+
+def run_forward(physics: Physics, plan: Plan, backend, b, callback, store=None) -> None:
+    """Advance all internal steps, calling ``callback`` before steps 0, f, 2f, ...
+    and filling the snapshot chunks of ``store``."""
+    current = None
+    for t0, t1 in segments(plan, store, callback is not None):
+        if callback is not None and t0 % plan.callback_frequency == 0:
+            callback(callback_state(physics, plan, b, t0))
+        if store is not None:
+            c = store.chunk_of_step(t0)
+            if c != current:
+                attach_chunk(b, store, c, store.chunk_for_writing(c))
+                current = c
+        backend.forward(t0, t1 - t0)
+        if store is not None and t1 == store.chunk_steps(current, plan.nt_internal)[1]:
+            backend.synchronize()
+            store.chunk_written(current)
+    backend.synchronize()
+    if store is not None:
+        store.finish_forward()
+        detach_snapshots(physics, b)
+
+
+def receiver_data(plan: Plan, b) -> np.ndarray:
+    data = b.rec_data
+    if plan.step_ratio > 1 and data.size:
+        r = plan.resampling
+        data = downsample(data, plan.step_ratio, r.freq_taper_frac, r.time_pad_frac,
+                          r.time_taper, shift=substep_shifts(plan.step_ratio)[1])
+    data = np.ascontiguousarray(data)
+    if plan.component_axis:
+        data = data.reshape(data.shape[0], len(plan.receiver_components), plan.n_receivers,
+                            data.shape[-1])
+    return batched(plan, data)
+
+
+def final_state(physics: Physics, plan: Plan, b) -> WaveState:
+    """The state over the domain: views of the run's buffers (the run is over, so
+    nothing writes them any more; copying gigabytes would only cost time)."""
+    domain = (slice(None), *(a.domain for a in plan.axes))
+    arrays = {name: batched(plan, getattr(b, name)[domain]) for name in physics.fields}
+    arrays.update({name: batched(plan, getattr(b, name)) for name in physics.memories})
+    return WaveState(arrays)

@@ -1,0 +1,288 @@
+"""Readable numpy reference implementation of the 3-D Yee step (``python_backend=True``).
+
+Written independently of the C++ kernels, with whole-array operations and a
+table of the curl terms, so that it can check them. It works on the same
+buffers (padded fields, compact CPML memories, coefficients). Fields are
+viewed as ``[B, S, nz, ny, nx]`` so that ``[B, nz, ny, nx]`` coefficients
+broadcast over shots.
+
+One step, on the domain ``[M, n - M]`` of every axis (M = order / 2):
+
+1. ``Hx += cq (dEy/dz - dEz/dy)``, ``Hy += cq (dEz/dx - dEx/dz)``,
+   ``Hz += cq (dEx/dy - dEy/dx)``: derivatives at half nodes, absent (zero) on
+   the last domain plane of their axis, where no half node exists;
+2. ``Ex = ca Ex + cb (dHz/dy - dHy/dz)``, ``Ey = ca Ey + cb (dHx/dz - dHz/dx)``,
+   ``Ez = ca Ez + cb (dHy/dx - dHx/dy)``;
+3. sources add to their E component; 4. receivers record their components.
+
+Inside the CPML slabs of axis ``a`` each derivative along ``a`` is replaced
+by ``d/kappa + psi`` with ``psi <- b psi + a d``. The reverse step (for
+gradients) is written from the algebra of this step, term by term:
+
+R. ``lam[receivers] += g_t``; ``dJ/df_t = lam_E[sources]``;
+A. ``w = stretch^T(+-cb lam_E)`` per curl term; images of ca and cb;
+   ``lam_E <- ca lam_E``;
+B. ``lam_H -= D+ w``; image of cq; ``v = stretch^T(+-cq lam_H)`` per term;
+C. ``lam_E -= D- v``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..plan import Plan
+from ..stencils import coefficients
+from ..storage import from_bf16, to_bf16
+from .reference_tm2d import diff_to_half, diff_to_int
+
+LETTERS = ("z", "y", "x")
+
+#: H update: H += cq * sum(sign * dE/daxis) over (E component, axis, sign).
+H_TERMS = {"hx": (("ey", 0, 1), ("ez", 1, -1)),
+           "hy": (("ez", 2, 1), ("ex", 0, -1)),
+           "hz": (("ex", 1, 1), ("ey", 2, -1))}
+#: E update: E = ca E + cb * sum(sign * dH/daxis) over (H component, axis, sign).
+E_TERMS = {"ex": (("hz", 1, 1), ("hy", 0, -1)),
+           "ey": (("hx", 0, 1), ("hz", 2, -1)),
+           "ez": (("hy", 2, 1), ("hx", 1, -1))}
+#: Snapshot names of the three E components, curl components and H increments.
+SNAP_E = {"ex": "snap_ex", "ey": "snap_ey", "ez": "snap_ez"}
+SNAP_C = {"ex": "snap_cx", "ey": "snap_cy", "ez": "snap_cz"}
+SNAP_S = {"hx": "snap_sx", "hy": "snap_sy", "hz": "snap_sz"}
+
+
+def _along(axis: int, index, ndim: int = 5):
+    """Indexer taking ``index`` on spatial ``axis`` (0, 1, 2) of a 5-D array."""
+    at = [slice(None)] * ndim
+    at[ndim - 3 + axis] = index
+    return tuple(at)
+
+
+class ReferenceMaxwell3d:
+    """numpy 3-D stepping over the shared buffers."""
+
+    name = "reference"
+
+    def __init__(self, plan: Plan, buffers):
+        self.plan = plan
+        self.b = buffers
+        self.coeffs = coefficients(plan.order)
+        self.m = m = plan.axes[0].m
+        self.n = plan.padded_shape
+        self.shape5 = (plan.n_models, plan.n_shots, *self.n)
+        self.dom = (Ellipsis, *(slice(m, n - m + 1) for n in self.n))
+        g = buffers.geometry
+        self.rd = (g["rdz"], g["rdy"], g["rdx"])
+        # CPML slab positions as indices into domain-shaped arrays (start at M).
+        self.slab_e = [a.slab_e() - m for a in plan.axes]
+        self.slab_h = [a.slab_h() - m for a in plan.axes]
+
+    # -- helpers --------------------------------------------------------------
+    def _view(self, name):
+        """A per-shot buffer ``[N, ...]`` as ``[B, S, ...]``."""
+        array = getattr(self.b, name)
+        return array.reshape(self.plan.n_models, self.plan.n_shots, *array.shape[1:])
+
+    def _profile(self, axis, half, index):
+        """a, b, kappa of ``axis`` at the slab positions ``index``, shaped to broadcast."""
+        letter, suffix = LETTERS[axis], "_h" if half else ""
+        shape = [1, 1, 1]
+        shape[axis] = -1
+        return [getattr(self.b, f"{k}{letter}{suffix}")[index + self.m].reshape(shape)
+                for k in "abk"]
+
+    def _stretch(self, d, psi_name, axis, half, adjoint=False):
+        """CPML stretch (or its transpose) of ``d`` on the slabs of ``axis``, in place.
+
+        ``d`` is domain-shaped along the other axes and starts at padded index M
+        along ``axis``; the memory (or its adjoint) ``psi_name`` is updated."""
+        index = (self.slab_h if half else self.slab_e)[axis]
+        if not len(index):
+            return
+        a, bb, k = self._profile(axis, half, index)
+        psi = self._view(psi_name)
+        at = _along(axis, index)
+        if not adjoint:  # psi <- b psi + a d;  d <- d / k + psi
+            raw = d[at]
+            psi[...] = bb * psi + a * raw
+            d[at] = raw / k + psi
+        else:  # total = lam_psi + t;  lam_psi <- b total;  t <- t / k + a total
+            total = psi + d[at]
+            d[at] = d[at] / k + a * total
+            psi[...] = bb * total
+
+    def _domain_along(self, f, axis):
+        """``f`` on the domain of the other two axes, whole along ``axis``."""
+        m = self.m
+        at = [slice(m, n - m + 1) for n in self.n]
+        at[axis] = slice(None)
+        return f[(Ellipsis, *at)]
+
+    def _half_derivative(self, f, axis):
+        """dF/daxis at the half nodes of the domain (zero on the last plane)."""
+        m, n = self.m, self.n[axis]
+        d = diff_to_half(self._domain_along(f, axis), axis - 3, m, n - m, self.coeffs)
+        return d * self.rd[axis]
+
+    def _pad_last(self, d, axis):
+        """Append the absent last plane (zeros) along ``axis``."""
+        pad = [(0, 0)] * d.ndim
+        pad[d.ndim - 3 + axis] = (0, 1)
+        return np.pad(d, pad)
+
+    # -- snapshots ------------------------------------------------------------
+    def _weight(self, t):
+        k = self.b.geometry.get("snap_interval", 0)
+        if k <= 0 or t % k:
+            return 0
+        return min(k, self.plan.nt_internal - t)
+
+    def _slot(self, name, t):
+        array = getattr(self.b, name, None)
+        if array is None or not self._weight(t):
+            return None
+        g = self.b.geometry
+        return array[(t - g["snap_t0"]) // g["snap_interval"]].reshape(self.shape5)
+
+    def _store(self, name, t, values):
+        slot = self._slot(name, t)
+        if slot is not None:
+            slot[self.dom] = to_bf16(values) if slot.dtype == np.uint16 else values
+
+    def _load(self, name, t):
+        values = self._slot(name, t)[self.dom]
+        return from_bf16(values).astype(self.b.ex.dtype) if values.dtype == np.uint16 else values
+
+    def _image(self, grad_name, snapshots, t, adjoints):
+        """grad += weight * sum(adjoint * snapshot) over components (stored steps only)."""
+        grad = getattr(self.b, grad_name, None)
+        weight = self._weight(t)
+        if grad is None or not weight or self._slot(snapshots[0], t) is None:
+            return
+        total = sum(lam * self._load(s, t) for s, lam in zip(snapshots, adjoints))
+        grad.reshape(self.shape5)[self.dom] += weight * total
+
+    # -- one step -------------------------------------------------------------
+    def _update_h(self, t=None):
+        cq = self.b.cq[:, None][self.dom]
+        for h, terms in H_TERMS.items():
+            total = 0
+            for e, axis, sign in terms:
+                d = self._half_derivative(self._view(e), axis)
+                self._stretch(d, f"psi_{e}_{LETTERS[axis]}", axis, half=True)
+                total = total + sign * self._pad_last(d, axis)
+            self._store(SNAP_S[h], t, total)
+            self._view(h)[self.dom] += cq * total
+
+    def _update_e(self, t=None):
+        m = self.m
+        curls = {}
+        for e, terms in E_TERMS.items():
+            total = 0
+            for h, axis, sign in terms:
+                n = self.n[axis]
+                d = diff_to_int(self._domain_along(self._view(h), axis), axis - 3, m,
+                                n - m + 1, self.coeffs) * self.rd[axis]
+                self._stretch(d, f"psi_{h}_{LETTERS[axis]}", axis, half=False)
+                total = total + sign * d
+            curls[e] = total
+        ca, cb = self.b.ca[:, None][self.dom], self.b.cb[:, None][self.dom]
+        for e, curl in curls.items():
+            field = self._view(e)
+            self._store(SNAP_E[e], t, field[self.dom])
+            self._store(SNAP_C[e], t, curl)
+            field[self.dom] = ca * field[self.dom] + cb * curl
+
+    def _sources_and_receivers(self, t):
+        b, plan = self.b, self.plan
+        n = b.ex.shape[0]
+        if b.src_index.shape[1]:
+            field = getattr(b, plan.source_component).reshape(n, -1)
+            shots = np.broadcast_to(np.arange(n)[:, None], b.src_index.shape)
+            np.add.at(field, (shots, b.src_index), b.src_term[:, :, t])  # duplicates add up
+        n_rec = b.rec_index.shape[1]
+        for c, name in enumerate(plan.receiver_components if n_rec else ()):
+            field = getattr(b, name).reshape(n, -1)
+            b.rec_data[:, c * n_rec : (c + 1) * n_rec, t] = np.take_along_axis(
+                field, b.rec_index, axis=1)
+
+    def forward(self, t0: int, n_steps: int) -> None:
+        for t in range(t0, t0 + n_steps):
+            self._update_h(t)
+            self._update_e(t)
+            self._sources_and_receivers(t)
+
+    # -- the transposed step --------------------------------------------------
+    def _adjoint_receivers_sources(self, t):
+        b, plan = self.b, self.plan
+        n = b.ex.shape[0]
+        n_rec = b.rec_index.shape[1]
+        shots = np.broadcast_to(np.arange(n)[:, None], b.rec_index.shape)
+        for c, name in enumerate(plan.receiver_components if n_rec else ()):
+            lam = getattr(b, f"lam_{name}").reshape(n, -1)
+            np.add.at(lam, (shots, b.rec_index), b.rec_grad[:, c * n_rec : (c + 1) * n_rec, t])
+        if b.src_index.shape[1]:
+            lam = getattr(b, f"lam_{plan.source_component}").reshape(n, -1)
+            b.src_grad[:, :, t] = np.take_along_axis(lam, b.src_index, axis=1)
+
+    def _adjoint_e(self, t):
+        """Step A: transpose of E <- ca E + cb curl H."""
+        lams = {e: self._view(f"lam_{e}")[self.dom].copy() for e in E_TERMS}
+        order = tuple(E_TERMS)
+        self._image("grad_ca", [SNAP_E[e] for e in order], t, [lams[e] for e in order])
+        self._image("grad_cb", [SNAP_C[e] for e in order], t, [lams[e] for e in order])
+        ca, cb = self.b.ca[:, None][self.dom], self.b.cb[:, None][self.dom]
+        for e, terms in E_TERMS.items():
+            for h, axis, sign in terms:
+                w = sign * (cb * lams[e])
+                self._stretch(w, f"lam_psi_{h}_{LETTERS[axis]}", axis, half=False,
+                              adjoint=True)
+                self._view(f"w_{h}_{LETTERS[axis]}")[self.dom] = w
+            self._view(f"lam_{e}")[self.dom] = ca * lams[e]
+
+    def _adjoint_h(self, t):
+        """Step B: transposes of the derivatives of H, then of the H update."""
+        m = self.m
+        for h, e_terms in H_TERMS.items():
+            lam = self._view(f"lam_{h}")
+            for e, terms in E_TERMS.items():  # the E updates that read h
+                for h2, axis, _ in terms:
+                    if h2 != h:
+                        continue
+                    w = self._pad_last(self._view(f"w_{h}_{LETTERS[axis]}"), axis)
+                    n = self.n[axis]
+                    lam[self.dom] -= diff_to_half(self._domain_along(w, axis), axis - 3, m,
+                                                  n - m + 1, self.coeffs) * self.rd[axis]
+        lams = {h: self._view(f"lam_{h}")[self.dom] for h in H_TERMS}
+        self._image("grad_cq", [SNAP_S[h] for h in H_TERMS], t, list(lams.values()))
+        cq = self.b.cq[:, None][self.dom]
+        for h, terms in H_TERMS.items():
+            for e, axis, sign in terms:
+                n = self.n[axis]
+                exists = _along(axis, slice(0, n - 2 * m))  # half nodes of the domain
+                v = (sign * (cq * lams[h]))[exists].copy()
+                self._stretch(v, f"lam_psi_{e}_{LETTERS[axis]}", axis, half=True,
+                              adjoint=True)
+                self._view(f"v_{e}_{LETTERS[axis]}")[self.dom] = self._pad_last(v, axis)
+
+    def _adjoint_gather(self):
+        """Step C: transposes of the derivatives of E."""
+        m = self.m
+        for h, terms in H_TERMS.items():
+            for e, axis, _ in terms:
+                n = self.n[axis]
+                v = self._view(f"v_{e}_{LETTERS[axis]}")
+                self._view(f"lam_{e}")[self.dom] -= diff_to_int(
+                    self._domain_along(v, axis), axis - 3, m, n - m + 1,
+                    self.coeffs) * self.rd[axis]
+
+    def adjoint(self, t_end: int, n_steps: int) -> None:
+        """Transposed steps ``t_end - 1`` down to ``t_end - n_steps``."""
+        for t in range(t_end - 1, t_end - 1 - n_steps, -1):
+            self._adjoint_receivers_sources(t)
+            self._adjoint_e(t)
+            self._adjoint_h(t)
+            self._adjoint_gather()
+
+    def synchronize(self) -> None:
+        pass
