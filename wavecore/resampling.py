@@ -37,11 +37,17 @@ def _taper_end(spectrum, taper_len: int, xp):
 
 
 def _limit_band(spectrum, freq_taper_frac: float, xp):
+    """Taper the high end of the spectrum and always drop its last bin.
+
+    The last bin goes even when the taper is shorter than two bins (it would
+    keep it at 1): an even-length signal's Nyquist bin is ambiguous, and
+    dropping it is what makes the up-sampler the exact transpose of the
+    down-sampler."""
     if freq_taper_frac > 0.0:
-        return _taper_end(spectrum, int(freq_taper_frac * spectrum.shape[-1]), xp)
+        spectrum = _taper_end(spectrum, int(freq_taper_frac * spectrum.shape[-1]), xp)
     if spectrum.shape[-1] > 1:
         spectrum = spectrum.copy()
-        spectrum[..., -1] = 0  # the Nyquist bin is ambiguous: drop it
+        spectrum[..., -1] = 0
     return spectrum
 
 
