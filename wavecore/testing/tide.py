@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["tide_python", "run_tide_tm2d"]
+__all__ = ["tide_python", "run_tide_tm2d", "run_tide_maxwell3d"]
 
 _DEFAULT = "/tmp/tide-venv/bin/python"
 
@@ -26,8 +26,13 @@ _SCRIPT = r"""
 import json, sys, time
 import numpy as np, torch
 torch.set_flush_denormal(True)  # TIDE's fast setting: the fair comparison
-from tide.maxwell.tm2d import maxwelltm
 opts = json.loads(sys.argv[3])
+if opts["system"] == "tm2d":
+    from tide.maxwell.tm2d import maxwelltm as propagate
+    names = ["Ey", "Hx", "Hz", "m_Ey_x", "m_Ey_z", "m_Hx_z", "m_Hz_x", "receivers"]
+else:
+    from tide.maxwell.maxwell3d import maxwell3d as propagate
+    names = ["Ex", "Ey", "Ez", "Hx", "Hy", "Hz"] + [f"m{i}" for i in range(12)] + ["receivers"]
 if opts["n_threads"]:
     torch.set_num_threads(opts["n_threads"])
 d = np.load(sys.argv[1])
@@ -39,7 +44,7 @@ for _ in range(opts["repeat"]):
     for name in opts["requires_grad"]:
         t[name].grad = None
     start = time.perf_counter()
-    out = maxwelltm(t["epsilon"], t["sigma"], t["mu"], opts["grid_spacing"], opts["dt"],
+    out = propagate(t["epsilon"], t["sigma"], t["mu"], opts["grid_spacing"], opts["dt"],
                     t["source_amplitude"], t["source_location"], t["receiver_location"],
                     stencil=opts["stencil"], pml_width=opts["pml_width"],
                     n_threads=opts["n_threads"], **opts["options"])
@@ -48,7 +53,6 @@ for _ in range(opts["repeat"]):
         (out[-1] * t["grad_receiver_data"].permute(2, 0, 1)).sum().backward()
         grads = {f"grad_{n}": t[n].grad.numpy() for n in opts["requires_grad"]}
     times.append(time.perf_counter() - start)
-names = ["Ey", "Hx", "Hz", "m_Ey_x", "m_Ey_z", "m_Hx_z", "m_Hz_x", "receivers"]
 np.savez(sys.argv[2], seconds=np.array(times), **grads,
          **{n: o.detach().numpy() for n, o in zip(names, out)})
 """
@@ -65,9 +69,7 @@ def tide_python() -> str | None:
 
 
 def run_tide_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
-                  receiver_location, *, stencil=2, pml_width=20, n_threads=None, repeat=1,
-                  python=None, requires_grad=(), grad_receiver_data=None,
-                  options=None) -> dict:
+                  receiver_location, **kwargs) -> dict:
     """TIDE's ``maxwelltm`` on numpy inputs (wavecore's argument conventions).
 
     Returns a dict with ``receiver_data`` ``[S, n_receivers, nt]``, ``ey``,
@@ -79,17 +81,35 @@ def run_tide_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source
     TIDE's ``maxwelltm`` as they are (e.g. ``model_gradient_sampling_interval``,
     ``storage_compression``).
     """
+    return _run_tide("tm2d", epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
+                     source_location, receiver_location, **kwargs)
+
+
+def run_tide_maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
+                       source_location, receiver_location, **kwargs) -> dict:
+    """TIDE's ``maxwell3d`` on numpy inputs; as :func:`run_tide_tm2d` with the six
+    fields ``ex .. hz`` (physical sign). Pass ``source_component`` and
+    ``receiver_component`` (one name, as TIDE takes) in ``options``."""
+    return _run_tide("maxwell3d", epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
+                     source_location, receiver_location, **kwargs)
+
+
+def _run_tide(system, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
+              receiver_location, *, stencil=2, pml_width=20, n_threads=None, repeat=1,
+              python=None, requires_grad=(), grad_receiver_data=None, options=None) -> dict:
+    ndim = 2 if system == "tm2d" else 3
     python = python or tide_python()
     if python is None:
         raise RuntimeError("TIDE is not available: set WAVECORE_TIDE_PYTHON to a Python "
                            "interpreter that can import tide (see shared/tools/install-tide.sh)")
-    spacing = [float(v) for v in np.broadcast_to(np.asarray(grid_spacing, float), (2,))]
-    widths = [int(w) for w in np.broadcast_to(np.asarray(pml_width), (4,))] \
-        if np.ndim(pml_width) == 0 or len(pml_width) != 2 else \
-        [int(pml_width[0])] * 2 + [int(pml_width[1])] * 2
-    opts = {"grid_spacing": spacing, "dt": float(dt), "stencil": int(stencil),
-            "pml_width": widths, "n_threads": int(n_threads or 0), "repeat": int(repeat),
-            "requires_grad": list(requires_grad), "options": dict(options or {})}
+    spacing = [float(v) for v in np.broadcast_to(np.asarray(grid_spacing, float), (ndim,))]
+    widths = [int(w) for w in np.broadcast_to(np.asarray(pml_width), (2 * ndim,))] \
+        if np.ndim(pml_width) == 0 or len(pml_width) != ndim else \
+        [int(w) for w in pml_width for _ in range(2)]
+    opts = {"system": system, "grid_spacing": spacing, "dt": float(dt),
+            "stencil": int(stencil), "pml_width": widths, "n_threads": int(n_threads or 0),
+            "repeat": int(repeat), "requires_grad": list(requires_grad),
+            "options": dict(options or {})}
     extra = {}
     if requires_grad:
         extra["grad_receiver_data"] = np.ascontiguousarray(grad_receiver_data)
@@ -103,10 +123,11 @@ def run_tide_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source
         if run.returncode != 0:
             raise RuntimeError(f"TIDE failed:\n{run.stderr[-3000:]}")
         with np.load(out) as res:
-            result = {
-                "receiver_data": np.moveaxis(res["receivers"], 0, -1),
-                "ey": res["Ey"], "hx": -res["Hx"], "hz": -res["Hz"],
-                "seconds": res["seconds"],
-            }
+            result = {"receiver_data": np.moveaxis(res["receivers"], 0, -1),
+                      "seconds": res["seconds"]}
+            for name in ("ex", "ey", "ez", "hx", "hy", "hz"):
+                if name.capitalize() in res.files:  # TIDE stores -H
+                    value = res[name.capitalize()]
+                    result[name] = -value if name[0] == "h" else value
             result.update({k: res[k] for k in res.files if k.startswith("grad_")})
             return result
