@@ -33,7 +33,7 @@ import numpy as np
 from ..plan import Plan
 from ..stencils import coefficients
 from ..storage import from_bf16, to_bf16
-from .reference_tm2d import diff_to_half, diff_to_int
+from .reference_tm2d import SnapshotSlots, diff_to_half, diff_to_int
 
 LETTERS = ("z", "y", "x")
 
@@ -58,7 +58,7 @@ def _along(axis: int, index, ndim: int = 5):
     return tuple(at)
 
 
-class ReferenceMaxwell3d:
+class ReferenceMaxwell3d(SnapshotSlots):
     """numpy 3-D stepping over the shared buffers."""
 
     name = "reference"
@@ -70,6 +70,7 @@ class ReferenceMaxwell3d:
         self.m = m = plan.axes[0].m
         self.n = plan.padded_shape
         self.shape5 = (plan.n_models, plan.n_shots, *self.n)
+        self.slot_shape = self.shape5
         self.dom = (Ellipsis, *(slice(m, n - m + 1) for n in self.n))
         g = buffers.geometry
         self.rd = (g["rdz"], g["rdy"], g["rdx"])
@@ -131,19 +132,6 @@ class ReferenceMaxwell3d:
         return np.pad(d, pad)
 
     # -- snapshots ------------------------------------------------------------
-    def _weight(self, t):
-        k = self.b.geometry.get("snap_interval", 0)
-        if k <= 0 or t % k:
-            return 0
-        return min(k, self.plan.nt_internal - t)
-
-    def _slot(self, name, t):
-        array = getattr(self.b, name, None)
-        if array is None or not self._weight(t):
-            return None
-        g = self.b.geometry
-        return array[(t - g["snap_t0"]) // g["snap_interval"]].reshape(self.shape5)
-
     def _store(self, name, t, values):
         slot = self._slot(name, t)
         if slot is not None:

@@ -62,7 +62,27 @@ def diff_to_int(f: np.ndarray, axis: int, lo: int, hi: int, coeffs) -> np.ndarra
                for k, c in enumerate(coeffs, start=1))
 
 
-class ReferenceTm2d:
+class SnapshotSlots:
+    """Where the snapshots of a step are (shared by the 2-D and 3-D references);
+    needs ``self.b``, ``self.plan`` and ``self.slot_shape`` ``[B, S, *grid]``."""
+
+    def _weight(self, t):
+        """Steps the snapshot of step t stands for (0: not stored)."""
+        k = self.b.geometry.get("snap_interval", 0)
+        if k <= 0 or t % k:
+            return 0
+        return min(k, self.plan.nt_internal - t)
+
+    def _slot(self, name, t):
+        """Snapshot array ``name`` of step t as ``slot_shape``, or None."""
+        array = getattr(self.b, name, None)
+        if array is None or not self._weight(t):
+            return None
+        g = self.b.geometry
+        return array[(t - g["snap_t0"]) // g["snap_interval"]].reshape(self.slot_shape)
+
+
+class ReferenceTm2d(SnapshotSlots):
     """numpy TM2D stepping over the shared buffers."""
 
     name = "reference"
@@ -81,6 +101,7 @@ class ReferenceTm2d:
         self.e_rows = z.slab_e() - self.m
         self.e_cols = x.slab_e() - self.m
         self.shape4 = (plan.n_models, plan.n_shots, self.ny, self.nx)
+        self.slot_shape = self.shape4
 
     # -- helpers --------------------------------------------------------------
     def _fields(self):
@@ -120,20 +141,6 @@ class ReferenceTm2d:
     _psi = _view
 
     # -- snapshots ------------------------------------------------------------
-    def _weight(self, t):
-        """Steps the snapshot of step t stands for (0: not stored)."""
-        k = self.b.geometry.get("snap_interval", 0)
-        if k <= 0 or t % k:
-            return 0
-        return min(k, self.plan.nt_internal - t)
-
-    def _slot(self, name, t):
-        """Snapshot array ``name`` of step t as ``[B, S, ny, nx]``, or None."""
-        array = getattr(self.b, name, None)
-        if array is None or not self._weight(t):
-            return None
-        g = self.b.geometry
-        return array[(t - g["snap_t0"]) // g["snap_interval"]].reshape(self.shape4)
 
     def _store(self, name, t, region, values):
         slot = self._slot(name, t)
