@@ -123,10 +123,6 @@ def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude
 def estimate(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
              source_location, receiver_location, **options) -> tuple[StoragePlan, MemoryEstimate]:
     """The storage plan and memory a run with these arguments would use (nothing runs)."""
-    allowed = set(RUN_DEFAULTS) | {"source_component", "receiver_component"}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise TypeError(f"estimate got unexpected keyword arguments {unknown}")
     options = {**options, "forward_callback": None, "backward_callback": None}
     plan = plan_run(physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
                     source_location, receiver_location, **options)[0]
@@ -167,7 +163,8 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
     """Validate every argument and return ``(plan, models, acquisition, initial)``."""
     unknown = sorted(set(options) - set(RUN_DEFAULTS))
     if unknown:
-        raise TypeError(f"{physics.kind}() got unexpected keyword arguments {unknown}")
+        raise TypeError(f"unexpected keyword arguments {unknown}: not options of "
+                        f"{physics.kind}")
     o = SimpleNamespace(**{**RUN_DEFAULTS, **options})
     ndim = physics.ndim
     if o.compute_precision != "default":

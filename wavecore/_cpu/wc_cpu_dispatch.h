@@ -6,6 +6,14 @@
 #include <cstdint>
 #include <type_traits>
 
+// A cell lambda called inside a vectorized row loop must inline like the cell
+// updates themselves (without it GCC calls it and the loop runs ~40 % slower).
+#if defined(__GNUC__) || defined(__clang__)
+#define WC_INLINE_LAMBDA __attribute__((always_inline))
+#else
+#define WC_INLINE_LAMBDA
+#endif
+
 namespace wc {
 namespace cpu {
 

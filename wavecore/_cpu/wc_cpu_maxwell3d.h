@@ -1,10 +1,7 @@
 // CPU mapping of the 3-D cell updates onto rows of cells (fixed z and y).
 //
-// A row is split into the left CPML slab, the interior and the right slab so
-// that each segment is a branch-free loop the compiler vectorizes; rows on the
-// last domain plane of z or y, and the last cell of every row, take the
-// checked (EDGE) variant of the H update. The cell updates themselves live in
-// wavecore/_csrc/wc_maxwell3d.h.
+// Two row mappings (H cells, E cells) serve the forward and the adjoint; the
+// cell updates themselves live in wavecore/_csrc/wc_maxwell3d.h.
 #pragma once
 
 #include "wc_cpu_dispatch.h"
@@ -18,7 +15,7 @@ template <typename StoreT, typename T>
 inline Store3<StoreT> m3d_store(const M3dParams<T>& p, void* const (&base)[3], int64_t t) {
   Store3<StoreT> s{{nullptr, nullptr, nullptr}};
   if (base[0] == nullptr) return s;
-  const int64_t offset = m3d_snapshot_offset(p, t);
+  const int64_t offset = snapshot_offset(p, t, m3d_numel(p));
   for (int c = 0; c < 3; ++c) s.c[c] = static_cast<StoreT*>(base[c]) + offset;
   return s;
 }
@@ -29,8 +26,8 @@ inline Image3<T, StoreT> m3d_image(const M3dParams<T>& p, void* const (&a)[3],
                                    typename same<T>::type* grad_b, int64_t t) {
   Image3<T, StoreT> image{{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr},
                           a[0] ? grad_a : nullptr, b[0] ? grad_b : nullptr,
-                          m3d_snapshot_weight(p, t)};
-  const int64_t offset = m3d_snapshot_offset(p, t);
+                          snapshot_weight<T>(p, t)};
+  const int64_t offset = snapshot_offset(p, t, m3d_numel(p));
   for (int c = 0; c < 3; ++c) {
     if (a[0]) image.a[c] = static_cast<const StoreT*>(a[c]) + offset;
     if (b[0]) image.b[c] = static_cast<const StoreT*>(b[c]) + offset;
@@ -40,44 +37,60 @@ inline Image3<T, StoreT> m3d_image(const M3dParams<T>& p, void* const (&a)[3],
 
 template <typename T>
 inline bool m3d_stores(const M3dParams<T>& p, int64_t t) {
-  return m3d_snapshot_weight(p, t) != T(0);
+  return snapshot_weight<T>(p, t) != T(0);
+}
+
+// ---- rows of cells -------------------------------------------------------------
+//
+// cell(x, pz, py, px, edge) for every H (or E) cell of row (z, y), the flags as
+// std::bool_constant: the CPML segments and the interior are branch-free loops;
+// H rows on the last z or y plane, and the last cell of every H row, take the
+// checked (edge) variant.
+
+template <int O, typename T, typename F>
+inline void m3d_h_cells(const M3dParams<T>& p, int64_t z, int64_t y, F&& cell) {
+  constexpr int M = Stencil<O>::M;
+  const int64_t last = p.nx - M;  // last domain column: no half node after it
+  with_flag(m3d_pml_h(z, p.pml_z0, p.pml_z1), [&](auto pz) {
+    with_flag(m3d_pml_h(y, p.pml_y0, p.pml_y1), [&](auto py) {
+      with_flag(z == p.nz - M || y == p.ny - M, [&](auto edge) {
+        by_segment(M, p.pml_x0, p.pml_x1 - 1, last, [&](int64_t a, int64_t b, auto px) {
+#pragma omp simd
+          for (int64_t x = a; x < b; ++x) cell(x, pz, py, px, edge);
+        });
+      });
+      cell(last, pz, py, std::true_type{}, std::true_type{});
+    });
+  });
+}
+
+template <int O, typename T, typename F>
+inline void m3d_e_cells(const M3dParams<T>& p, int64_t z, int64_t y, F&& cell) {
+  constexpr int M = Stencil<O>::M;
+  with_flag(m3d_pml_e(z, p.pml_z0, p.pml_z1), [&](auto pz) {
+    with_flag(m3d_pml_e(y, p.pml_y0, p.pml_y1), [&](auto py) {
+      by_segment(M, p.pml_x0, p.pml_x1, p.nx - M + 1, [&](int64_t a, int64_t b, auto px) {
+#pragma omp simd
+        for (int64_t x = a; x < b; ++x) cell(x, pz, py, px);
+      });
+    });
+  });
 }
 
 // ---- forward ------------------------------------------------------------------
 
 template <typename T, int O, typename S>
 inline void m3d_h_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, S store) {
-  constexpr int M = Stencil<O>::M;
-  const int64_t last = p.nx - M;  // last domain column: no half node after it
-  with_flag(m3d_pml_h(z, p.pml_z0, p.pml_z1), [&](auto fz) {
-    with_flag(m3d_pml_h(y, p.pml_y0, p.pml_y1), [&](auto fy) {
-      constexpr bool PZ = decltype(fz)::value, PY = decltype(fy)::value;
-      with_flag(z == p.nz - M || y == p.ny - M, [&](auto fe) {
-        by_segment(M, p.pml_x0, p.pml_x1 - 1, last, [&](int64_t a, int64_t b, auto fx) {
-#pragma omp simd
-          for (int64_t x = a; x < b; ++x)
-            m3d_h_cell<T, O, PZ, PY, decltype(fx)::value, decltype(fe)::value>(p, shot, z, y,
-                                                                                x, store);
-        });
-      });
-      m3d_h_cell<T, O, PZ, PY, true, true>(p, shot, z, y, last, store);
-    });
+  m3d_h_cells<O>(p, z, y, [&](int64_t x, auto pz, auto py, auto px, auto edge) WC_INLINE_LAMBDA {
+    m3d_h_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value, decltype(edge)::value>(p, shot, z, y, x, store);
   });
 }
 
 template <typename T, int O, typename S>
 inline void m3d_e_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, S store_e,
                         S store_c) {
-  constexpr int M = Stencil<O>::M;
-  with_flag(m3d_pml_e(z, p.pml_z0, p.pml_z1), [&](auto fz) {
-    with_flag(m3d_pml_e(y, p.pml_y0, p.pml_y1), [&](auto fy) {
-      by_segment(M, p.pml_x0, p.pml_x1, p.nx - M + 1, [&](int64_t a, int64_t b, auto fx) {
-#pragma omp simd
-        for (int64_t x = a; x < b; ++x)
-          m3d_e_cell<T, O, decltype(fz)::value, decltype(fy)::value, decltype(fx)::value>(
-              p, shot, z, y, x, store_e, store_c);
-      });
-    });
+  m3d_e_cells<O>(p, z, y, [&](int64_t x, auto pz, auto py, auto px) WC_INLINE_LAMBDA {
+    m3d_e_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(p, shot, z, y, x, store_e, store_c);
   });
 }
 
@@ -127,37 +140,16 @@ inline void m3d_sources_receivers(const M3dParams<T>& p, int64_t shot, int64_t t
 template <typename T, int O, typename I>
 inline void m3d_adjoint_e_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
                                 I image) {
-  constexpr int M = Stencil<O>::M;
-  with_flag(m3d_pml_e(z, p.pml_z0, p.pml_z1), [&](auto fz) {
-    with_flag(m3d_pml_e(y, p.pml_y0, p.pml_y1), [&](auto fy) {
-      by_segment(M, p.pml_x0, p.pml_x1, p.nx - M + 1, [&](int64_t a, int64_t b, auto fx) {
-#pragma omp simd
-        for (int64_t x = a; x < b; ++x)
-          m3d_adjoint_e_cell<T, O, decltype(fz)::value, decltype(fy)::value,
-                             decltype(fx)::value>(p, shot, z, y, x, image);
-      });
-    });
+  m3d_e_cells<O>(p, z, y, [&](int64_t x, auto pz, auto py, auto px) WC_INLINE_LAMBDA {
+    m3d_adjoint_e_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(p, shot, z, y, x, image);
   });
 }
 
 template <typename T, int O, typename I>
 inline void m3d_adjoint_h_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
                                 I image) {
-  constexpr int M = Stencil<O>::M;
-  const int64_t last = p.nx - M;
-  with_flag(m3d_pml_h(z, p.pml_z0, p.pml_z1), [&](auto fz) {
-    with_flag(m3d_pml_h(y, p.pml_y0, p.pml_y1), [&](auto fy) {
-      constexpr bool PZ = decltype(fz)::value, PY = decltype(fy)::value;
-      with_flag(z == p.nz - M || y == p.ny - M, [&](auto fe) {
-        by_segment(M, p.pml_x0, p.pml_x1 - 1, last, [&](int64_t a, int64_t b, auto fx) {
-#pragma omp simd
-          for (int64_t x = a; x < b; ++x)
-            m3d_adjoint_h_cell<T, O, PZ, PY, decltype(fx)::value, decltype(fe)::value>(
-                p, shot, z, y, x, image);
-        });
-      });
-      m3d_adjoint_h_cell<T, O, PZ, PY, true, true>(p, shot, z, y, last, image);
-    });
+  m3d_h_cells<O>(p, z, y, [&](int64_t x, auto pz, auto py, auto px, auto edge) WC_INLINE_LAMBDA {
+    m3d_adjoint_h_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value, decltype(edge)::value>(p, shot, z, y, x, image);
   });
 }
 

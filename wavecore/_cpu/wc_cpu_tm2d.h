@@ -47,12 +47,13 @@ inline void e_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, S store) {
 template <typename StoreT, typename T>
 inline Store<StoreT> store_of(const Tm2dParams<T>& p, void* base, int64_t t) {
   if (base == nullptr) return Store<StoreT>{nullptr, nullptr};
-  return Store<StoreT>{static_cast<StoreT*>(base) + tm2d_snapshot_offset(p, t), nullptr};
+  const int64_t offset = snapshot_offset(p, t, tm2d_numel(p));
+  return Store<StoreT>{static_cast<StoreT*>(base) + offset, nullptr};
 }
 
 template <typename T>
 inline bool stores(const Tm2dParams<T>& p, int64_t t) {
-  return tm2d_snapshot_weight(p, t) != T(0);
+  return snapshot_weight<T>(p, t) != T(0);
 }
 
 // Row updates of step t with the order chosen at run time, called by the
@@ -139,11 +140,11 @@ template <typename StoreT, typename T>
 inline Image<T, StoreT> image_of(const Tm2dParams<T>& p, void* a, void* b,
                                  typename same<T>::type* grad_a, typename same<T>::type* grad_b,
                                  int64_t t) {
-  const int64_t offset = tm2d_snapshot_offset(p, t);
+  const int64_t offset = snapshot_offset(p, t, tm2d_numel(p));
   return Image<T, StoreT>{
       a ? static_cast<const StoreT*>(a) + offset : nullptr,
       b ? static_cast<const StoreT*>(b) + offset : nullptr,
-      a ? grad_a : nullptr, b ? grad_b : nullptr, tm2d_snapshot_weight(p, t)};
+      a ? grad_a : nullptr, b ? grad_b : nullptr, snapshot_weight<T>(p, t)};
 }
 
 template <typename T>

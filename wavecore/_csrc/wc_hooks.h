@@ -11,6 +11,22 @@
 
 namespace wc {
 
+// Weight of the snapshot of step t in the gradient sum: the number of steps
+// it stands for (k, or fewer for the last group); 0 if t is not stored. P is a
+// parameter struct with snap_interval (k; 0 = nothing stored) and nt.
+template <typename T, typename P>
+WC_HD T snapshot_weight(const P& p, int64_t t) {
+  if (p.snap_interval <= 0 || t % p.snap_interval != 0) return T(0);
+  const int64_t left = p.nt - t;
+  return T(left < p.snap_interval ? left : p.snap_interval);
+}
+
+// Offset of step t's slot in the chunk buffers ([slots, n_shots, numel]).
+template <typename P>
+WC_HD int64_t snapshot_offset(const P& p, int64_t t, int64_t numel) {
+  return ((t - p.snap_t0) / p.snap_interval) * p.n_shots * numel;
+}
+
 struct NoStore {
   template <typename... A>
   WC_HD void operator()(int64_t, A...) const {}

@@ -222,9 +222,9 @@ WC_HD T* m3d_adjoint_component(const M3dParams<T>& p, int64_t c) {
 // false lets the common case skip the checks).
 
 // Stretched derivative towards a half node along one axis (H update).
-template <typename T, int ORDER, int AXIS, bool PML>
-WC_HD T m3d_d_half(const M3dParams<T>& p, const T* f, int64_t stride, T rd, T* psi,
-                   const T* a, const T* b, const T* k, int64_t c) {
+template <typename T, int ORDER, bool PML>
+WC_HD T m3d_d_half(const T* f, int64_t stride, T rd, T* psi, const T* a, const T* b,
+                   const T* k, int64_t c) {
   T d = diff_to_half<T, ORDER>(f, stride) * rd;
   if constexpr (PML) d = cpml_stretch(d, *psi, a[c], b[c], k[c]);
   return d;
@@ -241,24 +241,24 @@ WC_HD void m3d_h_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
   T ey_z = T(0), ex_z = T(0), ez_y = T(0), ex_y = T(0), ez_x = T(0), ey_x = T(0);
   if (!EDGE || z < p.nz - M) {
     const int64_t q = PZ ? m3d_psi_index<T, M, 0>(p, shot, z, y, x, p.pml_z1 - 1) : 0;
-    ey_z = m3d_d_half<T, ORDER, 0, PZ>(p, p.ey + i, sz, p.rdz, p.psi_ey_z + q, p.az_h,
-                                       p.bz_h, p.kz_h, z);
-    ex_z = m3d_d_half<T, ORDER, 0, PZ>(p, p.ex + i, sz, p.rdz, p.psi_ex_z + q, p.az_h,
-                                       p.bz_h, p.kz_h, z);
+    ey_z = m3d_d_half<T, ORDER, PZ>(p.ey + i, sz, p.rdz, p.psi_ey_z + q, p.az_h,
+                                    p.bz_h, p.kz_h, z);
+    ex_z = m3d_d_half<T, ORDER, PZ>(p.ex + i, sz, p.rdz, p.psi_ex_z + q, p.az_h,
+                                    p.bz_h, p.kz_h, z);
   }
   if (!EDGE || y < p.ny - M) {
     const int64_t q = PY ? m3d_psi_index<T, M, 1>(p, shot, z, y, x, p.pml_y1 - 1) : 0;
-    ez_y = m3d_d_half<T, ORDER, 1, PY>(p, p.ez + i, sy, p.rdy, p.psi_ez_y + q, p.ay_h,
-                                       p.by_h, p.ky_h, y);
-    ex_y = m3d_d_half<T, ORDER, 1, PY>(p, p.ex + i, sy, p.rdy, p.psi_ex_y + q, p.ay_h,
-                                       p.by_h, p.ky_h, y);
+    ez_y = m3d_d_half<T, ORDER, PY>(p.ez + i, sy, p.rdy, p.psi_ez_y + q, p.ay_h,
+                                    p.by_h, p.ky_h, y);
+    ex_y = m3d_d_half<T, ORDER, PY>(p.ex + i, sy, p.rdy, p.psi_ex_y + q, p.ay_h,
+                                    p.by_h, p.ky_h, y);
   }
   if (!EDGE || x < p.nx - M) {
     const int64_t q = PX ? m3d_psi_index<T, M, 2>(p, shot, z, y, x, p.pml_x1 - 1) : 0;
-    ez_x = m3d_d_half<T, ORDER, 2, PX>(p, p.ez + i, 1, p.rdx, p.psi_ez_x + q, p.ax_h,
-                                       p.bx_h, p.kx_h, x);
-    ey_x = m3d_d_half<T, ORDER, 2, PX>(p, p.ey + i, 1, p.rdx, p.psi_ey_x + q, p.ax_h,
-                                       p.bx_h, p.kx_h, x);
+    ez_x = m3d_d_half<T, ORDER, PX>(p.ez + i, 1, p.rdx, p.psi_ez_x + q, p.ax_h,
+                                    p.bx_h, p.kx_h, x);
+    ey_x = m3d_d_half<T, ORDER, PX>(p.ey + i, 1, p.rdx, p.psi_ey_x + q, p.ax_h,
+                                    p.bx_h, p.kx_h, x);
   }
   const T cx = ey_z - ez_y, cy = ez_x - ex_z, cz = ex_y - ey_x;
   store(i, cx, cy, cz);
@@ -459,19 +459,6 @@ WC_HD void m3d_adjoint_gather_cell(const M3dParams<T>& p, int64_t shot, int64_t 
                  diff_to_int<T, ORDER>(p.v_ey_x + i, 1) * p.rdx;
   p.lam_ez[i] -= diff_to_int<T, ORDER>(p.v_ez_y + i, sy) * p.rdy +
                  diff_to_int<T, ORDER>(p.v_ez_x + i, 1) * p.rdx;
-}
-
-// Weight of the snapshot of step t (steps it stands for; 0 if not stored).
-template <typename T>
-WC_HD T m3d_snapshot_weight(const M3dParams<T>& p, int64_t t) {
-  if (p.snap_interval <= 0 || t % p.snap_interval != 0) return T(0);
-  const int64_t left = p.nt - t;
-  return T(left < p.snap_interval ? left : p.snap_interval);
-}
-
-template <typename T>
-WC_HD int64_t m3d_snapshot_offset(const M3dParams<T>& p, int64_t t) {
-  return ((t - p.snap_t0) / p.snap_interval) * p.n_shots * m3d_numel(p);
 }
 
 }  // namespace wc

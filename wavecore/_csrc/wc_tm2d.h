@@ -329,19 +329,4 @@ WC_HD void tm2d_adjoint_gather_cell(const Tm2dParams<T>& p, int64_t shot, int64_
                  diff_to_int<T, ORDER>(p.v_x + i, 1) * p.rdx;
 }
 
-// Weight of the snapshot of step t in the gradient sum: the number of steps
-// it stands for (k, or fewer for the last group); 0 if t is not stored.
-template <typename T>
-WC_HD T tm2d_snapshot_weight(const Tm2dParams<T>& p, int64_t t) {
-  if (p.snap_interval <= 0 || t % p.snap_interval != 0) return T(0);
-  const int64_t left = p.nt - t;
-  return T(left < p.snap_interval ? left : p.snap_interval);
-}
-
-// Offset of step t's slot in the chunk buffers.
-template <typename T>
-WC_HD int64_t tm2d_snapshot_offset(const Tm2dParams<T>& p, int64_t t) {
-  return ((t - p.snap_t0) / p.snap_interval) * p.n_shots * tm2d_numel(p);
-}
-
 }  // namespace wc

@@ -231,16 +231,13 @@ class ReferenceMaxwell3d(SnapshotSlots):
     def _adjoint_h(self, t):
         """Step B: transposes of the derivatives of H, then of the H update."""
         m = self.m
-        for h, e_terms in H_TERMS.items():
-            lam = self._view(f"lam_{h}")
-            for e, terms in E_TERMS.items():  # the E updates that read h
-                for h2, axis, _ in terms:
-                    if h2 != h:
-                        continue
-                    w = self._pad_last(self._view(f"w_{h}_{LETTERS[axis]}"), axis)
-                    n = self.n[axis]
-                    lam[self.dom] -= diff_to_half(self._domain_along(w, axis), axis - 3, m,
-                                                  n - m + 1, self.coeffs) * self.rd[axis]
+        for terms in E_TERMS.values():  # every H derivative the E update reads
+            for h, axis, _ in terms:
+                w = self._pad_last(self._view(f"w_{h}_{LETTERS[axis]}"), axis)
+                n = self.n[axis]
+                self._view(f"lam_{h}")[self.dom] -= diff_to_half(
+                    self._domain_along(w, axis), axis - 3, m, n - m + 1,
+                    self.coeffs) * self.rd[axis]
         lams = {h: self._view(f"lam_{h}")[self.dom] for h in H_TERMS}
         self._image("grad_cq", [SNAP_S[h] for h in H_TERMS], t, list(lams.values()))
         cq = self.b.cq[:, None][self.dom]
