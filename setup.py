@@ -99,7 +99,14 @@ def _march_flags() -> list[str]:
     if not march:
         return []
     ok, _ = _probe([f"-march={march}"], "int main() { return 0; }")
-    return [f"-march={march}"] if ok else []
+    if not ok:
+        return []
+    # With AVX-512, 16-float vectors leave long scalar remainders on the short
+    # CPML row segments; 8-float vectors run the 3-D step ~15 % faster
+    # (measured on an AMD EPYC, see docs/performance.md). x86 compilers only.
+    narrow = ["-mprefer-vector-width=256"]
+    ok, _ = _probe([f"-march={march}", *narrow], "int main() { return 0; }")
+    return [f"-march={march}", *(narrow if ok else [])]
 
 
 class BuildExt(build_ext):

@@ -42,36 +42,40 @@ inline bool m3d_stores(const M3dParams<T>& p, int64_t t) {
 
 // ---- rows of cells -------------------------------------------------------------
 //
-// cell(x, pz, py, px, edge) for every H (or E) cell of row (z, y), the flags as
-// std::bool_constant: the CPML segments and the interior are branch-free loops;
-// H rows on the last z or y plane, and the last cell of every H row, take the
+// cell(x, q, pz, py, px, edge) for every H (or E) cell of row (shot, z, y), q
+// the cell's CPML memory indices and the flags std::bool_constant: the CPML
+// segments and the interior are branch-free loops in which q grows with x; H
+// rows on the last z or y plane, and the last cell of every H row, take the
 // checked (edge) variant.
 
 template <int O, typename T, typename F>
-inline void m3d_h_cells(const M3dParams<T>& p, int64_t z, int64_t y, F&& cell) {
+inline void m3d_h_cells(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, F&& cell) {
   constexpr int M = Stencil<O>::M;
   const int64_t last = p.nx - M;  // last domain column: no half node after it
   with_flag(m3d_pml_h(z, p.pml_z0, p.pml_z1), [&](auto pz) {
     with_flag(m3d_pml_h(y, p.pml_y0, p.pml_y1), [&](auto py) {
       with_flag(z == p.nz - M || y == p.ny - M, [&](auto edge) {
         by_segment(M, p.pml_x0, p.pml_x1 - 1, last, [&](int64_t a, int64_t b, auto px) {
+          const M3dPsiIndex q = m3d_psi_indices<T, M, true>(p, shot, z, y, a);
 #pragma omp simd
-          for (int64_t x = a; x < b; ++x) cell(x, pz, py, px, edge);
+          for (int64_t x = a; x < b; ++x) cell(x, m3d_psi_shift(q, x - a), pz, py, px, edge);
         });
       });
-      cell(last, pz, py, std::true_type{}, std::true_type{});
+      cell(last, m3d_psi_indices<T, M, true>(p, shot, z, y, last), pz, py, std::true_type{},
+           std::true_type{});
     });
   });
 }
 
 template <int O, typename T, typename F>
-inline void m3d_e_cells(const M3dParams<T>& p, int64_t z, int64_t y, F&& cell) {
+inline void m3d_e_cells(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, F&& cell) {
   constexpr int M = Stencil<O>::M;
   with_flag(m3d_pml_e(z, p.pml_z0, p.pml_z1), [&](auto pz) {
     with_flag(m3d_pml_e(y, p.pml_y0, p.pml_y1), [&](auto py) {
       by_segment(M, p.pml_x0, p.pml_x1, p.nx - M + 1, [&](int64_t a, int64_t b, auto px) {
+        const M3dPsiIndex q = m3d_psi_indices<T, M, false>(p, shot, z, y, a);
 #pragma omp simd
-        for (int64_t x = a; x < b; ++x) cell(x, pz, py, px);
+        for (int64_t x = a; x < b; ++x) cell(x, m3d_psi_shift(q, x - a), pz, py, px);
       });
     });
   });
@@ -81,16 +85,16 @@ inline void m3d_e_cells(const M3dParams<T>& p, int64_t z, int64_t y, F&& cell) {
 
 template <typename T, int O, typename S>
 inline void m3d_h_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, S store) {
-  m3d_h_cells<O>(p, z, y, [&](int64_t x, auto pz, auto py, auto px, auto edge) WC_INLINE_LAMBDA {
-    m3d_h_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value, decltype(edge)::value>(p, shot, z, y, x, store);
+  m3d_h_cells<O>(p, shot, z, y, [&](int64_t x, M3dPsiIndex q, auto pz, auto py, auto px, auto edge) WC_INLINE_LAMBDA {
+    m3d_h_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value, decltype(edge)::value>(p, shot, z, y, x, q, store);
   });
 }
 
 template <typename T, int O, typename S>
 inline void m3d_e_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, S store_e,
                         S store_c) {
-  m3d_e_cells<O>(p, z, y, [&](int64_t x, auto pz, auto py, auto px) WC_INLINE_LAMBDA {
-    m3d_e_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(p, shot, z, y, x, store_e, store_c);
+  m3d_e_cells<O>(p, shot, z, y, [&](int64_t x, M3dPsiIndex q, auto pz, auto py, auto px) WC_INLINE_LAMBDA {
+    m3d_e_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(p, shot, z, y, x, q, store_e, store_c);
   });
 }
 
@@ -140,16 +144,16 @@ inline void m3d_sources_receivers(const M3dParams<T>& p, int64_t shot, int64_t t
 template <typename T, int O, typename I>
 inline void m3d_adjoint_e_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
                                 I image) {
-  m3d_e_cells<O>(p, z, y, [&](int64_t x, auto pz, auto py, auto px) WC_INLINE_LAMBDA {
-    m3d_adjoint_e_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(p, shot, z, y, x, image);
+  m3d_e_cells<O>(p, shot, z, y, [&](int64_t x, M3dPsiIndex q, auto pz, auto py, auto px) WC_INLINE_LAMBDA {
+    m3d_adjoint_e_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(p, shot, z, y, x, q, image);
   });
 }
 
 template <typename T, int O, typename I>
 inline void m3d_adjoint_h_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
                                 I image) {
-  m3d_h_cells<O>(p, z, y, [&](int64_t x, auto pz, auto py, auto px, auto edge) WC_INLINE_LAMBDA {
-    m3d_adjoint_h_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value, decltype(edge)::value>(p, shot, z, y, x, image);
+  m3d_h_cells<O>(p, shot, z, y, [&](int64_t x, M3dPsiIndex q, auto pz, auto py, auto px, auto edge) WC_INLINE_LAMBDA {
+    m3d_adjoint_h_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value, decltype(edge)::value>(p, shot, z, y, x, q, image);
   });
 }
 

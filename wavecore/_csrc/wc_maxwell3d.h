@@ -203,6 +203,27 @@ WC_HD int64_t m3d_psi_index(const M3dParams<T>& p, int64_t shot, int64_t z, int6
   return ((shot * dz + rz) * dy + ry) * dx + rx;
 }
 
+// Compact indices of the CPML memories of one cell along z, y and x, for H
+// (half-node) or E staggering. An index means something only where the cell
+// is in that axis' slab; along a row segment that stays in the same slabs they
+// grow with x, so a row loop computes them once (m3d_psi_shift).
+struct M3dPsiIndex {
+  int64_t z, y, x;
+};
+
+template <typename T, int M, bool H>
+WC_HD M3dPsiIndex m3d_psi_indices(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
+                                  int64_t x) {
+  const int64_t s = H ? 1 : 0;
+  return {m3d_psi_index<T, M, 0>(p, shot, z, y, x, p.pml_z1 - s),
+          m3d_psi_index<T, M, 1>(p, shot, z, y, x, p.pml_y1 - s),
+          m3d_psi_index<T, M, 2>(p, shot, z, y, x, p.pml_x1 - s)};
+}
+
+WC_HD M3dPsiIndex m3d_psi_shift(M3dPsiIndex q, int64_t dx) {
+  return {q.z + dx, q.y + dx, q.x + dx};
+}
+
 template <typename T>
 WC_HD T* m3d_component(const M3dParams<T>& p, int64_t c) {
   T* const fields[6] = {p.ex, p.ey, p.ez, p.hx, p.hy, p.hz};
@@ -230,42 +251,39 @@ WC_HD T m3d_d_half(const T* f, int64_t stride, T rd, T* psi, const T* a, const T
   return d;
 }
 
-// H at (z, y, x) of the domain.
+// H at (z, y, x) of the domain; q = m3d_psi_indices<T, M, true>(p, shot, z, y, x).
 template <typename T, int ORDER, bool PZ, bool PY, bool PX, bool EDGE, typename S = NoStore>
 WC_HD void m3d_h_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, int64_t x,
-                      S store = {}) {
+                      M3dPsiIndex q, S store = {}) {
   constexpr int M = Stencil<ORDER>::M;
   const int64_t sz = p.ny * p.nx, sy = p.nx;
   const int64_t j = (z * p.ny + y) * p.nx + x;
   const int64_t i = shot * m3d_numel(p) + j;
   T ey_z = T(0), ex_z = T(0), ez_y = T(0), ex_y = T(0), ez_x = T(0), ey_x = T(0);
   if (!EDGE || z < p.nz - M) {
-    const int64_t q = PZ ? m3d_psi_index<T, M, 0>(p, shot, z, y, x, p.pml_z1 - 1) : 0;
-    ey_z = m3d_d_half<T, ORDER, PZ>(p.ey + i, sz, p.rdz, p.psi_ey_z + q, p.az_h,
+    ey_z = m3d_d_half<T, ORDER, PZ>(p.ey + i, sz, p.rdz, p.psi_ey_z + (PZ ? q.z : 0), p.az_h,
                                     p.bz_h, p.kz_h, z);
-    ex_z = m3d_d_half<T, ORDER, PZ>(p.ex + i, sz, p.rdz, p.psi_ex_z + q, p.az_h,
+    ex_z = m3d_d_half<T, ORDER, PZ>(p.ex + i, sz, p.rdz, p.psi_ex_z + (PZ ? q.z : 0), p.az_h,
                                     p.bz_h, p.kz_h, z);
   }
   if (!EDGE || y < p.ny - M) {
-    const int64_t q = PY ? m3d_psi_index<T, M, 1>(p, shot, z, y, x, p.pml_y1 - 1) : 0;
-    ez_y = m3d_d_half<T, ORDER, PY>(p.ez + i, sy, p.rdy, p.psi_ez_y + q, p.ay_h,
+    ez_y = m3d_d_half<T, ORDER, PY>(p.ez + i, sy, p.rdy, p.psi_ez_y + (PY ? q.y : 0), p.ay_h,
                                     p.by_h, p.ky_h, y);
-    ex_y = m3d_d_half<T, ORDER, PY>(p.ex + i, sy, p.rdy, p.psi_ex_y + q, p.ay_h,
+    ex_y = m3d_d_half<T, ORDER, PY>(p.ex + i, sy, p.rdy, p.psi_ex_y + (PY ? q.y : 0), p.ay_h,
                                     p.by_h, p.ky_h, y);
   }
   if (!EDGE || x < p.nx - M) {
-    const int64_t q = PX ? m3d_psi_index<T, M, 2>(p, shot, z, y, x, p.pml_x1 - 1) : 0;
-    ez_x = m3d_d_half<T, ORDER, PX>(p.ez + i, 1, p.rdx, p.psi_ez_x + q, p.ax_h,
+    ez_x = m3d_d_half<T, ORDER, PX>(p.ez + i, 1, p.rdx, p.psi_ez_x + (PX ? q.x : 0), p.ax_h,
                                     p.bx_h, p.kx_h, x);
-    ey_x = m3d_d_half<T, ORDER, PX>(p.ey + i, 1, p.rdx, p.psi_ey_x + q, p.ax_h,
+    ey_x = m3d_d_half<T, ORDER, PX>(p.ey + i, 1, p.rdx, p.psi_ey_x + (PX ? q.x : 0), p.ax_h,
                                     p.bx_h, p.kx_h, x);
   }
   const T cx = ey_z - ez_y, cy = ez_x - ex_z, cz = ex_y - ey_x;
   store(i, cx, cy, cz);
-  const T q = p.cq[m3d_model_offset(p, shot) + j];
-  p.hx[i] += q * cx;
-  p.hy[i] += q * cy;
-  p.hz[i] += q * cz;
+  const T c = p.cq[m3d_model_offset(p, shot) + j];
+  p.hx[i] += c * cx;
+  p.hy[i] += c * cy;
+  p.hz[i] += c * cz;
 }
 
 // Stretched derivative at an integer node along one axis (E update).
@@ -277,18 +295,15 @@ WC_HD T m3d_d_int(const T* f, int64_t stride, T rd, T* psi, const T* a, const T*
   return d;
 }
 
-// E at (z, y, x) of the domain; `store_e` gets E before the update, `store_c`
-// the stretched curl of H.
+// E at (z, y, x) of the domain, q = m3d_psi_indices<T, M, false>(p, shot, z, y, x);
+// `store_e` gets E before the update, `store_c` the stretched curl of H.
 template <typename T, int ORDER, bool PZ, bool PY, bool PX, typename S = NoStore>
 WC_HD void m3d_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, int64_t x,
-                      S store_e = {}, S store_c = {}) {
-  constexpr int M = Stencil<ORDER>::M;
+                      M3dPsiIndex q, S store_e = {}, S store_c = {}) {
   const int64_t sz = p.ny * p.nx, sy = p.nx;
   const int64_t j = (z * p.ny + y) * p.nx + x;
   const int64_t i = shot * m3d_numel(p) + j;
-  const int64_t qz = PZ ? m3d_psi_index<T, M, 0>(p, shot, z, y, x, p.pml_z1) : 0;
-  const int64_t qy = PY ? m3d_psi_index<T, M, 1>(p, shot, z, y, x, p.pml_y1) : 0;
-  const int64_t qx = PX ? m3d_psi_index<T, M, 2>(p, shot, z, y, x, p.pml_x1) : 0;
+  const int64_t qz = PZ ? q.z : 0, qy = PY ? q.y : 0, qx = PX ? q.x : 0;
   const T hy_z = m3d_d_int<T, ORDER, PZ>(p.hy + i, sz, p.rdz, p.psi_hy_z + qz, p.az, p.bz,
                                          p.kz, z);
   const T hx_z = m3d_d_int<T, ORDER, PZ>(p.hx + i, sz, p.rdz, p.psi_hx_z + qz, p.az, p.bz,
@@ -362,11 +377,10 @@ WC_HD void m3d_adjoint_receivers_sources(const M3dParams<T>& p, int64_t shot, in
   }
 }
 
-// Step A at an E cell of the domain.
+// Step A at an E cell of the domain (q as for m3d_e_cell).
 template <typename T, int ORDER, bool PZ, bool PY, bool PX, typename I = NoImage>
 WC_HD void m3d_adjoint_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
-                              int64_t x, I image = {}) {
-  constexpr int M = Stencil<ORDER>::M;
+                              int64_t x, M3dPsiIndex q, I image = {}) {
   const int64_t j = (z * p.ny + y) * p.nx + x;
   const int64_t i = shot * m3d_numel(p) + j;
   const int64_t m = m3d_model_offset(p, shot) + j;
@@ -377,19 +391,16 @@ WC_HD void m3d_adjoint_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, in
   // cx = hz_y - hy_z, cy = hx_z - hz_x, cz = hy_x - hx_y
   T hz_y = tx, hy_z = -tx, hx_z = ty, hz_x = -ty, hy_x = tz, hx_y = -tz;
   if constexpr (PZ) {
-    const int64_t q = m3d_psi_index<T, M, 0>(p, shot, z, y, x, p.pml_z1);
-    hy_z = cpml_stretch_adjoint(hy_z, p.lam_psi_hy_z[q], p.az[z], p.bz[z], p.kz[z]);
-    hx_z = cpml_stretch_adjoint(hx_z, p.lam_psi_hx_z[q], p.az[z], p.bz[z], p.kz[z]);
+    hy_z = cpml_stretch_adjoint(hy_z, p.lam_psi_hy_z[q.z], p.az[z], p.bz[z], p.kz[z]);
+    hx_z = cpml_stretch_adjoint(hx_z, p.lam_psi_hx_z[q.z], p.az[z], p.bz[z], p.kz[z]);
   }
   if constexpr (PY) {
-    const int64_t q = m3d_psi_index<T, M, 1>(p, shot, z, y, x, p.pml_y1);
-    hz_y = cpml_stretch_adjoint(hz_y, p.lam_psi_hz_y[q], p.ay[y], p.by[y], p.ky[y]);
-    hx_y = cpml_stretch_adjoint(hx_y, p.lam_psi_hx_y[q], p.ay[y], p.by[y], p.ky[y]);
+    hz_y = cpml_stretch_adjoint(hz_y, p.lam_psi_hz_y[q.y], p.ay[y], p.by[y], p.ky[y]);
+    hx_y = cpml_stretch_adjoint(hx_y, p.lam_psi_hx_y[q.y], p.ay[y], p.by[y], p.ky[y]);
   }
   if constexpr (PX) {
-    const int64_t q = m3d_psi_index<T, M, 2>(p, shot, z, y, x, p.pml_x1);
-    hz_x = cpml_stretch_adjoint(hz_x, p.lam_psi_hz_x[q], p.ax[x], p.bx[x], p.kx[x]);
-    hy_x = cpml_stretch_adjoint(hy_x, p.lam_psi_hy_x[q], p.ax[x], p.bx[x], p.kx[x]);
+    hz_x = cpml_stretch_adjoint(hz_x, p.lam_psi_hz_x[q.x], p.ax[x], p.bx[x], p.kx[x]);
+    hy_x = cpml_stretch_adjoint(hy_x, p.lam_psi_hy_x[q.x], p.ax[x], p.bx[x], p.kx[x]);
   }
   p.w_hz_y[i] = hz_y;
   p.w_hy_z[i] = hy_z;
@@ -412,10 +423,10 @@ WC_HD T m3d_v(bool exists, T u, T* lam_psi, const T* a, const T* b, const T* k, 
   return u;
 }
 
-// Step B at an H cell of the domain.
+// Step B at an H cell of the domain (q as for m3d_h_cell).
 template <typename T, int ORDER, bool PZ, bool PY, bool PX, bool EDGE, typename I = NoImage>
 WC_HD void m3d_adjoint_h_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
-                              int64_t x, I image = {}) {
+                              int64_t x, M3dPsiIndex q, I image = {}) {
   constexpr int M = Stencil<ORDER>::M;
   const int64_t sz = p.ny * p.nx, sy = p.nx;
   const int64_t j = (z * p.ny + y) * p.nx + x;
@@ -430,15 +441,13 @@ WC_HD void m3d_adjoint_h_cell(const M3dParams<T>& p, int64_t shot, int64_t z, in
   p.lam_hy[i] = ly;
   p.lam_hz[i] = lz;
   image(i, lx, ly, lz);
-  const T q = p.cq[m3d_model_offset(p, shot) + j];
-  const T ux = q * lx, uy = q * ly, uz = q * lz;
+  const T c = p.cq[m3d_model_offset(p, shot) + j];
+  const T ux = c * lx, uy = c * ly, uz = c * lz;
   // Hx += q (ey_z - ez_y), Hy += q (ez_x - ex_z), Hz += q (ex_y - ey_x)
   const bool has_z = !EDGE || z < p.nz - M;
   const bool has_y = !EDGE || y < p.ny - M;
   const bool has_x = !EDGE || x < p.nx - M;
-  const int64_t qz = PZ && has_z ? m3d_psi_index<T, M, 0>(p, shot, z, y, x, p.pml_z1 - 1) : 0;
-  const int64_t qy = PY && has_y ? m3d_psi_index<T, M, 1>(p, shot, z, y, x, p.pml_y1 - 1) : 0;
-  const int64_t qx = PX && has_x ? m3d_psi_index<T, M, 2>(p, shot, z, y, x, p.pml_x1 - 1) : 0;
+  const int64_t qz = PZ && has_z ? q.z : 0, qy = PY && has_y ? q.y : 0, qx = PX && has_x ? q.x : 0;
   p.v_ey_z[i] = m3d_v<T, PZ>(has_z, ux, p.lam_psi_ey_z + qz, p.az_h, p.bz_h, p.kz_h, z);
   p.v_ex_z[i] = m3d_v<T, PZ>(has_z, -uy, p.lam_psi_ex_z + qz, p.az_h, p.bz_h, p.kz_h, z);
   p.v_ez_y[i] = m3d_v<T, PY>(has_y, -ux, p.lam_psi_ez_y + qy, p.ay_h, p.by_h, p.ky_h, y);
