@@ -74,10 +74,13 @@ class Physics:
 
 
 #: Defaults of the options every system shares (the public signatures repeat them).
+DEVICES = ("cpu", "cuda", "cuda-emulated")
+
 RUN_DEFAULTS = dict(
     stencil=2, pml_width=20, max_vel=None, nt=None, initial_state=None,
     freq_taper_frac=0.0, time_pad_frac=0.0, time_taper=False, forward_callback=None,
-    callback_frequency=1, python_backend=False, n_threads=None, compute_precision="default",
+    callback_frequency=1, python_backend=False, device="cpu", n_threads=None,
+    compute_precision="default",
     pml_power=4.0, pml_sigma0_scale=1.0, pml_kappa_max=5.0, pml_alpha_max=0.008,
     requires_grad=(), model_gradient_sampling_interval=1, storage_mode="auto",
     storage_path=None, storage_compression=False, storage_bytes_limit_device=None,
@@ -184,10 +187,16 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
                             checks.boolean(o.time_taper, "time_taper"))
     check_callback(o.forward_callback, "forward_callback")
     callback_frequency = checks.integer(o.callback_frequency, "callback_frequency", minimum=1)
-    if python_backend:
+    if o.device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {o.device!r}")
+    if python_backend and o.device != "cpu":
+        raise ValueError(f"python_backend=True runs the numpy reference on the CPU; it "
+                         f"cannot run on device={o.device!r}")
+    if python_backend or o.device != "cpu":
         if o.n_threads is not None:
-            raise ValueError("n_threads sets the threads of the compiled core; the numpy "
-                             "reference (python_backend=True) is single-threaded")
+            raise ValueError("n_threads sets the OpenMP threads of the CPU core; "
+                             + ("the numpy reference (python_backend=True) is single-threaded"
+                                if python_backend else f"device={o.device!r} does not use it"))
         threads = 1
     else:
         threads = resolve_threads(None if o.n_threads is None else checks.integer(
@@ -228,7 +237,7 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
         n_receivers=acq.receiver_location.shape[1], dt=dt, inner_dt=inner_dt,
         step_ratio=step_ratio, nt=acq.nt, max_vel=max_vel, cpml=cpml, resampling=resampling,
         callback_frequency=callback_frequency,
-        backend="reference" if python_backend else "cpu", n_threads=threads,
+        backend="reference" if python_backend else o.device, n_threads=threads,
         targets=targets, interval=interval, storage=storage, source_component=src_comp,
         receiver_components=rec_comps, component_axis=comp_axis)
     shapes = state_shapes(axes, plan.batch_shape, physics.memories, physics.fields)

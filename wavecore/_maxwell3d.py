@@ -50,6 +50,7 @@ def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
               nt: int | None = None, initial_state=None, freq_taper_frac: float = 0.0,
               time_pad_frac: float = 0.0, time_taper: bool = False, forward_callback=None,
               callback_frequency: int = 1, python_backend: bool = False,
+              device: str = "cpu",
               n_threads: int | None = None, compute_precision: str = "default",
               pml_power: float = 4.0, pml_sigma0_scale: float = 1.0,
               pml_kappa_max: float = 5.0, pml_alpha_max: float = 0.008, requires_grad=(),
@@ -100,7 +101,7 @@ def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
     pml_width : int, (wz, wy, wx) or (z0, z1, y0, y1, x0, x1)
         CPML cells on each side; 0 makes that side a reflecting wall.
     max_vel, nt, initial_state, freq_taper_frac, time_pad_frac, time_taper,
-    forward_callback, callback_frequency, python_backend, n_threads,
+    forward_callback, callback_frequency, python_backend, device, n_threads,
     compute_precision, pml_power, pml_sigma0_scale, pml_kappa_max, pml_alpha_max,
     requires_grad, model_gradient_sampling_interval, storage_mode, storage_path,
     storage_compression, storage_bytes_limit_device, storage_bytes_limit_host,
@@ -124,7 +125,7 @@ def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
         max_vel=max_vel, nt=nt, initial_state=initial_state,
         freq_taper_frac=freq_taper_frac, time_pad_frac=time_pad_frac, time_taper=time_taper,
         forward_callback=forward_callback, callback_frequency=callback_frequency,
-        python_backend=python_backend, n_threads=n_threads,
+        python_backend=python_backend, device=device, n_threads=n_threads,
         compute_precision=compute_precision, pml_power=pml_power,
         pml_sigma0_scale=pml_sigma0_scale, pml_kappa_max=pml_kappa_max,
         pml_alpha_max=pml_alpha_max, requires_grad=requires_grad,

@@ -40,6 +40,7 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
          nt: int | None = None, initial_state=None, freq_taper_frac: float = 0.0,
          time_pad_frac: float = 0.0, time_taper: bool = False, forward_callback=None,
          callback_frequency: int = 1, python_backend: bool = False,
+         device: str = "cpu",
          n_threads: int | None = None, compute_precision: str = "default",
          pml_power: float = 4.0, pml_sigma0_scale: float = 1.0, pml_kappa_max: float = 5.0,
          pml_alpha_max: float = 0.008, requires_grad=(), model_gradient_sampling_interval: int = 1,
@@ -91,8 +92,14 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
         Internal steps between callbacks.
     python_backend : bool
         Run the numpy reference implementation instead of the compiled core.
+    device : {"cpu", "cuda", "cuda-emulated"}
+        Where the compiled kernels run: the Cython/OpenMP core, the CUDA
+        kernels on the current CuPy device (needs CuPy and a GPU), or the same
+        CUDA kernels compiled as C++ and run on the CPU (slow; for checking the
+        GPU code without a GPU). Not used with ``python_backend=True``.
     n_threads : int, optional
-        OpenMP threads of the compiled core (default: ``omp_get_max_threads()``).
+        OpenMP threads of the compiled core (default: ``omp_get_max_threads()``;
+        ``device="cpu"`` only).
     compute_precision : {"default"}
         Reserved; the model dtype sets the precision.
     pml_power, pml_sigma0_scale, pml_kappa_max, pml_alpha_max : float
@@ -138,7 +145,7 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
         initial_state=initial_state, freq_taper_frac=freq_taper_frac,
         time_pad_frac=time_pad_frac, time_taper=time_taper,
         forward_callback=forward_callback, callback_frequency=callback_frequency,
-        python_backend=python_backend, n_threads=n_threads,
+        python_backend=python_backend, device=device, n_threads=n_threads,
         compute_precision=compute_precision, pml_power=pml_power,
         pml_sigma0_scale=pml_sigma0_scale, pml_kappa_max=pml_kappa_max,
         pml_alpha_max=pml_alpha_max, requires_grad=requires_grad,

@@ -47,11 +47,5 @@ inline void by_segment(int64_t first, int64_t x0, int64_t right, int64_t end, F&
   f(right, end, std::true_type{});
 }
 
-// Non-deduced context: `typename same<T>::type*` accepts nullptr for a T*.
-template <typename T>
-struct same {
-  using type = T;
-};
-
 }  // namespace cpu
 }  // namespace wc

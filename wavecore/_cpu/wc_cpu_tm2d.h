@@ -43,31 +43,18 @@ inline void e_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, S store) {
   });
 }
 
-// Snapshot slot arrays of step t, or nulls when t is not stored.
-template <typename StoreT, typename T>
-inline Store<StoreT> store_of(const Tm2dParams<T>& p, void* base, int64_t t) {
-  if (base == nullptr) return Store<StoreT>{nullptr, nullptr};
-  const int64_t offset = snapshot_offset(p, t, tm2d_numel(p));
-  return Store<StoreT>{static_cast<StoreT*>(base) + offset, nullptr};
-}
-
-template <typename T>
-inline bool stores(const Tm2dParams<T>& p, int64_t t) {
-  return snapshot_weight<T>(p, t) != T(0);
-}
-
 // Row updates of step t with the order chosen at run time, called by the
 // Cython time loop; they store the snapshots of step t when it is stored.
 template <typename T>
 inline void tm2d_h_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y, int64_t t) {
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
-    if (!stores(p, t) || (p.snap_sz == nullptr && p.snap_sx == nullptr)) {
+    if (!tm2d_stores(p, t) || (p.snap_sz == nullptr && p.snap_sx == nullptr)) {
       h_row<T, O>(p, shot, y, NoStore{}, NoStore{});
     } else if (p.snap_bf16) {
-      h_row<T, O>(p, shot, y, store_of<bf16>(p, p.snap_sz, t), store_of<bf16>(p, p.snap_sx, t));
+      h_row<T, O>(p, shot, y, tm2d_store_of<bf16>(p, p.snap_sz, t), tm2d_store_of<bf16>(p, p.snap_sx, t));
     } else {
-      h_row<T, O>(p, shot, y, store_of<T>(p, p.snap_sz, t), store_of<T>(p, p.snap_sx, t));
+      h_row<T, O>(p, shot, y, tm2d_store_of<T>(p, p.snap_sz, t), tm2d_store_of<T>(p, p.snap_sx, t));
     }
   });
 }
@@ -76,13 +63,13 @@ template <typename T>
 inline void tm2d_e_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y, int64_t t) {
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
-    if (!stores(p, t) || (p.snap_ey == nullptr && p.snap_curl == nullptr)) {
+    if (!tm2d_stores(p, t) || (p.snap_ey == nullptr && p.snap_curl == nullptr)) {
       e_row<T, O>(p, shot, y, NoStore{});
     } else if (p.snap_bf16) {
-      Store<bf16> s{store_of<bf16>(p, p.snap_ey, t).a, store_of<bf16>(p, p.snap_curl, t).a};
+      Store<bf16> s{tm2d_store_of<bf16>(p, p.snap_ey, t).a, tm2d_store_of<bf16>(p, p.snap_curl, t).a};
       e_row<T, O>(p, shot, y, s);
     } else {
-      Store<T> s{store_of<T>(p, p.snap_ey, t).a, store_of<T>(p, p.snap_curl, t).a};
+      Store<T> s{tm2d_store_of<T>(p, p.snap_ey, t).a, tm2d_store_of<T>(p, p.snap_curl, t).a};
       e_row<T, O>(p, shot, y, s);
     }
   });
@@ -134,32 +121,19 @@ inline void adjoint_gather_row(const Tm2dParams<T>& p, int64_t shot, int64_t y) 
   for (int64_t x = M; x < p.nx - M + 1; ++x) tm2d_adjoint_gather_cell<T, ORDER>(p, shot, y, x);
 }
 
-// The image of step t: slot arrays of the snapshots and the accumulators.
-
-template <typename StoreT, typename T>
-inline Image<T, StoreT> image_of(const Tm2dParams<T>& p, void* a, void* b,
-                                 typename same<T>::type* grad_a, typename same<T>::type* grad_b,
-                                 int64_t t) {
-  const int64_t offset = snapshot_offset(p, t, tm2d_numel(p));
-  return Image<T, StoreT>{
-      a ? static_cast<const StoreT*>(a) + offset : nullptr,
-      b ? static_cast<const StoreT*>(b) + offset : nullptr,
-      a ? grad_a : nullptr, b ? grad_b : nullptr, snapshot_weight<T>(p, t)};
-}
-
 template <typename T>
 inline void tm2d_adjoint_e_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y,
                                int64_t t) {
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
-    if (!stores(p, t) || (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
+    if (!tm2d_stores(p, t) || (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
       adjoint_e_row<T, O>(p, shot, y, NoImage{});
     } else if (p.snap_bf16) {
       adjoint_e_row<T, O>(p, shot, y,
-                          image_of<bf16>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t));
+                          tm2d_image_of<bf16>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t));
     } else {
       adjoint_e_row<T, O>(p, shot, y,
-                          image_of<T>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t));
+                          tm2d_image_of<T>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t));
     }
   });
 }
@@ -169,16 +143,16 @@ inline void tm2d_adjoint_h_row(const Tm2dParams<T>& p, int order, int64_t shot, 
                                int64_t t) {
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
-    if (!stores(p, t) || p.grad_cq == nullptr) {
+    if (!tm2d_stores(p, t) || p.grad_cq == nullptr) {
       adjoint_h_row<T, O>(p, shot, y, NoImage{}, NoImage{});
     } else if (p.snap_bf16) {
       adjoint_h_row<T, O>(p, shot, y,
-                          image_of<bf16>(p, p.snap_sz, nullptr, p.grad_cq, nullptr, t),
-                          image_of<bf16>(p, p.snap_sx, nullptr, p.grad_cq, nullptr, t));
+                          tm2d_image_of<bf16>(p, p.snap_sz, nullptr, p.grad_cq, nullptr, t),
+                          tm2d_image_of<bf16>(p, p.snap_sx, nullptr, p.grad_cq, nullptr, t));
     } else {
       adjoint_h_row<T, O>(p, shot, y,
-                          image_of<T>(p, p.snap_sz, nullptr, p.grad_cq, nullptr, t),
-                          image_of<T>(p, p.snap_sx, nullptr, p.grad_cq, nullptr, t));
+                          tm2d_image_of<T>(p, p.snap_sz, nullptr, p.grad_cq, nullptr, t),
+                          tm2d_image_of<T>(p, p.snap_sx, nullptr, p.grad_cq, nullptr, t));
     }
   });
 }

@@ -15,7 +15,7 @@ struct bf16 {
 };
 
 WC_HD uint32_t float_bits(float v) {
-#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#if defined(__CUDA_ARCH__)
   return __float_as_uint(v);
 #else
   uint32_t u;
@@ -25,7 +25,7 @@ WC_HD uint32_t float_bits(float v) {
 }
 
 WC_HD float bits_float(uint32_t u) {
-#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#if defined(__CUDA_ARCH__)
   return __uint_as_float(u);
 #else
   float v;

@@ -29,3 +29,13 @@ typedef unsigned int uint32_t;
 #else
 #define WC_RESTRICT
 #endif
+
+namespace wc {
+
+// Non-deduced context: `typename same<T>::type*` accepts nullptr for a T*.
+template <typename T>
+struct same {
+  using type = T;
+};
+
+}  // namespace wc

@@ -470,4 +470,36 @@ WC_HD void m3d_adjoint_gather_cell(const M3dParams<T>& p, int64_t shot, int64_t 
                  diff_to_int<T, ORDER>(p.v_ez_x + i, 1) * p.rdx;
 }
 
+// ---- snapshot hooks of step t (CPU rows and CUDA kernels) ---------------------
+
+// Snapshot slots of step t: three arrays from `base` (null when not stored).
+template <typename StoreT, typename T>
+WC_HD Store3<StoreT> m3d_store(const M3dParams<T>& p, void* const (&base)[3], int64_t t) {
+  Store3<StoreT> s{{nullptr, nullptr, nullptr}};
+  if (base[0] == nullptr) return s;
+  const int64_t offset = snapshot_offset(p, t, m3d_numel(p));
+  for (int c = 0; c < 3; ++c) s.c[c] = static_cast<StoreT*>(base[c]) + offset;
+  return s;
+}
+
+template <typename StoreT, typename T>
+WC_HD Image3<T, StoreT> m3d_image(const M3dParams<T>& p, void* const (&a)[3],
+                                  void* const (&b)[3], typename same<T>::type* grad_a,
+                                  typename same<T>::type* grad_b, int64_t t) {
+  Image3<T, StoreT> image{{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr},
+                          a[0] ? grad_a : nullptr, b[0] ? grad_b : nullptr,
+                          snapshot_weight<T>(p, t)};
+  const int64_t offset = snapshot_offset(p, t, m3d_numel(p));
+  for (int c = 0; c < 3; ++c) {
+    if (a[0]) image.a[c] = static_cast<const StoreT*>(a[c]) + offset;
+    if (b[0]) image.b[c] = static_cast<const StoreT*>(b[c]) + offset;
+  }
+  return image;
+}
+
+template <typename T>
+WC_HD bool m3d_stores(const M3dParams<T>& p, int64_t t) {
+  return snapshot_weight<T>(p, t) != T(0);
+}
+
 }  // namespace wc

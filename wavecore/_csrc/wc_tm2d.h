@@ -329,4 +329,31 @@ WC_HD void tm2d_adjoint_gather_cell(const Tm2dParams<T>& p, int64_t shot, int64_
                  diff_to_int<T, ORDER>(p.v_x + i, 1) * p.rdx;
 }
 
+// ---- snapshot hooks of step t (CPU rows and CUDA kernels) ---------------------
+
+// Snapshot slot arrays of step t, or nulls when t is not stored.
+template <typename StoreT, typename T>
+WC_HD Store<StoreT> tm2d_store_of(const Tm2dParams<T>& p, void* base, int64_t t) {
+  if (base == nullptr) return Store<StoreT>{nullptr, nullptr};
+  const int64_t offset = snapshot_offset(p, t, tm2d_numel(p));
+  return Store<StoreT>{static_cast<StoreT*>(base) + offset, nullptr};
+}
+
+template <typename T>
+WC_HD bool tm2d_stores(const Tm2dParams<T>& p, int64_t t) {
+  return snapshot_weight<T>(p, t) != T(0);
+}
+
+// The image of step t: slot arrays of the snapshots and the accumulators.
+template <typename StoreT, typename T>
+WC_HD Image<T, StoreT> tm2d_image_of(const Tm2dParams<T>& p, void* a, void* b,
+                                     typename same<T>::type* grad_a,
+                                     typename same<T>::type* grad_b, int64_t t) {
+  const int64_t offset = snapshot_offset(p, t, tm2d_numel(p));
+  return Image<T, StoreT>{
+      a ? static_cast<const StoreT*>(a) + offset : nullptr,
+      b ? static_cast<const StoreT*>(b) + offset : nullptr,
+      a ? grad_a : nullptr, b ? grad_b : nullptr, snapshot_weight<T>(p, t)};
+}
+
 }  // namespace wc

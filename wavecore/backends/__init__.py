@@ -34,7 +34,7 @@ class Backend(Protocol):
 
 def backend_class(kind: str, name: str):
     """The backend class running ``kind`` ("tm2d", "maxwell3d") on ``name``
-    ("reference" or "cpu")."""
+    ("reference", "cpu", "cuda" or "cuda-emulated")."""
     if (kind, name) == ("tm2d", "reference"):
         from .reference_tm2d import ReferenceTm2d
 
@@ -47,6 +47,10 @@ def backend_class(kind: str, name: str):
         from .cpu import CpuBackend
 
         return CpuBackend
+    if name in ("cuda", "cuda-emulated") and kind in ("tm2d", "maxwell3d"):
+        from .._gpu.launch import backend_factory
+
+        return backend_factory(name)
     raise ValueError(f"no backend {name!r} for {kind}")
 
 
@@ -57,4 +61,8 @@ def available_backends() -> dict[str, str]:
     status = {"reference": "available (numpy)"}
 
     status["cpu"] = cpu_core_status()
+    from .._gpu.launch import cuda_status
+
+    status["cuda"] = cuda_status()
+    status["cuda-emulated"] = "available (CUDA kernels compiled as C++, run on the CPU)"
     return status

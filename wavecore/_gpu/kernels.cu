@@ -1,0 +1,314 @@
+// CUDA kernels of wavecore: thin wrappers that map one thread to one cell and
+// call the per-cell updates of wavecore/_csrc (the only place the physics is
+// written). Assembled with the header text and compiled by NVRTC through CuPy
+// (wavecore/_gpu/source.py); compiled as C++ with a grid/block emulation
+// (wavecore/_gpu/emulate.h) so that CI runs the same kernels on the CPU.
+//
+// Launch geometry (wavecore/_gpu/launch.py): x and y of the thread grid run
+// over the domain columns and rows, z over shots (TM2D) or shots x planes
+// (3-D); the source/receiver kernels take one thread per shot. Every kernel
+// takes the parameter struct by value and the internal step t.
+#include "wc_maxwell3d.h"
+#include "wc_tm2d.h"
+
+namespace wc {
+namespace gpu {
+
+template <bool B>
+struct Flag {
+  static constexpr bool value = B;
+};
+
+// f(Flag<flag>{}) for a run-time flag: the template flags of the cell updates.
+template <typename F>
+WC_HD void with_flag(bool flag, F&& f) {
+  if (flag) {
+    f(Flag<true>{});
+  } else {
+    f(Flag<false>{});
+  }
+}
+
+// f(store hook) for the snapshots of step t: none, the working precision or bf16.
+template <typename T, typename P, typename MakeStore, typename F>
+WC_HD void with_store(const P& p, int64_t t, bool stored, MakeStore&& make, F&& f) {
+  if (!stored || snapshot_weight<T>(p, t) == T(0)) {
+    f(NoStore{}, NoStore{});
+  } else if (p.snap_bf16) {
+    f(make(bf16{}, 0), make(bf16{}, 1));
+  } else {
+    f(make(T{}, 0), make(T{}, 1));
+  }
+}
+
+struct Cell {
+  int64_t shot, z, y, x;
+  bool inside;
+};
+
+// The cell of this thread in a TM2D launch (z unused).
+template <int ORDER>
+WC_HD Cell tm2d_cell(int64_t ny, int64_t nx) {
+  constexpr int M = Stencil<ORDER>::M;
+  Cell c;
+  c.x = M + int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  c.y = M + int64_t(blockIdx.y) * blockDim.y + threadIdx.y;
+  c.shot = blockIdx.z;
+  c.z = 0;
+  c.inside = c.x < nx - M + 1 && c.y < ny - M + 1;
+  return c;
+}
+
+// The cell of this thread in a 3-D launch: blockIdx.z = shot * planes + plane.
+template <int ORDER>
+WC_HD Cell m3d_cell(int64_t nz, int64_t ny, int64_t nx) {
+  constexpr int M = Stencil<ORDER>::M;
+  const int64_t planes = nz - 2 * M + 1;
+  Cell c;
+  c.x = M + int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  c.y = M + int64_t(blockIdx.y) * blockDim.y + threadIdx.y;
+  c.shot = int64_t(blockIdx.z) / planes;
+  c.z = M + int64_t(blockIdx.z) % planes;
+  c.inside = c.x < nx - M + 1 && c.y < ny - M + 1;
+  return c;
+}
+
+WC_HD int64_t shot_thread() { return int64_t(blockIdx.x) * blockDim.x + threadIdx.x; }
+
+// ---- TM2D ---------------------------------------------------------------------
+
+template <typename T, int ORDER>
+__global__ void tm2d_h(const Tm2dParams<T> p, int64_t t) {
+  constexpr int M = Stencil<ORDER>::M;
+  const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
+  if (!c.inside) return;
+  auto make = [&](auto zero, int which) {
+    return tm2d_store_of<decltype(zero)>(p, which == 0 ? p.snap_sz : p.snap_sx, t);
+  };
+  with_store<T>(p, t, p.snap_sz != nullptr || p.snap_sx != nullptr, make,
+                [&](auto store_z, auto store_x) {
+    if (c.y < p.ny - M) {
+      with_flag(tm2d_pml_row_h(p, c.y), [&](auto pz) {
+        tm2d_hx_cell<T, ORDER, decltype(pz)::value>(p, c.shot, c.y, c.x, store_z);
+      });
+    }
+    if (c.x < p.nx - M) {
+      with_flag(tm2d_pml_col_h(p, c.x), [&](auto px) {
+        tm2d_hz_cell<T, ORDER, decltype(px)::value>(p, c.shot, c.y, c.x, store_x);
+      });
+    }
+  });
+}
+
+template <typename T, int ORDER>
+__global__ void tm2d_e(const Tm2dParams<T> p, int64_t t) {
+  const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
+  if (!c.inside) return;
+  auto make = [&](auto zero, int) {
+    using S = decltype(zero);
+    return Store<S>{tm2d_store_of<S>(p, p.snap_ey, t).a, tm2d_store_of<S>(p, p.snap_curl, t).a};
+  };
+  with_store<T>(p, t, p.snap_ey != nullptr || p.snap_curl != nullptr, make,
+                [&](auto store, auto) {
+    with_flag(tm2d_pml_row_e(p, c.y), [&](auto pz) {
+      with_flag(tm2d_pml_col_e(p, c.x), [&](auto px) {
+        tm2d_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(p, c.shot, c.y, c.x,
+                                                                        store);
+      });
+    });
+  });
+}
+
+template <typename T>
+__global__ void tm2d_sources_receivers(const Tm2dParams<T> p, int64_t t) {
+  const int64_t shot = shot_thread();
+  if (shot >= p.n_shots) return;
+  tm2d_inject_sources(p, shot, t);
+  tm2d_record_receivers(p, shot, t);
+}
+
+template <typename T>
+__global__ void tm2d_adjoint_rs(const Tm2dParams<T> p, int64_t t) {
+  const int64_t shot = shot_thread();
+  if (shot < p.n_shots) tm2d_adjoint_receivers_sources(p, shot, t);
+}
+
+// f(image) for step t: none, or the snapshots in the working precision or bf16.
+template <typename T, typename P, typename MakeImage, typename F>
+WC_HD void with_image(const P& p, int64_t t, bool imaged, MakeImage&& make, F&& f) {
+  if (!imaged || snapshot_weight<T>(p, t) == T(0)) {
+    f(NoImage{}, NoImage{});
+  } else if (p.snap_bf16) {
+    f(make(bf16{}, 0), make(bf16{}, 1));
+  } else {
+    f(make(T{}, 0), make(T{}, 1));
+  }
+}
+
+template <typename T, int ORDER>
+__global__ void tm2d_adjoint_e(const Tm2dParams<T> p, int64_t t) {
+  const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
+  if (!c.inside) return;
+  auto make = [&](auto zero, int) {
+    return tm2d_image_of<decltype(zero)>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t);
+  };
+  with_image<T>(p, t, p.grad_ca != nullptr || p.grad_cb != nullptr, make,
+                [&](auto image, auto) {
+    with_flag(tm2d_pml_row_e(p, c.y), [&](auto pz) {
+      with_flag(tm2d_pml_col_e(p, c.x), [&](auto px) {
+        tm2d_adjoint_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(
+            p, c.shot, c.y, c.x, image);
+      });
+    });
+  });
+}
+
+template <typename T, int ORDER>
+__global__ void tm2d_adjoint_h(const Tm2dParams<T> p, int64_t t) {
+  constexpr int M = Stencil<ORDER>::M;
+  const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
+  if (!c.inside) return;
+  auto make = [&](auto zero, int which) {
+    return tm2d_image_of<decltype(zero)>(p, which == 0 ? p.snap_sz : p.snap_sx, nullptr,
+                                         p.grad_cq, nullptr, t);
+  };
+  with_image<T>(p, t, p.grad_cq != nullptr, make, [&](auto image_z, auto image_x) {
+    if (c.y < p.ny - M) {
+      with_flag(tm2d_pml_row_h(p, c.y), [&](auto pz) {
+        tm2d_adjoint_hx_cell<T, ORDER, decltype(pz)::value>(p, c.shot, c.y, c.x, image_z);
+      });
+    }
+    if (c.x < p.nx - M) {
+      with_flag(tm2d_pml_col_h(p, c.x), [&](auto px) {
+        tm2d_adjoint_hz_cell<T, ORDER, decltype(px)::value>(p, c.shot, c.y, c.x, image_x);
+      });
+    }
+  });
+}
+
+template <typename T, int ORDER>
+__global__ void tm2d_adjoint_gather(const Tm2dParams<T> p, int64_t t) {
+  const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
+  if (c.inside) tm2d_adjoint_gather_cell<T, ORDER>(p, c.shot, c.y, c.x);
+}
+
+// ---- 3-D ----------------------------------------------------------------------
+//
+// Every cell takes the checked (EDGE) H variant: on a GPU the three compares
+// cost nothing next to the memory traffic, and it halves the instantiations.
+
+template <typename T, int ORDER, typename F>
+WC_HD void m3d_h_flags(const M3dParams<T>& p, const Cell& c, F&& f) {
+  with_flag(m3d_pml_h(c.z, p.pml_z0, p.pml_z1), [&](auto pz) {
+    with_flag(m3d_pml_h(c.y, p.pml_y0, p.pml_y1), [&](auto py) {
+      with_flag(m3d_pml_h(c.x, p.pml_x0, p.pml_x1), [&](auto px) { f(pz, py, px); });
+    });
+  });
+}
+
+template <typename T, int ORDER, typename F>
+WC_HD void m3d_e_flags(const M3dParams<T>& p, const Cell& c, F&& f) {
+  with_flag(m3d_pml_e(c.z, p.pml_z0, p.pml_z1), [&](auto pz) {
+    with_flag(m3d_pml_e(c.y, p.pml_y0, p.pml_y1), [&](auto py) {
+      with_flag(m3d_pml_e(c.x, p.pml_x0, p.pml_x1), [&](auto px) { f(pz, py, px); });
+    });
+  });
+}
+
+template <typename T, int ORDER>
+__global__ void m3d_h(const M3dParams<T> p, int64_t t) {
+  constexpr int M = Stencil<ORDER>::M;
+  const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
+  if (!c.inside) return;
+  void* const s[3] = {p.snap_sx, p.snap_sy, p.snap_sz};
+  auto make = [&](auto zero, int) { return m3d_store<decltype(zero)>(p, s, t); };
+  const M3dPsiIndex q = m3d_psi_indices<T, M, true>(p, c.shot, c.z, c.y, c.x);
+  with_store<T>(p, t, s[0] != nullptr, make, [&](auto store, auto) {
+    m3d_h_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
+      m3d_h_cell<T, ORDER, decltype(pz)::value, decltype(py)::value, decltype(px)::value, true>(
+          p, c.shot, c.z, c.y, c.x, q, store);
+    });
+  });
+}
+
+template <typename T, int ORDER>
+__global__ void m3d_e(const M3dParams<T> p, int64_t t) {
+  constexpr int M = Stencil<ORDER>::M;
+  const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
+  if (!c.inside) return;
+  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
+  void* const k[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
+  auto make = [&](auto zero, int which) {
+    return m3d_store<decltype(zero)>(p, which == 0 ? e : k, t);
+  };
+  const M3dPsiIndex q = m3d_psi_indices<T, M, false>(p, c.shot, c.z, c.y, c.x);
+  with_store<T>(p, t, e[0] != nullptr, make, [&](auto store_e, auto store_c) {
+    m3d_e_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
+      m3d_e_cell<T, ORDER, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(
+          p, c.shot, c.z, c.y, c.x, q, store_e, store_c);
+    });
+  });
+}
+
+template <typename T>
+__global__ void m3d_sources_receivers(const M3dParams<T> p, int64_t t) {
+  const int64_t shot = shot_thread();
+  if (shot >= p.n_shots) return;
+  m3d_inject_sources(p, shot, t);
+  m3d_record_receivers(p, shot, t);
+}
+
+template <typename T>
+__global__ void m3d_adjoint_rs(const M3dParams<T> p, int64_t t) {
+  const int64_t shot = shot_thread();
+  if (shot < p.n_shots) m3d_adjoint_receivers_sources(p, shot, t);
+}
+
+template <typename T, int ORDER>
+__global__ void m3d_adjoint_e(const M3dParams<T> p, int64_t t) {
+  constexpr int M = Stencil<ORDER>::M;
+  const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
+  if (!c.inside) return;
+  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
+  void* const k[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
+  auto make = [&](auto zero, int) {
+    return m3d_image<decltype(zero)>(p, e, k, p.grad_ca, p.grad_cb, t);
+  };
+  const M3dPsiIndex q = m3d_psi_indices<T, M, false>(p, c.shot, c.z, c.y, c.x);
+  const bool imaged = e[0] != nullptr && (p.grad_ca != nullptr || p.grad_cb != nullptr);
+  with_image<T>(p, t, imaged, make, [&](auto image, auto) {
+    m3d_e_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
+      m3d_adjoint_e_cell<T, ORDER, decltype(pz)::value, decltype(py)::value,
+                         decltype(px)::value>(p, c.shot, c.z, c.y, c.x, q, image);
+    });
+  });
+}
+
+template <typename T, int ORDER>
+__global__ void m3d_adjoint_h(const M3dParams<T> p, int64_t t) {
+  constexpr int M = Stencil<ORDER>::M;
+  const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
+  if (!c.inside) return;
+  void* const s[3] = {p.snap_sx, p.snap_sy, p.snap_sz};
+  void* const none[3] = {nullptr, nullptr, nullptr};
+  auto make = [&](auto zero, int) {
+    return m3d_image<decltype(zero)>(p, s, none, p.grad_cq, nullptr, t);
+  };
+  const M3dPsiIndex q = m3d_psi_indices<T, M, true>(p, c.shot, c.z, c.y, c.x);
+  const bool imaged = s[0] != nullptr && p.grad_cq != nullptr;
+  with_image<T>(p, t, imaged, make, [&](auto image, auto) {
+    m3d_h_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
+      m3d_adjoint_h_cell<T, ORDER, decltype(pz)::value, decltype(py)::value,
+                         decltype(px)::value, true>(p, c.shot, c.z, c.y, c.x, q, image);
+    });
+  });
+}
+
+template <typename T, int ORDER>
+__global__ void m3d_adjoint_gather(const M3dParams<T> p, int64_t t) {
+  const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
+  if (c.inside) m3d_adjoint_gather_cell<T, ORDER>(p, c.shot, c.z, c.y, c.x);
+}
+
+}  // namespace gpu
+}  // namespace wc
