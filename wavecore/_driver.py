@@ -26,6 +26,7 @@ from .cfl import cfl_condition
 from .constants import C0, EP0, MU0
 from .gradients import parse_requires_grad
 from .grid import Axis, CpmlOptions, cpml_profiles
+from .memory import HOST
 from .plan import Plan, Resampling
 from .resampling import downsample, substep_shifts, upsample
 from .result import ForwardResult, MemoryEstimate
@@ -101,7 +102,7 @@ def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude
     backend = backend_class(plan.kind, plan.backend)(plan, buffers)
     store = None
     if plan.storage.mode != "none":
-        store = SnapshotStore(plan.storage, plan.dtype)
+        store = SnapshotStore(plan.storage, plan.dtype, backend.memory)
     try:
         run_forward(physics, plan, backend, buffers, options.get("forward_callback"), store)
     except BaseException:  # errors and KeyboardInterrupt: no files left behind
@@ -112,8 +113,8 @@ def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude
     if plan.targets:
         gradient = GradientContext(physics, plan, backend, buffers, store, acq.source_shape)
     return ForwardResult(
-        receiver_data=receiver_data(plan, buffers),
-        final_state=final_state(physics, plan, buffers),
+        receiver_data=receiver_data(plan, buffers, backend.memory),
+        final_state=final_state(physics, plan, buffers, backend.memory),
         dt=plan.inner_dt,
         step_ratio=plan.step_ratio,
         plan=plan,
@@ -436,8 +437,8 @@ def run_forward(physics: Physics, plan: Plan, backend, b, callback, store=None) 
         detach_snapshots(physics, b)
 
 
-def receiver_data(plan: Plan, b) -> np.ndarray:
-    data = b.rec_data
+def receiver_data(plan: Plan, b, memory=HOST) -> np.ndarray:
+    data = memory.to_host(b.rec_data)
     if plan.step_ratio > 1 and data.size:
         r = plan.resampling
         data = downsample(data, plan.step_ratio, r.freq_taper_frac, r.time_pad_frac,
@@ -449,10 +450,13 @@ def receiver_data(plan: Plan, b) -> np.ndarray:
     return batched(plan, data)
 
 
-def final_state(physics: Physics, plan: Plan, b) -> WaveState:
-    """The state over the domain: views of the run's buffers (the run is over, so
-    nothing writes them any more; copying gigabytes would only cost time)."""
+def final_state(physics: Physics, plan: Plan, b, memory=HOST) -> WaveState:
+    """The state over the domain: views of the run's buffers in host memory (the
+    run is over, so nothing writes them any more; copying gigabytes would only
+    cost time), or copies from a device."""
     domain = (slice(None), *(a.domain for a in plan.axes))
-    arrays = {name: batched(plan, getattr(b, name)[domain]) for name in physics.fields}
-    arrays.update({name: batched(plan, getattr(b, name)) for name in physics.memories})
+    arrays = {name: batched(plan, memory.to_host(getattr(b, name)[domain]))
+              for name in physics.fields}
+    arrays.update({name: batched(plan, memory.to_host(getattr(b, name)))
+                   for name in physics.memories})
     return WaveState(arrays)

@@ -18,13 +18,13 @@ from .resampling import downsample_adjoint, substep_shifts, upsample_adjoint
 __all__ = ["GradientContext", "segments", "attach_chunk", "detach_snapshots"]
 
 
-def _zeros(shape, dtype, tail: bool) -> np.ndarray:
-    """Zeros of ``shape``; with ``tail`` followed by one more zero plane (same memory):
-    the 3-D adjoint reads one plane past the last shot there."""
+def _zeros(memory, shape, dtype, tail: bool):
+    """Zeros of ``shape`` in ``memory``; with ``tail`` followed by one more zero
+    plane (same allocation): the 3-D adjoint reads one plane past the last shot."""
     size = int(np.prod(shape))
     if not tail:
-        return np.zeros(shape, dtype)
-    return np.zeros(size + int(np.prod(shape[2:])), dtype)[:size].reshape(shape)
+        return memory.zeros(shape, dtype)
+    return memory.zeros(size + int(np.prod(shape[2:])), dtype)[:size].reshape(shape)
 
 def segments(plan: Plan, store, with_callbacks: bool) -> list[tuple[int, int]]:
     """Step ranges ``[t0, t1)`` between callbacks and snapshot-chunk boundaries."""
@@ -59,6 +59,7 @@ class GradientContext:
         self.backend = backend
         self.b = buffers
         self.store = store
+        self.memory = backend.memory
         self.source_shape = source_shape  # the user's source_amplitude shape
         self.closed = False
 
@@ -106,22 +107,22 @@ class GradientContext:
         return np.ascontiguousarray(g, dtype=plan.dtype)
 
     def _allocate(self, g: np.ndarray) -> None:
-        plan, b, physics = self.plan, self.b, self.physics
+        plan, b, physics, memory = self.plan, self.b, self.physics, self.memory
         dtype = np.dtype(plan.dtype)
         full = getattr(b, physics.fields[0]).shape
         for name in physics.fields:
-            setattr(b, f"lam_{name}", np.zeros(full, dtype))
+            setattr(b, f"lam_{name}", memory.zeros(full, dtype))
         for name in physics.scratch:
-            setattr(b, name, _zeros(full, dtype, name in physics.tail_scratch))
+            setattr(b, name, _zeros(memory, full, dtype, name in physics.tail_scratch))
         for name in physics.memories:
-            setattr(b, f"lam_{name}", np.zeros(getattr(b, name).shape, dtype))
+            setattr(b, f"lam_{name}", memory.zeros(getattr(b, name).shape, dtype))
         targets = plan.targets
         wants_ab = bool(targets & {"epsilon", "sigma"})
-        b.grad_ca = np.zeros(full, dtype) if wants_ab else None
-        b.grad_cb = np.zeros(full, dtype) if wants_ab else None
-        b.grad_cq = np.zeros(full, dtype) if "mu" in targets else None
-        b.rec_grad = g
-        b.src_grad = np.zeros(b.src_term.shape, dtype)
+        b.grad_ca = memory.zeros(full, dtype) if wants_ab else None
+        b.grad_cb = memory.zeros(full, dtype) if wants_ab else None
+        b.grad_cq = memory.zeros(full, dtype) if "mu" in targets else None
+        b.rec_grad = memory.adopt(g)
+        b.src_grad = memory.zeros(b.src_term.shape, dtype)
 
     def _release(self) -> None:
         for name in (*self.physics.adjoint_names, *self.physics.scratch, "grad_ca",
@@ -147,6 +148,7 @@ class GradientContext:
         if array is None:
             return None
         plan = self.plan
+        array = self.memory.to_host(array)
         return array.reshape(plan.n_models, plan.n_shots, *array.shape[1:]).sum(
             axis=1, dtype=np.float64)
 
@@ -158,11 +160,13 @@ class GradientContext:
         if g_cb is not None and plan.n_sources:
             # f = amplitude * cb[source] * scale: d f / d cb = amplitude * scale.
             scale = -1.0 / float(np.prod(plan.spacing))
-            per_source = np.einsum("nst,nst->ns", b.src_grad.astype(np.float64),
+            per_source = np.einsum("nst,nst->ns",
+                                   self.memory.to_host(b.src_grad).astype(np.float64),
                                    b.src_amplitude.astype(np.float64)) * scale
             model = np.broadcast_to((np.arange(plan.n_total_shots) // plan.n_shots)[:, None],
                                     b.src_index.shape)
-            np.add.at(g_cb.reshape(plan.n_models, -1), (model, b.src_index), per_source)
+            np.add.at(g_cb.reshape(plan.n_models, -1),
+                      (model, self.memory.to_host(b.src_index)), per_source)
         return g_ca, g_cb, g_cq
 
     def _chain_rule(self) -> Gradients:
@@ -182,8 +186,9 @@ class GradientContext:
         plan, b = self.plan, self.b
         scale = -1.0 / float(np.prod(plan.spacing))
         model = np.arange(plan.n_total_shots) // plan.n_shots
-        cb_at_source = b.cb.reshape(plan.n_models, -1)[model[:, None], b.src_index]
-        g = b.src_grad.astype(np.float64) * (cb_at_source[..., None] * scale)
+        host = self.memory.to_host
+        cb_at_source = host(b.cb).reshape(plan.n_models, -1)[model[:, None], host(b.src_index)]
+        g = host(b.src_grad).astype(np.float64) * (cb_at_source[..., None] * scale)
         if plan.step_ratio > 1:
             r = plan.resampling
             g = upsample_adjoint(g, plan.step_ratio, r.freq_taper_frac, r.time_pad_frac,

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ._checks import describe, integer
+from .memory import HOST
 
 __all__ = ["StorageOptions", "StoragePlan", "SnapshotStore", "available_memory",
            "to_bf16", "from_bf16", "MODES"]
@@ -239,8 +240,9 @@ def _remove_dir(folder: str) -> None:
 class SnapshotStore:
     """The snapshots of one run, laid out as ``plan`` says."""
 
-    def __init__(self, plan: StoragePlan, dtype):
+    def __init__(self, plan: StoragePlan, dtype, memory=HOST):
         self.plan = plan
+        self.memory = memory
         self.store_dtype = np.dtype(np.uint16 if plan.compression == "bf16" else dtype)
         self.closed = False
         self._arrays: dict[str, np.ndarray] = {}
@@ -248,7 +250,14 @@ class SnapshotStore:
         self._io: ThreadPoolExecutor | None = None
         self._pending: dict[int, Future] = {}
         shape = plan.slot_shape
-        if plan.mode in ("device", "cpu"):
+        # A backend with its own memory writes "cpu" and "disk" chunks into a
+        # staging chunk there, copied to the host store after each chunk and
+        # back before it is read; "device" snapshots live in its memory.
+        self._staging: dict[str, object] = {}
+        if plan.mode == "device":
+            self._arrays = {n: memory.empty((plan.n_snapshots, *shape), self.store_dtype)
+                            for n in plan.names}
+        elif plan.mode == "cpu":
             self._arrays = {n: np.empty((plan.n_snapshots, *shape), self.store_dtype)
                             for n in plan.names}
         elif plan.mode == "disk":
@@ -261,6 +270,9 @@ class SnapshotStore:
             self._ring = [{n: np.empty((plan.chunk, *shape), self.store_dtype)
                            for n in plan.names} for _ in range(2)]
             self._io = ThreadPoolExecutor(1, thread_name_prefix="wavecore-snapshots")
+        if memory.separate and plan.mode in ("cpu", "disk"):
+            self._staging = {n: memory.empty((plan.chunk, *shape), self.store_dtype)
+                             for n in plan.names}
 
     # -- layout -------------------------------------------------------------------
     def chunk_range(self, c: int) -> tuple[int, int]:
@@ -281,6 +293,9 @@ class SnapshotStore:
     def chunk_for_writing(self, c: int) -> dict[str, np.ndarray]:
         """Buffers ``[chunk, *slot_shape]`` the solver fills with chunk ``c``."""
         self._check_open()
+        if self._staging:
+            self._wait(c - 2)
+            return self._staging
         if self.plan.mode == "disk":
             ring = self._ring[c % 2]
             self._wait(c - 2)  # the write that used this ring buffer must be done
@@ -290,9 +305,14 @@ class SnapshotStore:
 
     def chunk_written(self, c: int) -> None:
         """Chunk ``c`` is complete: disk stores start writing it in the background."""
+        first, last = self.chunk_range(c)
+        if self._staging:  # from the backend's memory into the host store
+            host = self._ring[c % 2] if self.plan.mode == "disk" else {
+                n: a[first:last] for n, a in self._arrays.items()}
+            for name, array in self._staging.items():
+                self.memory.download(host[name][: last - first], array[: last - first])
         if self.plan.mode != "disk":
             return
-        first, last = self.chunk_range(c)
         ring = self._ring[c % 2]
         offset = first * int(np.prod(self.plan.slot_shape)) * self.store_dtype.itemsize
         count = last - first
@@ -312,6 +332,15 @@ class SnapshotStore:
     # -- reverse ------------------------------------------------------------------
     def chunk_for_reading(self, c: int) -> dict[str, np.ndarray]:
         """Chunk ``c`` for the reverse pass; disk stores prefetch chunk ``c - 1``."""
+        host = self._host_chunk_for_reading(c)
+        if not self._staging:
+            return host
+        count = self.chunk_range(c)[1] - self.chunk_range(c)[0]
+        for name, array in self._staging.items():
+            self.memory.upload(array[:count], host[name][:count])
+        return self._staging
+
+    def _host_chunk_for_reading(self, c: int) -> dict:
         self._check_open()
         if self.plan.mode != "disk":
             first, last = self.chunk_range(c)
@@ -353,6 +382,7 @@ class SnapshotStore:
             return
         self.closed = True
         self._arrays = {}
+        self._staging = {}
         if self.plan.mode == "disk":
             for future in self._pending.values():
                 future.cancel()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..memory import EmulatedDeviceMemory
 from .params import members
 from .source import GPU, PARAMS, kernel_source, name_expressions
 
@@ -117,10 +118,7 @@ class EmulatedLauncher:
 
     def __init__(self, kind: str, dtype, order: int):
         self._lib = library()
-
-    def to_device(self, buffers):
-        """The buffers themselves: emulated kernels run on host memory."""
-        return buffers
+        self.memory = EmulatedDeviceMemory()
 
     def __call__(self, kernel: str, grid: tuple, block: tuple, params: np.ndarray, t: int):
         g = (ctypes.c_uint * 3)(*grid)
@@ -128,6 +126,3 @@ class EmulatedLauncher:
         rc = self._lib.wc_emu_launch(kernel.encode(), params.ctypes.data, t, g, b)
         if rc != 0:
             raise KeyError(f"no emulated kernel {kernel!r}")
-
-    def synchronize(self, buffers) -> None:
-        pass

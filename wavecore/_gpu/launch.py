@@ -2,19 +2,19 @@
 
 One sequence serves both launchers: :class:`CupyLauncher` (a GPU, through
 CuPy) and :class:`wavecore._gpu.emulator.EmulatedLauncher` (the same kernels
-on the CPU). The parameter struct is packed once per chunk of steps; inside
-the loop there is no allocation and no host synchronization, only launches
-on the current stream.
+on the CPU, over separate host copies standing in for device memory). The
+parameter struct is packed once per chunk of steps; inside the loop there is
+no allocation and no host synchronization, only launches on the current
+stream.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
+from ..memory import CupyMemory, adopt_buffers
 from ..plan import Plan
-from .params import pack
+from .params import members, pack
 from .source import kernel_name
 
 BLOCK = (32, 8, 1)
@@ -47,8 +47,9 @@ PREFIX = {"tm2d": "tm2d", "maxwell3d": "m3d"}
 class CudaBackend:
     """A run on wavecore's CUDA kernels (backend protocol of wavecore.backends).
 
-    ``launcher`` runs a named kernel; on a GPU the buffers are mirrored on the
-    device (see :class:`CupyLauncher`).
+    The arrays the kernels read (the pointer members of the parameter struct)
+    are adopted into the launcher's memory when the backend is made, and stay
+    there for the run; the driver copies back what it needs (wavecore.memory).
     """
 
     def __init__(self, plan: Plan, buffers, launcher):
@@ -57,16 +58,18 @@ class CudaBackend:
         self.dtype = np.dtype(plan.dtype)
         self.launcher = launcher
         self.name = launcher.name
+        self.memory = launcher.memory
         self.buffers = buffers
+        adopt_buffers(buffers, self.memory, [m[0] for m in members(self.kind) if m[2]])
         p = PREFIX[self.kind]
         self._names = {k: kernel_name(self.kind, f"{p}_{k}", self.dtype, plan.order)
                        for k in ("h", "e", "sources_receivers", "adjoint_rs", "adjoint_e",
                                  "adjoint_h", "adjoint_gather")}
 
     def _params(self):
-        device = self.launcher.to_device(self.buffers)
-        return pack(self.kind, device, self.dtype), grids(self.kind, device.geometry,
-                                                         self.plan.order)
+        # Packed per chunk: the snapshot arrays and adjoint buffers change between chunks.
+        b = self.buffers
+        return pack(self.kind, b, self.dtype), grids(self.kind, b.geometry, self.plan.order)
 
     def forward(self, t0: int, n_steps: int) -> None:
         params, (cells, shots) = self._params()
@@ -86,59 +89,28 @@ class CudaBackend:
             launch(n["adjoint_gather"], cells, BLOCK, params, t)
 
     def synchronize(self) -> None:
-        self.launcher.synchronize(self.buffers)
+        self.memory.synchronize()
 
 
 class CupyLauncher:
-    """Kernels compiled by NVRTC (wavecore._gpu.source) launched on the current
-    CuPy stream.
-
-    The run's buffers are host arrays prepared by the driver; they are copied
-    to the device before a chunk of steps and back after it
-    (:meth:`synchronize`), so callbacks and snapshot storage see host arrays.
-    """
+    """Kernels compiled by NVRTC (wavecore._gpu.source), launched on the current
+    CuPy stream over buffers in the current device's memory."""
 
     name = "cuda"
 
     def __init__(self, kind: str, dtype, order: int):
-        import cupy  # noqa: PLC0415 - only on the CUDA path
+        from .source import cupy_module  # noqa: PLC0415 - only on the CUDA path
 
-        from .source import cupy_module  # noqa: PLC0415
-
-        self._cupy = cupy
+        self.memory = CupyMemory()
         self._module = cupy_module(kind, dtype, order)
         self._functions = {}
-        self._device = {}
-
-    def to_device(self, buffers) -> SimpleNamespace:
-        """Device copies of every array of ``buffers`` (refreshed from the host)."""
-        cupy = self._cupy
-        mirror = SimpleNamespace(geometry=dict(buffers.geometry))
-        for name, value in vars(buffers).items():
-            if isinstance(value, np.ndarray):
-                held = self._device.get(name)
-                if held is None or held.shape != value.shape or held.dtype != value.dtype:
-                    held = cupy.empty(value.shape, value.dtype)
-                    self._device[name] = held
-                held.set(np.ascontiguousarray(value))
-                setattr(mirror, name, held)
-        for name in [n for n in self._device if not isinstance(getattr(buffers, n, None),
-                                                                np.ndarray)]:
-            del self._device[name]
-        return mirror
 
     def __call__(self, kernel: str, grid: tuple, block: tuple, params: np.ndarray, t: int):
         function = self._functions.get(kernel)
         if function is None:
             function = self._functions[kernel] = self._module.get_function(kernel)
-        function(grid, block, (params[0], np.int64(t)))
-
-    def synchronize(self, buffers) -> None:
-        self._cupy.cuda.get_current_stream().synchronize()
-        for name, held in self._device.items():
-            host = getattr(buffers, name, None)
-            if isinstance(host, np.ndarray):
-                held.get(out=host)
+        # A one-element structured array is passed by value as the C++ struct.
+        function(grid, block, (params, np.int64(t)))
 
 
 def cuda_status() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+from ..memory import HOST
 from ..plan import Plan
 
 _IMPORT_ERROR: Exception | None = None
@@ -55,6 +56,7 @@ class CpuBackend:
     """A run on the CPU core (TM2D or 3-D); the buffers are used in place."""
 
     name = "cpu"
+    memory = HOST
 
     def __init__(self, plan: Plan, buffers):
         self._kernels = require_cpu_core(plan.kind)

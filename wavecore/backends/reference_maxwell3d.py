@@ -34,6 +34,7 @@ from ..plan import Plan
 from ..stencils import coefficients
 from ..storage import from_bf16, to_bf16
 from .reference_tm2d import SnapshotSlots, diff_to_half, diff_to_int
+from ..memory import HOST
 
 LETTERS = ("z", "y", "x")
 
@@ -62,6 +63,7 @@ class ReferenceMaxwell3d(SnapshotSlots):
     """numpy 3-D stepping over the shared buffers."""
 
     name = "reference"
+    memory = HOST
 
     def __init__(self, plan: Plan, buffers):
         self.plan = plan

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..memory import HOST
 from ..plan import Plan
 from ..stencils import coefficients
 from ..storage import from_bf16, to_bf16
@@ -86,6 +87,7 @@ class ReferenceTm2d(SnapshotSlots):
     """numpy TM2D stepping over the shared buffers."""
 
     name = "reference"
+    memory = HOST
 
     def __init__(self, plan: Plan, buffers):
         self.plan = plan

@@ -1,0 +1,102 @@
+"""Where a run's buffers live: host memory, or the memory of a device.
+
+The driver prepares every buffer in host memory; a backend then *adopts* the
+arrays its kernels read (moving them to its memory) and the driver moves data
+back only where it needs it: receiver data and final state at the end, model
+gradients after the reverse pass, snapshot chunks for host or disk storage.
+For the CPU core and the numpy reference adopting is the identity and nothing
+is copied.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class HostMemory:
+    """Buffers stay where they are (the CPU core, the numpy reference)."""
+
+    name = "host"
+    separate = False  # host arrays are the buffers themselves
+
+    def adopt(self, array):
+        return array
+
+    def to_host(self, array) -> np.ndarray:
+        return array
+
+    def zeros(self, shape, dtype):
+        return np.zeros(shape, dtype)
+
+    def empty(self, shape, dtype):
+        return np.empty(shape, dtype)
+
+    def upload(self, device_array, host_array) -> None:
+        device_array[...] = host_array
+
+    def download(self, host_array, device_array) -> None:
+        host_array[...] = device_array
+
+    def synchronize(self) -> None:
+        pass
+
+
+class EmulatedDeviceMemory(HostMemory):
+    """Host arrays standing in for device memory: every adopted array is a
+    separate copy, so a run through it checks that the driver moves every
+    result back (``device="cuda-emulated"``)."""
+
+    name = "emulated device"
+    separate = True
+
+    def adopt(self, array):
+        return np.array(array, copy=True, order="C")
+
+    def to_host(self, array) -> np.ndarray:
+        return np.array(array, copy=True)
+
+
+class CupyMemory(HostMemory):
+    """Memory of the current CuPy device."""
+
+    name = "cuda"
+    separate = True
+
+    def __init__(self):
+        import cupy  # noqa: PLC0415 - only on the CUDA path
+
+        self._cupy = cupy
+
+    def adopt(self, array):
+        return self._cupy.ascontiguousarray(self._cupy.asarray(array))
+
+    def to_host(self, array) -> np.ndarray:
+        return self._cupy.asnumpy(array)
+
+    def zeros(self, shape, dtype):
+        return self._cupy.zeros(shape, dtype)
+
+    def empty(self, shape, dtype):
+        return self._cupy.empty(shape, dtype)
+
+    def upload(self, device_array, host_array) -> None:
+        device_array.set(np.ascontiguousarray(host_array))
+
+    def download(self, host_array, device_array) -> None:
+        device_array.get(out=host_array)
+
+    def synchronize(self) -> None:
+        self._cupy.cuda.get_current_stream().synchronize()
+
+
+HOST = HostMemory()
+
+
+def adopt_buffers(buffers, memory, names) -> None:
+    """Move the arrays ``names`` of ``buffers`` into ``memory`` (in place)."""
+    if not memory.separate:
+        return
+    for name in names:
+        value = getattr(buffers, name, None)
+        if isinstance(value, np.ndarray):
+            setattr(buffers, name, memory.adopt(value))
