@@ -123,8 +123,8 @@ def float_array(value, name: str) -> np.ndarray:
         raise TypeError(f"{name} must be an array, got None")
     if is_cupy_array(value):
         raise TypeError(
-            f"{name} is a CuPy array, but this build of wavecore has no CUDA backend; "
-            "pass numpy arrays"
+            f"{name} is a CuPy array; tm2d and maxwell3d take CuPy inputs (and "
+            "vjp a CuPy grad_receiver_data), but here pass a numpy array"
         )
     array = np.asarray(value)
     if array.dtype not in FLOAT_DTYPES:
@@ -136,8 +136,8 @@ def int_array(value, name: str) -> np.ndarray:
     """A numpy integer array."""
     if is_cupy_array(value):
         raise TypeError(
-            f"{name} is a CuPy array, but this build of wavecore has no CUDA backend; "
-            "pass numpy arrays"
+            f"{name} is a CuPy array; tm2d and maxwell3d take CuPy inputs (and "
+            "vjp a CuPy grad_receiver_data), but here pass a numpy array"
         )
     array = np.asarray(value)
     if array.dtype.kind not in "iu":

@@ -19,6 +19,7 @@ import numpy as np
 from . import _checks as checks
 from ._gradient import GradientContext, attach_chunk, detach_snapshots, segments
 from ._inputs import check_callback, validate_acquisition, validate_models
+from ._xp import any_cupy, to_cupy, to_numpy
 from .backends import backend_class
 from .backends.cpu import resolve_threads
 from .callbacks import CallbackState
@@ -26,7 +27,7 @@ from .cfl import cfl_condition
 from .constants import C0, EP0, MU0
 from .gradients import parse_requires_grad
 from .grid import Axis, CpmlOptions, cpml_profiles
-from .memory import HOST
+from .memory import HOST, device_free_bytes
 from .plan import Plan, Resampling
 from .resampling import downsample, substep_shifts, upsample
 from .result import ForwardResult, MemoryEstimate
@@ -80,7 +81,7 @@ DEVICES = ("cpu", "cuda", "cuda-emulated")
 RUN_DEFAULTS = dict(
     stencil=2, pml_width=20, max_vel=None, nt=None, initial_state=None,
     freq_taper_frac=0.0, time_pad_frac=0.0, time_taper=False, forward_callback=None,
-    callback_frequency=1, python_backend=False, device="cpu", n_threads=None,
+    callback_frequency=1, python_backend=False, device=None, n_threads=None,
     compute_precision="default",
     pml_power=4.0, pml_sigma0_scale=1.0, pml_kappa_max=5.0, pml_alpha_max=0.008,
     requires_grad=(), model_gradient_sampling_interval=1, storage_mode="auto",
@@ -94,7 +95,22 @@ GRADIENT_OPTIONS = {"requires_grad", "model_gradient_sampling_interval", "storag
 
 def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
         source_location, receiver_location, **options) -> ForwardResult:
-    """Validate, plan and run one forward simulation (see ``tm2d``/``maxwell3d``)."""
+    """Validate, plan and run one forward simulation (see ``tm2d``/``maxwell3d``).
+
+    CuPy inputs (models, sources, receivers, initial state) are copied to the
+    host for validation and planning, the run defaults to ``device="cuda"``,
+    and the outputs (receiver data, final state, gradients) are CuPy arrays.
+    """
+    cupy_io = any_cupy(epsilon, sigma, mu, source_amplitude, source_location,
+                       receiver_location, options.get("initial_state"))
+    if cupy_io:
+        epsilon, sigma, mu, source_amplitude, source_location, receiver_location = map(
+            to_numpy, (epsilon, sigma, mu, source_amplitude, source_location,
+                       receiver_location))
+        if options.get("initial_state") is not None:
+            options["initial_state"] = to_numpy(options["initial_state"])
+    if options.get("device") is None:
+        options["device"] = "cuda" if cupy_io else "cpu"
     plan, models, acq, initial = plan_run(physics, epsilon, sigma, mu, grid_spacing, dt,
                                           source_amplitude, source_location,
                                           receiver_location, **options)
@@ -111,10 +127,15 @@ def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude
         raise
     gradient = None
     if plan.targets:
-        gradient = GradientContext(physics, plan, backend, buffers, store, acq.source_shape)
+        gradient = GradientContext(physics, plan, backend, buffers, store, acq.source_shape,
+                                   cupy_io)
+    data = receiver_data(plan, buffers, backend.memory)
+    state = final_state(physics, plan, buffers, backend.memory)
+    if cupy_io:
+        data, state = to_cupy(data), WaveState(to_cupy(dict(state)))
     return ForwardResult(
-        receiver_data=receiver_data(plan, buffers, backend.memory),
-        final_state=final_state(physics, plan, buffers, backend.memory),
+        receiver_data=data,
+        final_state=state,
         dt=plan.inner_dt,
         step_ratio=plan.step_ratio,
         plan=plan,
@@ -188,6 +209,8 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
                             checks.boolean(o.time_taper, "time_taper"))
     check_callback(o.forward_callback, "forward_callback")
     callback_frequency = checks.integer(o.callback_frequency, "callback_frequency", minimum=1)
+    if o.device is None:
+        o.device = "cpu"
     if o.device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {o.device!r}")
     if python_backend and o.device != "cpu":
@@ -230,7 +253,8 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
     n_total = models.n_models * acq.n_shots
     storage = plan_storage(storage_opts, physics.snapshot_names(targets), acq.nt * step_ratio,
                            interval, (n_total, *(a.n_padded for a in axes)),
-                           models.dtype, host_backend=True)
+                           models.dtype, host_backend=python_backend or o.device == "cpu",
+                           device_memory=device_free_bytes(o.device))
     plan = Plan(
         kind=physics.kind, dtype=models.dtype.name, order=o.stencil, axes=axes,
         spacing=spacing, n_models=models.n_models, model_batched=models.batched,

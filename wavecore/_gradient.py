@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks as checks
+from ._xp import to_cupy, to_numpy
 from .callbacks import CallbackState
 from .gradients import Gradients, fold_padding, material_gradients
 from .plan import Plan
@@ -53,7 +54,8 @@ def detach_snapshots(physics, b) -> None:
 class GradientContext:
     """What the reverse pass of one forward run needs."""
 
-    def __init__(self, physics, plan: Plan, backend, buffers, store, source_shape):
+    def __init__(self, physics, plan: Plan, backend, buffers, store, source_shape,
+                 cupy_io: bool = False):
         self.physics = physics
         self.plan = plan
         self.backend = backend
@@ -61,6 +63,7 @@ class GradientContext:
         self.store = store
         self.memory = backend.memory
         self.source_shape = source_shape  # the user's source_amplitude shape
+        self.cupy_io = cupy_io  # the run's inputs were CuPy arrays: so are the gradients
         self.closed = False
 
     # -- public -------------------------------------------------------------------
@@ -70,11 +73,15 @@ class GradientContext:
             raise RuntimeError("the gradient buffers of this run were freed (vjp without "
                                "keep=True, or close()); run the forward again")
         plan, b = self.plan, self.b
-        g = self._receiver_gradient(grad_receiver_data)
+        g = self._receiver_gradient(to_numpy(grad_receiver_data))
         try:
             self._allocate(g)
             self._reverse(backward_callback)
-            return self._chain_rule()
+            out = self._chain_rule()
+            if self.cupy_io:
+                for name in ("epsilon", "sigma", "mu", "source_amplitude"):
+                    setattr(out, name, to_cupy(getattr(out, name)))
+            return out
         except BaseException:
             self.close()
             raise

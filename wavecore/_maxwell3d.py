@@ -50,7 +50,7 @@ def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
               nt: int | None = None, initial_state=None, freq_taper_frac: float = 0.0,
               time_pad_frac: float = 0.0, time_taper: bool = False, forward_callback=None,
               callback_frequency: int = 1, python_backend: bool = False,
-              device: str = "cpu",
+              device: str | None = None,
               n_threads: int | None = None, compute_precision: str = "default",
               pml_power: float = 4.0, pml_sigma0_scale: float = 1.0,
               pml_kappa_max: float = 5.0, pml_alpha_max: float = 0.008, requires_grad=(),

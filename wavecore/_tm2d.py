@@ -40,7 +40,7 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
          nt: int | None = None, initial_state=None, freq_taper_frac: float = 0.0,
          time_pad_frac: float = 0.0, time_taper: bool = False, forward_callback=None,
          callback_frequency: int = 1, python_backend: bool = False,
-         device: str = "cpu",
+         device: str | None = None,
          n_threads: int | None = None, compute_precision: str = "default",
          pml_power: float = 4.0, pml_sigma0_scale: float = 1.0, pml_kappa_max: float = 5.0,
          pml_alpha_max: float = 0.008, requires_grad=(), model_gradient_sampling_interval: int = 1,
@@ -92,11 +92,15 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
         Internal steps between callbacks.
     python_backend : bool
         Run the numpy reference implementation instead of the compiled core.
-    device : {"cpu", "cuda", "cuda-emulated"}
-        Where the compiled kernels run: the Cython/OpenMP core, the CUDA
-        kernels on the current CuPy device (needs CuPy and a GPU), or the same
-        CUDA kernels compiled as C++ and run on the CPU (slow; for checking the
-        GPU code without a GPU). Not used with ``python_backend=True``.
+    device : {None, "cpu", "cuda", "cuda-emulated"}
+        Where the compiled kernels run: the Cython/OpenMP core ("cpu"), the
+        CUDA kernels on the current CuPy device ("cuda": needs CuPy and a GPU),
+        or the same CUDA kernels compiled as C++ and run on the CPU
+        ("cuda-emulated": slow; checks the GPU code without a GPU). None
+        (default): "cuda" when the models are CuPy arrays, else "cpu". Not
+        used with ``python_backend=True``. Outputs follow the inputs: CuPy
+        arrays in, CuPy arrays out (receiver data, final state, gradients);
+        numpy otherwise.
     n_threads : int, optional
         OpenMP threads of the compiled core (default: ``omp_get_max_threads()``;
         ``device="cpu"`` only).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from ._checks import is_cupy_array
@@ -14,3 +16,29 @@ def array_module(*arrays):
 
         return cupy
     return np
+
+
+def any_cupy(*values) -> bool:
+    """True if any value (or any value of a mapping among them) is a CuPy array."""
+    for value in values:
+        items = value.values() if isinstance(value, Mapping) else (value,)
+        if any(is_cupy_array(v) for v in items):
+            return True
+    return False
+
+
+def to_numpy(value):
+    """A CuPy array copied to the host (mappings converted item by item); anything
+    else unchanged."""
+    if isinstance(value, Mapping):
+        return {k: to_numpy(v) for k, v in value.items()}
+    return value.get() if is_cupy_array(value) else value
+
+
+def to_cupy(value):
+    """An array (or each array of a mapping) on the current CuPy device."""
+    import cupy  # noqa: PLC0415 - only when the caller passed CuPy arrays
+
+    if isinstance(value, Mapping):
+        return {k: to_cupy(v) for k, v in value.items()}
+    return None if value is None else cupy.asarray(value)

@@ -100,3 +100,15 @@ def adopt_buffers(buffers, memory, names) -> None:
         value = getattr(buffers, name, None)
         if isinstance(value, np.ndarray):
             setattr(buffers, name, memory.adopt(value))
+
+
+def device_free_bytes(device: str) -> int | None:
+    """Free bytes of the memory a device backend allocates from (None: host RAM)."""
+    if device != "cuda":
+        return None
+    try:
+        import cupy  # noqa: PLC0415 - only on the CUDA path
+
+        return int(cupy.cuda.runtime.memGetInfo()[0])
+    except Exception:  # noqa: BLE001 - no usable GPU: the backend will say why
+        return None

@@ -147,11 +147,14 @@ class StoragePlan:
 
 
 def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int, interval: int,
-                 slot_shape: tuple[int, ...], dtype, host_backend: bool = True) -> StoragePlan:
+                 slot_shape: tuple[int, ...], dtype, host_backend: bool = True,
+                 device_memory: int | None = None) -> StoragePlan:
     """Resolve the mode and check limits, memory and disk space up front.
 
     On a host backend (the CPU core, the reference) "device" and "cpu" are the
-    same RAM, so ``storage_chunk_steps`` only acts with "disk" (or "auto")."""
+    same RAM, so ``storage_chunk_steps`` only acts with "disk" (or "auto"). On a
+    device backend "device" means its memory (``device_memory`` bytes free) and
+    "cpu" and "disk" chunks pass through a staging chunk there."""
     if opts.chunk_steps is not None:
         if opts.mode in ("device", "none") or (opts.mode == "cpu" and host_backend):
             where = "" if opts.mode != "cpu" else " on the CPU backend (same RAM as 'device')"
@@ -169,15 +172,21 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
                          "use 'device', 'cpu', 'disk' or 'auto' (or request only "
                          "'source_amplitude')")
     ram = available_memory()
-    limit_device = opts.bytes_limit_device if opts.bytes_limit_device is not None else ram
+    device_ram = ram if host_backend or device_memory is None else device_memory
+    limit_device = (opts.bytes_limit_device if opts.bytes_limit_device is not None
+                    else device_ram)
     limit_host = opts.bytes_limit_host if opts.bytes_limit_host is not None else ram
     if mode == "auto":
         mode = "device" if total <= limit_device else "cpu" if total <= limit_host else "disk"
     gib = lambda n: f"{n / 2**30:.3g} GiB"  # noqa: E731
-    if mode in ("device", "cpu") and total > ram:
+    if (mode == "cpu" or (mode == "device" and host_backend)) and total > ram:
         raise MemoryError(f"the snapshots need {gib(total)} of RAM but only {gib(ram)} is "
                           "available; use storage_mode='disk', bf16 compression or a larger "
                           "model_gradient_sampling_interval")
+    if mode == "device" and not host_backend and total > device_ram:
+        raise MemoryError(f"the snapshots need {gib(total)} of device memory but only "
+                          f"{gib(device_ram)} is free; use storage_mode='cpu', 'disk' or "
+                          "'auto', bf16 compression or a larger model_gradient_sampling_interval")
     if mode == "device" and total > limit_device:
         raise MemoryError(f"the snapshots need {gib(total)} but storage_bytes_limit_device "
                           f"allows {gib(limit_device)}; use storage_mode='disk' or 'auto', "
@@ -190,7 +199,7 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
     if mode == "disk" or (mode == "cpu" and not host_backend):
         if opts.chunk_steps is not None:
             chunk = min(opts.chunk_steps, max(n_snapshots, 1))
-        elif mode == "disk":
+        else:  # disk, or host memory behind a device's staging chunk
             chunk = int(min(max(1, _DEFAULT_CHUNK_BYTES // max(per_snapshot, 1)),
                             max(n_snapshots, 1)))
     if mode == "disk":
