@@ -37,6 +37,28 @@ class HostMemory:
     def download(self, host_array, device_array) -> None:
         host_array[...] = device_array
 
+    def host_empty(self, shape, dtype) -> np.ndarray:
+        """Host memory the device copies to and from (pinned on a GPU)."""
+        return np.empty(shape, dtype)
+
+    # Copies that overlap computation. A handle orders later work after the
+    # copy: `after(handle)` makes the compute stream wait for it (no host
+    # wait), `wait(handle)` blocks the host until it is done. On the host
+    # (and emulated) the copies are done at once and the handle is None.
+    def download_async(self, host_arrays: list, device_arrays: list):
+        for h, d in zip(host_arrays, device_arrays):
+            self.download(h, d)
+
+    def upload_async(self, device_arrays: list, host_arrays: list):
+        for d, h in zip(device_arrays, host_arrays):
+            self.upload(d, h)
+
+    def after(self, handle) -> None:
+        pass
+
+    def wait(self, handle) -> None:
+        pass
+
     def synchronize(self) -> None:
         pass
 
@@ -84,6 +106,42 @@ class CupyMemory(HostMemory):
 
     def download(self, host_array, device_array) -> None:
         device_array.get(out=host_array)
+
+    def host_empty(self, shape, dtype) -> np.ndarray:
+        import cupyx  # noqa: PLC0415
+
+        return cupyx.empty_pinned(shape, dtype)
+
+    def _copies(self, pairs, kind: int):
+        """Enqueue copies on the side stream after the work queued so far on
+        the current stream; return the event that marks their end."""
+        cuda = self._cupy.cuda
+        if not hasattr(self, "_side"):
+            self._side = cuda.Stream(non_blocking=True)
+        ready = cuda.Event(disable_timing=True)
+        ready.record(cuda.get_current_stream())
+        self._side.wait_event(ready)
+        for dst, src, nbytes in pairs:
+            cuda.runtime.memcpyAsync(dst, src, nbytes, kind, self._side.ptr)
+        done = cuda.Event(disable_timing=True)
+        done.record(self._side)
+        return done
+
+    def download_async(self, host_arrays: list, device_arrays: list):
+        return self._copies([(h.ctypes.data, d.data.ptr, d.nbytes)
+                             for h, d in zip(host_arrays, device_arrays)], 2)  # D2H
+
+    def upload_async(self, device_arrays: list, host_arrays: list):
+        return self._copies([(d.data.ptr, h.ctypes.data, d.nbytes)
+                             for d, h in zip(device_arrays, host_arrays)], 1)  # H2D
+
+    def after(self, handle) -> None:
+        if handle is not None:
+            self._cupy.cuda.get_current_stream().wait_event(handle)
+
+    def wait(self, handle) -> None:
+        if handle is not None:
+            handle.synchronize()
 
     def synchronize(self) -> None:
         self._cupy.cuda.get_current_stream().synchronize()

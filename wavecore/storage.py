@@ -260,14 +260,18 @@ class SnapshotStore:
         self._pending: dict[int, Future] = {}
         shape = plan.slot_shape
         # A backend with its own memory writes "cpu" and "disk" chunks into a
-        # staging chunk there, copied to the host store after each chunk and
-        # back before it is read; "device" snapshots live in its memory.
-        self._staging: dict[str, object] = {}
+        # ring of two staging chunks there: each is copied to the host store
+        # on a side stream while the next chunk is computed, and in the
+        # reverse pass chunk c - 1 is copied back while chunk c is used.
+        # "device" snapshots live in the backend's memory.
+        self._staging: list = []
+        self._transfers: dict[int, object] = {}  # chunk -> its pending copy
+        host_empty = memory.host_empty
         if plan.mode == "device":
             self._arrays = {n: memory.empty((plan.n_snapshots, *shape), self.store_dtype)
                             for n in plan.names}
         elif plan.mode == "cpu":
-            self._arrays = {n: np.empty((plan.n_snapshots, *shape), self.store_dtype)
+            self._arrays = {n: host_empty((plan.n_snapshots, *shape), self.store_dtype)
                             for n in plan.names}
         elif plan.mode == "disk":
             self._folder = tempfile.mkdtemp(prefix="wavecore-snapshots-", dir=plan.path)
@@ -276,12 +280,12 @@ class SnapshotStore:
             self._finalizer = weakref.finalize(self, _remove_dir, self._folder)
             self._files = {n: open(os.path.join(self._folder, f"{n}.bin"), "w+b")
                            for n in plan.names}
-            self._ring = [{n: np.empty((plan.chunk, *shape), self.store_dtype)
+            self._ring = [{n: host_empty((plan.chunk, *shape), self.store_dtype)
                            for n in plan.names} for _ in range(2)]
             self._io = ThreadPoolExecutor(1, thread_name_prefix="wavecore-snapshots")
         if memory.separate and plan.mode in ("cpu", "disk"):
-            self._staging = {n: memory.empty((plan.chunk, *shape), self.store_dtype)
-                             for n in plan.names}
+            self._staging = [{n: memory.empty((plan.chunk, *shape), self.store_dtype)
+                              for n in plan.names} for _ in range(2)]
 
     # -- layout -------------------------------------------------------------------
     def chunk_range(self, c: int) -> tuple[int, int]:
@@ -303,8 +307,9 @@ class SnapshotStore:
         """Buffers ``[chunk, *slot_shape]`` the solver fills with chunk ``c``."""
         self._check_open()
         if self._staging:
-            self._wait(c - 2)
-            return self._staging
+            # The staging chunk last held chunk c - 2: its copy out must be done.
+            self.memory.after(self._transfers.pop(c - 2, None))
+            return self._staging[c % 2]
         if self.plan.mode == "disk":
             ring = self._ring[c % 2]
             self._wait(c - 2)  # the write that used this ring buffer must be done
@@ -316,10 +321,19 @@ class SnapshotStore:
         """Chunk ``c`` is complete: disk stores start writing it in the background."""
         first, last = self.chunk_range(c)
         if self._staging:  # from the backend's memory into the host store
-            host = self._ring[c % 2] if self.plan.mode == "disk" else {
-                n: a[first:last] for n, a in self._arrays.items()}
-            for name, array in self._staging.items():
-                self.memory.download(host[name][: last - first], array[: last - first])
+            count = last - first
+            if self.plan.mode == "disk":
+                self._wait(c - 2)  # the ring buffer's previous chunk is on disk
+                host = self._ring[c % 2]
+            else:
+                host = {n: a[first:last] for n, a in self._arrays.items()}
+            names = list(host)
+            handle = self.memory.download_async([host[n][:count] for n in names],
+                                                [self._staging[c % 2][n][:count] for n in names])
+            if self.plan.mode == "disk":
+                self.memory.wait(handle)  # the file write below reads the ring buffer
+            else:
+                self._transfers[c] = handle
         if self.plan.mode != "disk":
             return
         ring = self._ring[c % 2]
@@ -334,7 +348,9 @@ class SnapshotStore:
         self._pending[c] = self._io.submit(write)
 
     def finish_forward(self) -> None:
-        """Wait for every write (raises if one failed)."""
+        """Wait for every copy and write (raises if one failed)."""
+        for c in sorted(self._transfers):
+            self.memory.wait(self._transfers.pop(c))
         for c in sorted(self._pending):
             self._wait(c)
 
@@ -344,10 +360,19 @@ class SnapshotStore:
         host = self._host_chunk_for_reading(c)
         if not self._staging:
             return host
-        count = self.chunk_range(c)[1] - self.chunk_range(c)[0]
-        for name, array in self._staging.items():
-            self.memory.upload(array[:count], host[name][:count])
-        return self._staging
+        handle = self._transfers.pop(c, None)
+        if handle is None:  # not prefetched
+            handle = self._upload(c, host)
+        self.memory.after(handle)
+        if c > 0 and self.plan.mode == "cpu":  # chunk c - 1 while chunk c is used
+            self._transfers[c - 1] = self._upload(c - 1, self._host_chunk_for_reading(c - 1))
+        return self._staging[c % 2]
+
+    def _upload(self, c: int, host: dict):
+        first, last = self.chunk_range(c)
+        names = list(host)
+        return self.memory.upload_async([self._staging[c % 2][n][: last - first] for n in names],
+                                        [host[n][: last - first] for n in names])
 
     def _host_chunk_for_reading(self, c: int) -> dict:
         self._check_open()
@@ -391,7 +416,10 @@ class SnapshotStore:
             return
         self.closed = True
         self._arrays = {}
-        self._staging = {}
+        for handle in self._transfers.values():
+            self.memory.wait(handle)
+        self._transfers = {}
+        self._staging = []
         if self.plan.mode == "disk":
             for future in self._pending.values():
                 future.cancel()
