@@ -104,6 +104,19 @@ def test_cuda_forward_equals_cpu_and_reference(device, system, order, dtype):
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
+def test_cuda_batched_models_equal_cpu(device, system):
+    p = small(system, seed=4, batch=2)  # two models x two shots: four shot grids
+    kw = dict(stencil=6, pml_width=2, requires_grad=ALL)
+    gpu, cpu = call(system, p, device, **kw), call(system, p, "cpu", **kw)
+    assert gpu.receiver_data.shape[:2] == (2, 2)
+    same(device, gpu.receiver_data, cpu.receiver_data, 1e-10)
+    y = np.random.default_rng(2).standard_normal(cpu.receiver_data.shape)
+    g, c = gpu.vjp(y), cpu.vjp(y)
+    for name in ALL:
+        same(device, getattr(g, name), getattr(c, name), 1e-10)
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
 @pytest.mark.parametrize("order", (2, 4, 6, 8))
 def test_cuda_dot_product(device, system, order):
     p = small(system, seed=order)
