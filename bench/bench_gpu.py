@@ -143,16 +143,25 @@ def plan_cases(quick: bool, emulated: bool) -> list:
     return cases
 
 
+def gpu_device(emulated: bool, script: str) -> str | None:
+    """"cuda-emulated" or "cuda"; None (after saying why) without a usable GPU."""
+    if emulated:
+        return "cuda-emulated"
+    status = wavecore.backends.available_backends()["cuda"]
+    if not status.startswith("available"):
+        print(f"{script}: no GPU here ({status}); --emulated runs the script on the CPU")
+        return None
+    return "cuda"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--emulated", action="store_true")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
-    device = "cuda-emulated" if args.emulated else "cuda"
-    status = wavecore.backends.available_backends()["cuda"]
-    if device == "cuda" and not status.startswith("available"):
-        print(f"bench_gpu: no GPU here ({status}); --emulated runs the script on the CPU")
+    device = gpu_device(args.emulated, "bench_gpu")
+    if device is None:
         return 2
     bandwidth = copy_bandwidth(device)
     rows, records = [], []

@@ -9,8 +9,11 @@ estimate_memory   bytes a run allocates, before it starts
 cfl_condition     internal time step and sub-stepping ratio
 wavelets          ricker, gaussian, gaussian_derivative, morlet, sine_burst
 show_config       version, backends, OpenMP, threads, build flags
+clear_cuda_graph_cache, cuda_graph_cache_info, set_cuda_graph_cache_size
+                  the module-level cache of experimental_cuda_graph runs
 """
 
+from ._gpu.graphs import clear_cuda_graph_cache, cuda_graph_cache_info, set_cuda_graph_cache_size
 from ._maxwell3d import maxwell3d
 from ._tm2d import tm2d
 from .estimates import estimate_memory, estimate_storage, estimate_storage_bytes
@@ -29,5 +32,6 @@ __all__ = [
     "tm2d", "maxwell3d", "estimate_storage", "estimate_storage_bytes", "estimate_memory",
     "MemoryEstimate", "Gradients", "cfl_condition", "max_stable_dt", "show_config", "CallbackState",
     "ForwardResult", "WaveState", "ricker", "gaussian", "gaussian_derivative", "morlet",
-    "sine_burst", "EP0", "MU0", "C0", "__version__",
+    "sine_burst", "EP0", "MU0", "C0", "clear_cuda_graph_cache", "cuda_graph_cache_info",
+    "set_cuda_graph_cache_size", "__version__",
 ]

@@ -10,6 +10,7 @@ and the 3-D system (field names, CPML memories, the kernel's geometry) is a
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Callable, Mapping
@@ -86,7 +87,8 @@ RUN_DEFAULTS = dict(
     pml_power=4.0, pml_sigma0_scale=1.0, pml_kappa_max=5.0, pml_alpha_max=0.008,
     requires_grad=(), model_gradient_sampling_interval=1, storage_mode="auto",
     storage_path=None, storage_compression=False, storage_bytes_limit_device=None,
-    storage_bytes_limit_host=None, storage_chunk_steps=None, backward_callback=None)
+    storage_bytes_limit_host=None, storage_chunk_steps=None, backward_callback=None,
+    experimental_cuda_graph=False)
 
 GRADIENT_OPTIONS = {"requires_grad", "model_gradient_sampling_interval", "storage_mode",
                     "storage_path", "storage_compression", "storage_bytes_limit_device",
@@ -114,6 +116,9 @@ def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude
     plan, models, acq, initial = plan_run(physics, epsilon, sigma, mu, grid_spacing, dt,
                                           source_amplitude, source_location,
                                           receiver_location, **options)
+    if _use_cuda_graph(plan, options):
+        return _run_with_graphs(physics, plan, models, acq, initial,
+                                options.get("forward_callback"), cupy_io)
     buffers = prepare_buffers(physics, plan, models, acq, initial)
     backend = backend_class(plan.kind, plan.backend)(plan, buffers)
     store = None
@@ -143,6 +148,68 @@ def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude
         gradient=gradient,
         backward_callback=options.get("backward_callback"),
     )
+
+
+def _use_cuda_graph(plan: Plan, options: dict) -> bool:
+    """experimental_cuda_graph: True where it applies; a warning that says why not."""
+    if not checks.boolean(options.get("experimental_cuda_graph", False),
+                          "experimental_cuda_graph"):
+        return False
+    why = None
+    if plan.targets:
+        why = "it covers forward-only runs, and this run computes gradients"
+    elif plan.backend not in ("cuda", "cuda-emulated"):
+        why = (f"it needs the CUDA backend (device='cuda'), and this run is on "
+               f"{'the numpy reference' if plan.backend == 'reference' else 'the CPU'}")
+    if why:
+        warnings.warn(f"experimental_cuda_graph=True is ignored: {why}", RuntimeWarning,
+                      stacklevel=4)
+        return False
+    return True
+
+
+def _run_with_graphs(physics: Physics, plan: Plan, models, acq, initial, callback,
+                     cupy_io: bool) -> ForwardResult:
+    """A forward run replaying cached CUDA graphs (wavecore._gpu.graphs)."""
+    from ._gpu import graphs  # noqa: PLC0415 - only with experimental_cuda_graph
+
+    host = prepare_buffers(physics, plan, models, acq, initial)
+    chunks = graphs.graph_chunks(plan.nt_internal, plan.callback_frequency,
+                                 callback is not None)
+    device = 0 if plan.backend == "cuda-emulated" else _cuda_device_id()
+    key = graphs.graph_key(plan, host.geometry, chunks, plan.backend, device)
+    entry, fresh = graphs.lookup(key), False
+    if entry is None:
+        entry, fresh = graphs.new_entry(backend_class(plan.kind, plan.backend), plan, host), True
+        graphs.store(key, entry)
+    b = entry.buffers
+
+    def callback_at(t0: int) -> None:
+        if callback is None or t0 % plan.callback_frequency:
+            return
+        state = callback_state(physics, plan, b, t0)
+        before = {k: (v, v.shape) for k, v in state.wavefields.items()}
+        callback(state)
+        graphs.check_unchanged(before, state.wavefields)
+
+    with entry.lock:
+        if not fresh:
+            graphs.refresh(entry, host, plan.kind)
+        graphs.run_chunks(entry, chunks, callback_at, (*physics.fields, *physics.memories))
+        memory = entry.backend.memory
+        data = receiver_data(plan, b, memory)
+        state = final_state(physics, plan, b, memory)
+    if cupy_io:
+        data, state = to_cupy(data), WaveState(to_cupy(dict(state)))
+    return ForwardResult(receiver_data=data, final_state=state, dt=plan.inner_dt,
+                         step_ratio=plan.step_ratio, plan=plan,
+                         memory=memory_estimate(physics, plan))
+
+
+def _cuda_device_id() -> int:
+    import cupy  # noqa: PLC0415 - only on the CUDA path
+
+    return cupy.cuda.Device().id
 
 
 def estimate(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,

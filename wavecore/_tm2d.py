@@ -47,7 +47,8 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
          storage_mode: str = "auto", storage_path=None, storage_compression=False,
          storage_bytes_limit_device: int | None = None,
          storage_bytes_limit_host: int | None = None, storage_chunk_steps: int | None = None,
-         backward_callback=None) -> ForwardResult:
+         backward_callback=None, experimental_cuda_graph: bool = False
+         ) -> ForwardResult:
     """Simulate 2-D TM-mode electromagnetic waves (Ey, Hx, Hz) with CPML boundaries.
 
     The model varies in depth ``z`` (axis 0) and ``x`` (axis 1); ``Ey`` points
@@ -135,6 +136,12 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
     backward_callback : callable, optional
         Called with a :class:`~wavecore.callbacks.CallbackState` during ``vjp``
         at steps ``..., 2f, f, 0`` (adjoint fields and gradients so far).
+    experimental_cuda_graph : bool
+        Forward-only runs on the CUDA backend: capture the kernel launches of a
+        chunk of steps (``callback_frequency`` steps with a forward callback,
+        else the whole run) in CUDA graphs, cached with their buffers for later
+        compatible calls (see docs/performance.md). Ignored with a warning that
+        says why elsewhere (gradients, the CPU, the reference).
 
     Returns
     -------
@@ -158,5 +165,6 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
         storage_compression=storage_compression,
         storage_bytes_limit_device=storage_bytes_limit_device,
         storage_bytes_limit_host=storage_bytes_limit_host,
-        storage_chunk_steps=storage_chunk_steps, backward_callback=backward_callback)
+        storage_chunk_steps=storage_chunk_steps, backward_callback=backward_callback,
+        experimental_cuda_graph=experimental_cuda_graph)
 

@@ -119,8 +119,32 @@ class EmulatedLauncher:
     def __init__(self, kind: str, dtype, order: int):
         self._lib = library()
         self.memory = EmulatedDeviceMemory()
+        self._recording = None
+
+    def capture(self, launches) -> list:
+        """The emulated graph: the launches recorded in order (parameters copied,
+        as a CUDA graph copies kernel arguments), not run."""
+        self._recording = []
+        try:
+            launches()
+            return self._recording
+        finally:
+            self._recording = None
+
+    def replay(self, graph: list) -> None:
+        for launch in graph:
+            self._launch(*launch)
+
+    def device_id(self) -> int:
+        return 0
 
     def __call__(self, kernel: str, grid: tuple, block: tuple, params: np.ndarray, t: int):
+        if self._recording is not None:
+            self._recording.append((kernel, grid, block, params.copy(), t))
+        else:
+            self._launch(kernel, grid, block, params, t)
+
+    def _launch(self, kernel: str, grid: tuple, block: tuple, params: np.ndarray, t: int):
         g = (ctypes.c_uint * 3)(*grid)
         b = (ctypes.c_uint * 3)(*block)
         rc = self._lib.wc_emu_launch(kernel.encode(), params.ctypes.data, t, g, b)

@@ -91,6 +91,16 @@ class CudaBackend:
     def synchronize(self) -> None:
         self.memory.synchronize()
 
+    def capture(self, t0: int, n_steps: int):
+        """A graph of the launches of steps ``[t0, t0 + n_steps)`` (not run)."""
+        return self.launcher.capture(lambda: self.forward(t0, n_steps))
+
+    def replay(self, graph) -> None:
+        self.launcher.replay(graph)
+
+    def device_id(self) -> int:
+        return self.launcher.device_id()
+
 
 class CupyLauncher:
     """Kernels compiled by NVRTC (wavecore._gpu.source), launched on the current
@@ -111,6 +121,29 @@ class CupyLauncher:
             function = self._functions[kernel] = self._module.get_function(kernel)
         # A one-element structured array is passed by value as the C++ struct.
         function(grid, block, (params, np.int64(t)))
+
+    def capture(self, launches):
+        """Capture the kernels ``launches()`` enqueues into a cupy.cuda.Graph."""
+        import cupy  # noqa: PLC0415
+
+        stream = cupy.cuda.Stream(non_blocking=True)
+        with stream:
+            stream.begin_capture()
+            try:
+                launches()
+            finally:
+                graph = stream.end_capture()
+        return graph
+
+    def replay(self, graph) -> None:
+        import cupy  # noqa: PLC0415
+
+        graph.launch(cupy.cuda.get_current_stream())
+
+    def device_id(self) -> int:
+        import cupy  # noqa: PLC0415
+
+        return cupy.cuda.Device().id
 
 
 def cuda_status() -> str:
