@@ -121,7 +121,7 @@ class EmulatedLauncher:
         self.memory = EmulatedDeviceMemory()
         self._recording = None
 
-    def capture(self, launches) -> list:
+    def capture(self, launches, kernels=()) -> list:
         """The emulated graph: the launches recorded in order (parameters copied,
         as a CUDA graph copies kernel arguments), not run."""
         self._recording = []

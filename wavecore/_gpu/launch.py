@@ -93,7 +93,7 @@ class CudaBackend:
 
     def capture(self, t0: int, n_steps: int):
         """A graph of the launches of steps ``[t0, t0 + n_steps)`` (not run)."""
-        return self.launcher.capture(lambda: self.forward(t0, n_steps))
+        return self.launcher.capture(lambda: self.forward(t0, n_steps), self._names.values())
 
     def replay(self, graph) -> None:
         self.launcher.replay(graph)
@@ -122,10 +122,14 @@ class CupyLauncher:
         # A one-element structured array is passed by value as the C++ struct.
         function(grid, block, (params, np.int64(t)))
 
-    def capture(self, launches):
-        """Capture the kernels ``launches()`` enqueues into a cupy.cuda.Graph."""
+    def capture(self, launches, kernels):
+        """Capture the kernels ``launches()`` enqueues into a cupy.cuda.Graph
+        (``kernels``: their names, loaded before the capture starts)."""
         import cupy  # noqa: PLC0415
 
+        for kernel in kernels:
+            if kernel not in self._functions:
+                self._functions[kernel] = self._module.get_function(kernel)
         stream = cupy.cuda.Stream(non_blocking=True)
         with stream:
             stream.begin_capture()
