@@ -1,4 +1,5 @@
-"""Command line: ``wavecore demo`` and ``wavecore info`` (also ``python -m wavecore``)."""
+"""Command line: ``wavecore demo``, ``wavecore forward CONFIG`` and ``wavecore info``
+(also ``python -m wavecore``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,16 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     commands.add_parser("info", help="show the build configuration (show_config)")
+    forward = commands.add_parser("forward", help="run the forward job of a TOML file "
+                                  "(receiver data to HDF5; a rerun resumes)")
+    forward.add_argument("config", help="the job's TOML file")
+    forward.add_argument("--dry-run", action="store_true",
+                         help="print the plan (cells, steps, memory, estimated time) only")
+    forward.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+
+    if args.command == "forward":
+        return _forward(args)
 
     if args.command == "info":
         from .config import show_config
@@ -36,6 +46,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"radargram: {summary['png']}")
     else:
         print("radargram: not drawn (install matplotlib: pip install 'wavecore[plot]')")
+    return 0
+
+
+def _forward(args) -> int:
+    from .jobs import ConfigError, run_forward_job
+
+    try:
+        summary = run_forward_job(args.config, quiet=args.quiet, dry_run=args.dry_run)
+    except ConfigError as exc:
+        print(f"wavecore forward: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        gib = 2 ** 30
+        print(f"{summary['system']}: {summary['model_cells']} model cells, {summary['shots']} "
+              f"shots in {summary['tasks']} task(s), {summary['steps']} steps")
+        print(f"memory per task: {summary['memory_per_task'] / gib:.3g} GiB; snapshots: "
+              f"{summary['snapshot_bytes']} bytes (forward only)")
+        print(f"estimated time: {summary['seconds_per_task']:.3g} s per task, "
+              f"{summary['estimated_seconds']:.3g} s in all (from a 20-step calibration run)")
+        print(f"output: {summary['output']}")
+        return 0
+    print(f"{summary['run']} shot(s) run, {summary['skipped']} already done, "
+          f"{summary['seconds']:.1f} s -> {summary['output']}")
     return 0
 
 

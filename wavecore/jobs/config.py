@@ -1,0 +1,203 @@
+"""Job configuration (TOML), validated before anything runs.
+
+Every error names the file and the key. A configuration for a 2-D
+common-offset line survey::
+
+    [model]
+    builtin = "buried_pipe_and_void"   # or epsilon/sigma/mu: a number, "file.npy",
+    spacing = 0.02                     # {file = "m.npz", key = "eps"} or
+                                       # {file = "m.h5", dataset = "eps"}
+    [wavelet]
+    frequency = 4e8                    # Ricker peak (Hz)
+    nt = 300
+    dt = 4e-11                         # seconds (default: 0.9 x the stencil's CFL limit)
+
+    [acquisition]                      # a line of shots: one source each, receivers
+    first_source = [9, 10]             # at the source + each offset (cells)
+    step = [0, 4]
+    shots = 20
+    receiver_offsets = [[0, 5]]
+
+    [solver]
+    system = "tm2d"
+    stencil = 4
+    pml_width = 20
+
+    [output]
+    path = "survey.h5"
+
+    [parallel]
+    executor = "processes"             # "serial", "processes" or "dask"
+    workers = 2
+    shots_per_task = 2
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SECTIONS = {
+    "model": {"builtin", "epsilon", "sigma", "mu", "shape", "spacing"},
+    "wavelet": {"type", "frequency", "nt", "dt", "amplitude"},
+    "acquisition": {"first_source", "step", "shots", "receiver_offsets"},
+    "solver": {"system", "stencil", "pml_width", "device", "n_threads", "source_component",
+               "receiver_component"},
+    "output": {"path", "overwrite"},
+    "parallel": {"executor", "workers", "shots_per_task", "retries", "scheduler"},
+}
+REQUIRED = {"model": {"spacing"}, "wavelet": {"frequency", "nt"},
+            "acquisition": {"first_source", "shots", "receiver_offsets"},
+            "output": {"path"}}
+EXECUTORS = ("serial", "processes", "dask")
+
+
+class ConfigError(ValueError):
+    """An invalid job configuration; the message names the file and the key."""
+
+
+@dataclass
+class JobConfig:
+    path: Path                 # the configuration file
+    text: str                  # its text (stored with the output)
+    model: dict
+    wavelet: dict
+    acquisition: dict
+    solver: dict = field(default_factory=dict)
+    output: dict = field(default_factory=dict)
+    parallel: dict = field(default_factory=dict)
+
+    @property
+    def ndim(self) -> int:
+        return 3 if self.solver.get("system", "tm2d") == "maxwell3d" else 2
+
+    def resolve(self, value) -> Path:
+        """A path from the configuration, relative to the configuration's folder."""
+        p = Path(value)
+        return p if p.is_absolute() else self.path.parent / p
+
+
+def _fail(path: Path, key: str, message: str):
+    raise ConfigError(f"{path}: [{key}] {message}")
+
+
+def _number(path, key, value, *, integer=False, minimum=None, positive=False):
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        _fail(path, key, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
+    if positive and value <= 0:
+        _fail(path, key, f"must be > 0, got {value!r}")
+    if minimum is not None and value < minimum:
+        _fail(path, key, f"must be >= {minimum}, got {value!r}")
+    return value
+
+
+def _cells(path, key, value, ndim, *, rows=False):
+    """A cell [z, (y,) x] (or a list of them with rows=True) of integers."""
+    items = value if rows else [value]
+    if not isinstance(items, list) or (rows and not items):
+        _fail(path, key, f"must be a {'non-empty list of ' if rows else ''}"
+                         f"[{'z, y, x' if ndim == 3 else 'z, x'}] cell"
+                         f"{'s' if rows else ''}, got {value!r}")
+    for item in items:
+        if (not isinstance(item, list) or len(item) != ndim
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in item)):
+            _fail(path, key, f"must be {ndim} integers per cell, got {item!r}")
+    return value
+
+
+def load_config(path) -> JobConfig:
+    """Read and validate a job file; raise :class:`ConfigError` naming the key."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration ({exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    for section in data:
+        if section not in SECTIONS:
+            _fail(path, section, f"unknown section; expected {sorted(SECTIONS)}")
+        if not isinstance(data[section], dict):
+            _fail(path, section, "must be a table")
+        for key in data[section]:
+            if key not in SECTIONS[section]:
+                _fail(path, f"{section}.{key}",
+                      f"unknown key; expected one of {sorted(SECTIONS[section])}")
+    for section, keys in REQUIRED.items():
+        for key in sorted(keys - set(data.get(section, {}))):
+            _fail(path, f"{section}.{key}", "is required")
+    cfg = JobConfig(path=path, text=text, **{s: dict(data.get(s, {})) for s in SECTIONS})
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: JobConfig) -> None:
+    p = cfg.path
+    s = cfg.solver
+    if s.get("system", "tm2d") not in ("tm2d", "maxwell3d"):
+        _fail(p, "solver.system", f"must be 'tm2d' or 'maxwell3d', got {s['system']!r}")
+    if "stencil" in s and s["stencil"] not in (2, 4, 6, 8):
+        _fail(p, "solver.stencil", f"must be 2, 4, 6 or 8, got {s['stencil']!r}")
+    if "n_threads" in s:
+        _number(p, "solver.n_threads", s["n_threads"], integer=True, minimum=1)
+    m = cfg.model
+    if "builtin" in m:
+        if m["builtin"] != "buried_pipe_and_void":
+            _fail(p, "model.builtin", f"unknown model {m['builtin']!r}; available: "
+                                      "'buried_pipe_and_void'")
+        if cfg.ndim != 2:
+            _fail(p, "model.builtin", "is a 2-D model (solver.system = 'tm2d')")
+    else:
+        for key in ("epsilon", "sigma", "mu"):
+            if key not in m:
+                _fail(p, f"model.{key}", "is required without model.builtin")
+            value = m[key]
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if "shape" not in m:
+                    _fail(p, "model.shape", f"is required when model.{key} is a number")
+            elif isinstance(value, str):
+                if not cfg.resolve(value).exists():
+                    _fail(p, f"model.{key}", f"file {str(cfg.resolve(value))!r} does not exist")
+            elif isinstance(value, dict):
+                if "file" not in value or not (set(value) - {"file"}) <= {"key", "dataset"}:
+                    _fail(p, f"model.{key}", "must be {file = ..., key = ...} (.npz) or "
+                                             "{file = ..., dataset = ...} (HDF5)")
+                if not cfg.resolve(value["file"]).exists():
+                    _fail(p, f"model.{key}.file",
+                          f"file {str(cfg.resolve(value['file']))!r} does not exist")
+            else:
+                _fail(p, f"model.{key}", f"must be a number, a file name or a table, "
+                                         f"got {value!r}")
+        if "shape" in m:
+            _cells(p, "model.shape", m["shape"], cfg.ndim)
+    spacing = m["spacing"]
+    for v in spacing if isinstance(spacing, list) else [spacing]:
+        _number(p, "model.spacing", v, positive=True)
+    w = cfg.wavelet
+    if w.get("type", "ricker") != "ricker":
+        _fail(p, "wavelet.type", f"only 'ricker' is available, got {w['type']!r}")
+    _number(p, "wavelet.frequency", w["frequency"], positive=True)
+    _number(p, "wavelet.nt", w["nt"], integer=True, minimum=1)
+    if "dt" in w:
+        _number(p, "wavelet.dt", w["dt"], positive=True)
+    if "amplitude" in w:
+        _number(p, "wavelet.amplitude", w["amplitude"])
+    a = cfg.acquisition
+    _cells(p, "acquisition.first_source", a["first_source"], cfg.ndim)
+    _cells(p, "acquisition.step", a.get("step", [0] * cfg.ndim), cfg.ndim)
+    _number(p, "acquisition.shots", a["shots"], integer=True, minimum=1)
+    _cells(p, "acquisition.receiver_offsets", a["receiver_offsets"], cfg.ndim, rows=True)
+    par = cfg.parallel
+    if par.get("executor", "serial") not in EXECUTORS:
+        _fail(p, "parallel.executor", f"must be one of {EXECUTORS}, got {par['executor']!r}")
+    for key in ("workers", "shots_per_task"):
+        if key in par:
+            _number(p, f"parallel.{key}", par[key], integer=True, minimum=1)
+    if "retries" in par:
+        _number(p, "parallel.retries", par["retries"], integer=True, minimum=0)
+    if not isinstance(cfg.output["path"], str):
+        _fail(p, "output.path", f"must be a file name, got {cfg.output['path']!r}")

@@ -1,0 +1,237 @@
+"""Run a job's shots: serially, on local processes, or on Dask.
+
+Shots are independent, so a batch of shots is one call of ``tm2d`` /
+``maxwell3d`` with those shots; every executor gives the serial results bit
+for bit. Finished shots go to the output file as they arrive; a failed batch
+is retried ``parallel.retries`` times and then reported with its shot ids
+(the shots already written stay in the file; a rerun resumes).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import _maxwell3d, _tm2d
+from ..cfl import max_stable_dt
+from ..constants import C0
+from ..estimates import estimate_memory
+from ..wavelets import ricker
+from .config import ConfigError, JobConfig, load_config
+from .io import ShotFile, load_models
+
+log = logging.getLogger("wavecore.jobs")
+
+
+def build_shots(cfg: JobConfig, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Source ``[S, 1, ndim]`` and receiver ``[S, R, ndim]`` cells of the line."""
+    a = cfg.acquisition
+    first = np.array(a["first_source"])
+    step = np.array(a.get("step", [0] * cfg.ndim))
+    offsets = np.array(a["receiver_offsets"])
+    src = first + np.arange(a["shots"])[:, None] * step
+    rec = src[:, None, :] + offsets[None]
+    for name, cells in (("sources", src.reshape(-1, cfg.ndim)),
+                        ("receivers", rec.reshape(-1, cfg.ndim))):
+        bad = (cells < 0) | (cells >= np.array(shape))
+        if bad.any():
+            cell = cells[bad.any(axis=1)][0].tolist()
+            raise ConfigError(f"{cfg.path}: [acquisition] {name} leave the model "
+                              f"{tuple(shape)}: cell {cell}")
+    return src[:, None, :], rec
+
+
+def job_payload(cfg: JobConfig) -> dict:
+    """Everything a worker needs to run any batch of the job's shots."""
+    eps, sig, mu, spacing = load_models(cfg)
+    s = cfg.solver
+    stencil = s.get("stencil", 4)
+    w = cfg.wavelet
+    v_max = C0 / np.sqrt(float((eps * mu).min()))
+    dt = w.get("dt") or 0.9 * max_stable_dt(spacing, v_max, stencil)
+    amplitude = ricker(w["frequency"], w["nt"], dt) * w.get("amplitude", 1.0)
+    src, rec = build_shots(cfg, eps.shape)
+    options = dict(stencil=stencil, pml_width=s.get("pml_width", 20),
+                   device=s.get("device", "cpu"))
+    if options["device"] == "cpu":
+        options["n_threads"] = s.get("n_threads", 1)
+    if cfg.ndim == 3:
+        options.update(source_component=s.get("source_component", "ey"),
+                       receiver_component=s.get("receiver_component", "ey"))
+    return dict(system=s.get("system", "tm2d"), epsilon=eps, sigma=sig, mu=mu,
+                spacing=spacing, dt=float(dt), amplitude=amplitude.astype(eps.dtype),
+                sources=src, receivers=rec, options=options)
+
+
+def forward_batch(payload: dict, shots: list) -> np.ndarray:
+    """Receiver data ``[len(shots), ...]`` of some shots of the job."""
+    fn = _tm2d.tm2d if payload["system"] == "tm2d" else _maxwell3d.maxwell3d
+    n = len(shots)
+    amp = np.broadcast_to(payload["amplitude"], (n, 1, payload["amplitude"].size)).copy()
+    return fn(payload["epsilon"], payload["sigma"], payload["mu"], payload["spacing"],
+              payload["dt"], amp, payload["sources"][shots], payload["receivers"][shots],
+              **payload["options"]).receiver_data
+
+
+_WORKER_PAYLOAD = None
+
+
+def _init_worker(payload):
+    global _WORKER_PAYLOAD
+    _WORKER_PAYLOAD = payload
+
+
+def _worker_batch(shots):
+    return forward_batch(_WORKER_PAYLOAD, shots)
+
+
+class _Runner:
+    """Submit batches to an executor; yield (shots, data) as they finish,
+    retrying failed batches."""
+
+    def __init__(self, submit, retries: int):
+        self.submit, self.retries = submit, retries
+
+    def run(self, batches):
+        pending = {self.submit(b): (b, 0) for b in batches}
+        while pending:
+            done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                batch, tries = pending.pop(future)
+                try:
+                    data = future.result()
+                except Exception as exc:  # noqa: BLE001 - retried, then reported
+                    if tries < self.retries:
+                        log.warning("shots %s failed (%s); retrying", batch, exc)
+                        pending[self.submit(batch)] = (batch, tries + 1)
+                        continue
+                    for f in pending:
+                        f.cancel()
+                    raise RuntimeError(f"shots {batch} failed after {tries + 1} attempt(s): "
+                                       f"{exc!r}; the finished shots are in the output file "
+                                       "and a rerun resumes") from exc
+                yield batch, data
+
+
+def _executor(cfg: JobConfig, payload: dict, executor):
+    """(submit function, closer) for the job's executor."""
+    par = cfg.parallel
+    kind = par.get("executor", "serial")
+    if executor is not None:  # any concurrent.futures.Executor from the caller
+        return (lambda b: executor.submit(forward_batch, payload, b)), (lambda: None)
+    if kind == "serial":
+        pool = cf.ThreadPoolExecutor(1)  # one at a time, in this process
+        return (lambda b: pool.submit(forward_batch, payload, b)), pool.shutdown
+    workers = par.get("workers", 2)
+    if kind == "processes":
+        # spawn: a forked child of a process that ran OpenMP threads may hang.
+        pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                      initializer=_init_worker, initargs=(payload,))
+        return (lambda b: pool.submit(_worker_batch, b)), pool.shutdown
+    from distributed import Client, LocalCluster  # noqa: PLC0415 - optional: wavecore[hpc]
+
+    if par.get("scheduler"):
+        client, cluster = Client(par["scheduler"]), None
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    scattered = client.scatter(payload, broadcast=True)  # the model goes once per worker
+
+    def close():
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+    executor = client.get_executor(pure=False)  # concurrent.futures interface
+    return (lambda b: executor.submit(forward_batch, scattered, b)), close
+
+
+def run_forward_job(config, *, quiet: bool = True, dry_run: bool = False,
+                    executor=None) -> dict:
+    """Run (or with ``dry_run`` only plan) the forward job of a configuration file.
+
+    Returns a summary: shots, shots run now, skipped (already in the file),
+    seconds, output path (and the plan with ``dry_run``).
+    """
+    cfg = config if isinstance(config, JobConfig) else load_config(config)
+    payload = job_payload(cfg)
+    n = len(payload["sources"])
+    per_task = cfg.parallel.get("shots_per_task", 1)
+    if dry_run:
+        return _plan(cfg, payload, per_task)
+    probe = forward_batch({**payload, "amplitude": payload["amplitude"][:2]}, [0])
+    shot_shape = (*probe.shape[1:-1], payload["amplitude"].size)
+    meta = dict(system=payload["system"], dt=payload["dt"], spacing=payload["spacing"],
+                stencil=payload["options"]["stencil"], nt=payload["amplitude"].size,
+                options={k: v for k, v in payload["options"].items()})
+    out = ShotFile(cfg.resolve(cfg.output["path"]), cfg, shot_shape, payload["epsilon"].dtype,
+                   meta, payload["sources"], payload["receivers"])
+    start = time.perf_counter()
+    try:
+        finished = out.finished()
+        todo = [s for s in range(n) if s not in finished]
+        batches = [todo[i:i + per_task] for i in range(0, len(todo), per_task)]
+        submit, close = _executor(cfg, payload, executor)
+        progress = _progress(len(todo), quiet)
+        try:
+            for batch, data in _Runner(submit, cfg.parallel.get("retries", 1)).run(batches):
+                for shot, trace in zip(batch, data):
+                    out.write(shot, trace)
+                progress.update(len(batch))
+        finally:
+            progress.close()
+            close()
+    finally:
+        out.close()
+    return dict(shots=n, run=len(todo), skipped=len(finished),
+                seconds=time.perf_counter() - start, output=str(out.path))
+
+
+def _progress(total: int, quiet: bool):
+    try:
+        from tqdm import tqdm  # noqa: PLC0415 - optional
+    except ImportError:
+        tqdm = None
+    if quiet or tqdm is None:
+        class _Silent:
+            def update(self, k):
+                pass
+
+            def close(self):
+                pass
+        return _Silent()
+    return tqdm(total=total, unit="shot", desc="shots")
+
+
+def _plan(cfg: JobConfig, payload: dict, per_task: int) -> dict:
+    """Cells, steps, memory per task and an estimated time from a short run."""
+    system = payload["system"]
+    nt = payload["amplitude"].size
+    calib_nt = min(nt, 20)
+    batch = list(range(min(per_task, len(payload["sources"]))))
+    short = {**payload, "amplitude": payload["amplitude"][:calib_nt]}
+    forward_batch(short, batch)  # warm-up
+    t = time.perf_counter()
+    forward_batch(short, batch)
+    per_step = (time.perf_counter() - t) / calib_nt
+    memory = estimate_memory(payload["epsilon"], payload["sigma"], payload["mu"],
+                             payload["spacing"], payload["dt"],
+                             np.zeros((len(batch), 1, nt), payload["epsilon"].dtype),
+                             payload["sources"][batch], payload["receivers"][batch],
+                             system=system, stencil=payload["options"]["stencil"],
+                             pml_width=payload["options"]["pml_width"])
+    tasks = -(-len(payload["sources"]) // per_task)
+    workers = 1 if cfg.parallel.get("executor", "serial") == "serial" else \
+        cfg.parallel.get("workers", 2)
+    return dict(system=system, model_cells=int(np.prod(payload["epsilon"].shape)),
+                shots=len(payload["sources"]), steps=nt, tasks=tasks,
+                memory_per_task=memory.peak, snapshot_bytes=0,
+                seconds_per_task=per_step * nt,
+                estimated_seconds=per_step * nt * -(-tasks // workers),
+                output=str(cfg.resolve(cfg.output["path"])))
