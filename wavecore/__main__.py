@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--threads", type=int, default=None, help="OpenMP threads")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.add_argument("--no-plot", action="store_true", help="do not write the PNG")
+    demo.add_argument("--fwi", action="store_true",
+                      help="invert a built-in synthetic for permittivity instead (needs scipy)")
     commands.add_parser("info", help="show the build configuration (show_config)")
     forward = commands.add_parser("forward", help="run the forward job of a TOML file "
                                   "(receiver data to HDF5; a rerun resumes)")
@@ -33,6 +35,17 @@ def main(argv: list[str] | None = None) -> int:
         from .config import show_config
 
         show_config()
+        return 0
+    if args.fwi:
+        from .demo import run_fwi_demo
+
+        s = run_fwi_demo(args.out, quick=args.quick, n_threads=args.threads, quiet=args.quiet,
+                         plot=not args.no_plot)
+        print(f"FWI of a {s['grid'][0]} x {s['grid'][1]} model, {s['shots']} shots, "
+              f"{s['iterations']} iterations in {s['seconds']:.1f} s")
+        print(f"misfit (full band): {s['misfit_reduction']:.3g} of its start; permittivity "
+              f"error {100 * s['model_error_start']:.1f} % -> {100 * s['model_error_final']:.1f} %")
+        print(f"results:   {s['npz']}" + (f", {s['png']}" if s["png"] else ""))
         return 0
     from .demo import run_demo
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GprModel", "buried_pipe_and_void"]
+__all__ = ["GprModel", "buried_pipe_and_void", "pipe_and_wet_layer"]
 
 
 @dataclass
@@ -69,3 +69,26 @@ def buried_pipe_and_void(spacing: float = 0.01, width: float = 3.0, depth: float
     return GprModel(eps.astype(dtype), sig.astype(dtype), np.ones((nz, nx), dtype), spacing,
                     surface_row=surface, antenna_row=max(surface - 2, 0),
                     description="layered soil with a buried metal pipe and an air void")
+
+
+def pipe_and_wet_layer(spacing: float = 0.04, width: float = 2.4, depth: float = 1.2,
+                       dtype=np.float32) -> GprModel:
+    """A small synthetic for inversion demos: 12 cm of air over dry sand
+    (epsilon 4, 2 mS/m) with a water-filled plastic pipe (epsilon 16, 12 cm
+    radius) at 0.4 m depth and a wet sand layer (epsilon 9, 10 mS/m) from 0.7 m."""
+    nz, nx = int(round(depth / spacing)), int(round(width / spacing))
+    z = (np.arange(nz)[:, None] + 0.5) * spacing
+    x = (np.arange(nx)[None, :] + 0.5) * spacing
+    air = 0.12
+    eps = np.ones((nz, nx))
+    sig = np.zeros((nz, nx))
+    soil = np.broadcast_to(z >= air, (nz, nx))
+    eps[soil], sig[soil] = 4.0, 2e-3
+    wet = soil & (z >= air + 0.58)
+    eps[wet], sig[wet] = 9.0, 1e-2
+    pipe = (z - (air + 0.28)) ** 2 + (x - width / 2) ** 2 <= 0.12**2
+    eps[pipe] = 16.0
+    surface = int(np.ceil(air / spacing - 0.5))
+    return GprModel(eps.astype(dtype), sig.astype(dtype), np.ones((nz, nx), dtype), spacing,
+                    surface_row=surface, antenna_row=max(surface - 1, 0),
+                    description="dry sand with a water-filled pipe over a wet layer")
