@@ -207,3 +207,45 @@ def test_cli_forward_dry_run_and_errors(tmp_path, capsys):
     bad = write(tmp_path, name="bad.toml", solver="order = 4")
     assert main(["forward", str(bad)]) == 2
     assert "[solver.order] unknown key" in capsys.readouterr().err
+
+
+def test_segy_export_reads_back(tmp_path):
+    segyio = pytest.importorskip("segyio", reason="SEG-Y export needs segyio")
+    from wavecore.jobs.export import write_segy
+
+    path = write(tmp_path)
+    run_forward_job(path)
+    out = read_shots(tmp_path / "out.h5")
+    segy = write_segy(tmp_path / "out.sgy", out["receiver_data"], 1.234e-11,
+                      out["source_location"], out["receiver_location"], (0.05, 0.05))
+    with segyio.open(str(segy), ignore_geometry=True) as f:
+        traces = segyio.tools.collect(f.trace[:])
+        assert traces.shape == (12, 80)
+        np.testing.assert_array_equal(traces.reshape(6, 2, 80),
+                                      out["receiver_data"].astype(np.float32))
+        assert f.bin[segyio.BinField.Interval] == 12  # picoseconds
+        assert f.header[3][segyio.TraceField.FieldRecord] == 2
+        assert f.header[3][segyio.TraceField.GroupX] == int(round(
+            out["receiver_location"][1][1][1] * 50))
+        assert "1.234000e-11 s" in segyio.tools.wrap(f.text[0])
+
+
+def test_gprmax_reader(tmp_path):
+    from wavecore.jobs.export import read_gprmax
+
+    rng = np.random.default_rng(0)
+    with h5py.File(tmp_path / "model.out", "w") as f:  # the layout gprMax writes
+        f.attrs["dt"] = 2.5e-12
+        f.attrs["Iterations"] = 50
+        for k in (1, 2, 10):
+            g = f.create_group(f"rxs/rx{k}")
+            g.attrs["Position"] = (0.1 * k, 0.2, 0.0)
+            for c in ("Ez", "Hx", "Hy"):
+                g[c] = rng.standard_normal(50)
+        f.create_group("srcs/src1").attrs["Position"] = (0.05, 0.2, 0.0)
+    got = read_gprmax(tmp_path / "model.out")
+    assert sorted(got["data"]) == ["Ez", "Hx", "Hy"] and got["data"]["Ez"].shape == (3, 50)
+    assert got["dt"] == 2.5e-12
+    np.testing.assert_allclose(got["receiver_positions"][:, 0], [0.1, 0.2, 1.0])
+    with h5py.File(tmp_path / "model.out", "r") as f:
+        np.testing.assert_array_equal(got["data"]["Hx"][2], f["rxs/rx10/Hx"][...])
