@@ -249,3 +249,21 @@ def test_gprmax_reader(tmp_path):
     np.testing.assert_allclose(got["receiver_positions"][:, 0], [0.1, 0.2, 1.0])
     with h5py.File(tmp_path / "model.out", "r") as f:
         np.testing.assert_array_equal(got["data"]["Hx"][2], f["rxs/rx10/Hx"][...])
+
+
+def test_cli_plot_and_export(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="plots need matplotlib")
+    pytest.importorskip("segyio", reason="SEG-Y export needs segyio")
+    path = write(tmp_path)
+    run_forward_job(path)
+    h5 = str(tmp_path / "out.h5")
+    assert main(["plot", h5, "--out", str(tmp_path / "bscan.png")]) == 0
+    assert main(["plot", h5, "--shot", "2", "--out", str(tmp_path / "gather.png")]) == 0
+    assert main(["export", h5, "--segy", str(tmp_path / "o.sgy")]) == 0
+    for name in ("bscan.png", "gather.png", "o.sgy"):
+        assert (tmp_path / name).stat().st_size > 1000, name
+    assert main(["demo", "--fwi", "--quick", "--quiet", "--out", str(tmp_path / "fwi")]) == 0
+    assert (tmp_path / "fwi" / "fwi.png").exists()
+    assert main(["plot", str(tmp_path / "fwi" / "fwi.npz"), "--out",
+                 str(tmp_path / "inv.png")]) == 0
+    assert (tmp_path / "inv_misfit.png").exists()

@@ -26,10 +26,26 @@ def main(argv: list[str] | None = None) -> int:
     forward.add_argument("--dry-run", action="store_true",
                          help="print the plan (cells, steps, memory, estimated time) only")
     forward.add_argument("--quiet", action="store_true", help="no progress bar")
+    plot = commands.add_parser("plot", help="draw a job file (B-scan of one receiver over "
+                               "all shots, or a shot gather) or an FWI result (fwi.npz)")
+    plot.add_argument("file", help="an HDF5 job file or an fwi.npz")
+    plot.add_argument("--out", required=True, help="PNG file to write")
+    plot.add_argument("--shot", type=int, default=None,
+                      help="draw this shot's gather instead of the B-scan")
+    plot.add_argument("--receiver", type=int, default=0, help="receiver of the B-scan")
+    export = commands.add_parser("export", help="write a job file's receiver data as SEG-Y")
+    export.add_argument("file", help="the HDF5 job file")
+    export.add_argument("--segy", required=True, help="SEG-Y file to write")
+    export.add_argument("--component", type=int, default=0,
+                        help="component index for 3-D jobs with several components")
     args = parser.parse_args(argv)
 
     if args.command == "forward":
         return _forward(args)
+    if args.command == "plot":
+        return _plot(args)
+    if args.command == "export":
+        return _export(args)
 
     if args.command == "info":
         from .config import show_config
@@ -82,6 +98,54 @@ def _forward(args) -> int:
         return 0
     print(f"{summary['run']} shot(s) run, {summary['skipped']} already done, "
           f"{summary['seconds']:.1f} s -> {summary['output']}")
+    return 0
+
+
+def _job_data(path):
+    import json
+
+    from .jobs.io import read_shots
+
+    out = read_shots(path)
+    attrs = out["attrs"]
+    return out, float(attrs["dt"]), json.loads(attrs["spacing"])
+
+
+def _plot(args) -> int:
+    from . import plots
+
+    if str(args.file).endswith(".npz"):
+        import numpy as np
+
+        z = np.load(args.file)
+        ax = plots.image(z["inverted"], title="inverted permittivity")
+        plots.save(ax, args.out)
+        ax = plots.misfit_curve(z["misfit"], stages=z["stage"])
+        stem = args.out[:-4] if args.out.endswith(".png") else args.out
+        print(f"wrote {args.out} and {plots.save(ax, stem + '_misfit.png')}")
+        return 0
+    out, dt, _ = _job_data(args.file)
+    data = out["receiver_data"]
+    data = data.reshape(data.shape[0], -1, data.shape[-1])  # components and receivers flat
+    if args.shot is None:
+        ax = plots.radargram(data[:, args.receiver], dt,
+                             title=f"B-scan, receiver {args.receiver}")
+    else:
+        ax = plots.radargram(data[args.shot], dt, title=f"shot {args.shot}")
+    print(f"wrote {plots.save(ax, args.out)}")
+    return 0
+
+
+def _export(args) -> int:
+    from .jobs.export import write_segy
+
+    out, dt, spacing = _job_data(args.file)
+    data = out["receiver_data"]
+    if data.ndim == 4:
+        data = data[:, args.component]
+    path = write_segy(args.segy, data, dt, out["source_location"], out["receiver_location"],
+                      spacing, note=f"from {args.file}")
+    print(f"wrote {path}")
     return 0
 
 

@@ -1,0 +1,90 @@
+"""Figures (matplotlib, optional: ``pip install wavecore[plot]``): radargrams,
+wavefield snapshots, model and gradient images, misfit curves. Each function
+draws on ``ax`` (a new figure when None) and returns the axes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _axes(ax):
+    if ax is not None:
+        return ax
+    import matplotlib  # noqa: PLC0415
+
+    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    return plt.subplots(figsize=(8, 4.5), constrained_layout=True)[1]
+
+
+def radargram(traces: np.ndarray, dt: float, *, ax=None, clip: float = 0.99,
+              gain: float | None = 1.0, title: str = "radargram"):
+    """Traces ``[n_traces, nt]`` as a B-scan (time down, ns), with a time-power
+    gain ``t**gain`` (None: no gain) and a symmetric colour scale clipped at
+    the ``clip`` quantile of |amplitude|."""
+    ax = _axes(ax)
+    data = np.asarray(traces, np.float64).T
+    t = np.arange(data.shape[0]) * dt
+    if gain:
+        data = data * (t[:, None] / t[-1] if t[-1] else 1.0) ** gain
+    v = np.quantile(np.abs(data), clip) or 1.0
+    ax.imshow(data, aspect="auto", cmap="gray", vmin=-v, vmax=v,
+              extent=(-0.5, data.shape[1] - 0.5, t[-1] * 1e9, 0))
+    ax.set_xlabel("trace")
+    ax.set_ylabel("time (ns)")
+    ax.set_title(title)
+    return ax
+
+
+def image(values: np.ndarray, spacing=None, *, ax=None, title: str = "", cmap: str = "viridis",
+          symmetric: bool = False, label: str = ""):
+    """A model, gradient or wavefield ``[nz, nx]`` (a 3-D array: its middle y slice)."""
+    ax = _axes(ax)
+    a = np.asarray(values, np.float64)
+    if a.ndim == 3:
+        a = a[:, a.shape[1] // 2]
+    h = (1.0, 1.0) if spacing is None else (np.broadcast_to(spacing, (2,)) if np.ndim(
+        spacing) == 0 else (spacing[0], spacing[-1]))
+    kw = {}
+    if symmetric:
+        v = np.abs(a).max() or 1.0
+        kw = dict(vmin=-v, vmax=v, cmap="RdBu_r")
+    im = ax.imshow(a, cmap=kw.pop("cmap", cmap), extent=(0, a.shape[1] * h[1],
+                                                         a.shape[0] * h[0], 0), **kw)
+    ax.figure.colorbar(im, ax=ax, label=label)
+    unit = "m" if spacing is not None else "cells"
+    ax.set_xlabel(f"x ({unit})")
+    ax.set_ylabel(f"z ({unit})")
+    ax.set_title(title)
+    return ax
+
+
+def wavefield(field: np.ndarray, spacing=None, *, ax=None, title: str = "wavefield"):
+    """A wavefield snapshot with a symmetric colour scale."""
+    return image(field, spacing, ax=ax, title=title, symmetric=True)
+
+
+def misfit_curve(misfits, *, ax=None, stages=None, title: str = "misfit"):
+    """Misfit per iteration on a log scale (stage boundaries marked)."""
+    ax = _axes(ax)
+    m = np.asarray(misfits, float)
+    ax.semilogy(m, ".-")
+    if stages is not None:
+        s = np.asarray(stages)
+        for k in np.flatnonzero(np.diff(s)) + 1:
+            ax.axvline(k - 0.5, color="0.7", lw=0.8)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("misfit")
+    ax.set_title(title)
+    return ax
+
+
+def save(ax, path) -> str:
+    """Write the figure of ``ax`` and close it."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    ax.figure.savefig(path, dpi=110)
+    plt.close(ax.figure)
+    return str(path)
