@@ -109,3 +109,31 @@ def test_demo_fwi_quick(tmp_path, capsys):
     assert "misfit (full band)" in out and "permittivity error" in out
     saved = np.load(tmp_path / "fwi.npz")
     assert saved["misfit"][-1] < saved["misfit"][saved["stage"] == 1][0]
+
+
+def test_shot_parallel_gradients_equal_serial():
+    import concurrent.futures as cf
+    import multiprocessing
+
+    p, _ = tiny()
+    serial = invert(**p, parameters=("epsilon", "sigma"), method="sd", iterations=2)
+    with cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ex:
+        parallel = invert(**p, parameters=("epsilon", "sigma"), method="sd", iterations=2,
+                          executor=ex, shots_per_task=1)
+    for a, b in zip(serial.history, parallel.history):
+        assert a["misfit"] == pytest.approx(b["misfit"], rel=1e-12)
+    for name in ("epsilon", "sigma"):
+        a, b = getattr(serial, name), getattr(parallel, name)
+        assert np.abs(a - b).max() <= 1e-12 * np.abs(a).max()
+
+
+def test_dask_gradients_equal_serial():
+    distributed = pytest.importorskip("distributed", reason="Dask runs need wavecore[hpc]")
+    p, _ = tiny()
+    serial = invert(**p, parameters="epsilon", method="sd", iterations=1)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        parallel = invert(**p, parameters="epsilon", method="sd", iterations=1,
+                          executor=client.get_executor(pure=False), shots_per_task=2)
+    assert np.abs(serial.epsilon - parallel.epsilon).max() <= 1e-12 * serial.epsilon.max()

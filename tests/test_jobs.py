@@ -267,3 +267,24 @@ def test_cli_plot_and_export(tmp_path, capsys):
     assert main(["plot", str(tmp_path / "fwi" / "fwi.npz"), "--out",
                  str(tmp_path / "inv.png")]) == 0
     assert (tmp_path / "inv_misfit.png").exists()
+
+
+def test_cli_fwi_two_iterations(tmp_path, capsys):
+    pytest.importorskip("scipy", reason="FWI needs scipy")
+    truth = write(tmp_path, name="truth.toml")
+    run_forward_job(truth)  # the observed data of the built-in model
+    text = JOB.replace('builtin = "buried_pipe_and_void"\n', 'epsilon = 4.0\nsigma = 1e-3\n'
+                       'mu = 1.0\nshape = [30, 60]\n').replace('path = "out.h5"',
+                                                               'path = "fwi.npz"')
+    text += ('\n[inversion]\nobserved = "out.h5"\nparameters = ["epsilon"]\niterations = 2\n'
+             'method = "sd"\nbounds = {epsilon = [1.0, 20.0]}\nfixed_rows = 2\n'
+             'checkpoint_dir = "ckpt"\n')
+    path = write(tmp_path, text, name="fwi.toml")
+    assert main(["fwi", str(path), "--quiet"]) == 0
+    assert "3 iterations: misfit" in capsys.readouterr().out  # the start and two steps
+    result = np.load(tmp_path / "fwi.npz")
+    assert result["misfit"][-1] < result["misfit"][0]
+    assert len(list((tmp_path / "ckpt").glob("iter_*.npz"))) == 3
+    bad = write(tmp_path, text.replace('method = "sd"', 'method = "bfgs"'), name="bad.toml")
+    assert main(["fwi", str(bad)]) == 2
+    assert "[inversion.method]" in capsys.readouterr().err

@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     forward.add_argument("--dry-run", action="store_true",
                          help="print the plan (cells, steps, memory, estimated time) only")
     forward.add_argument("--quiet", action="store_true", help="no progress bar")
+    fwi = commands.add_parser("fwi", help="invert the data of a forward job ([inversion] "
+                              "section; checkpoints each iteration)")
+    fwi.add_argument("config", help="the job's TOML file")
+    fwi.add_argument("--quiet", action="store_true", help="no per-iteration lines")
     plot = commands.add_parser("plot", help="draw a job file (B-scan of one receiver over "
                                "all shots, or a shot gather) or an FWI result (fwi.npz)")
     plot.add_argument("file", help="an HDF5 job file or an fwi.npz")
@@ -44,6 +48,18 @@ def main(argv: list[str] | None = None) -> int:
         return _forward(args)
     if args.command == "plot":
         return _plot(args)
+    if args.command == "fwi":
+        from .jobs import ConfigError
+        from .jobs.fwi_job import run_fwi_job
+
+        try:
+            s = run_fwi_job(args.config, quiet=args.quiet)
+        except ConfigError as exc:
+            print(f"wavecore fwi: {exc}", file=sys.stderr)
+            return 2
+        print(f"{s['iterations']} iterations: misfit {s['misfit_first']:.4g} -> "
+              f"{s['misfit_last']:.4g}; model in {s['output']}")
+        return 0
     if args.command == "export":
         return _export(args)
 

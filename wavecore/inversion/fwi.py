@@ -69,21 +69,38 @@ def lowpass(signal: np.ndarray, corner: float | None, dt: float) -> np.ndarray:
     return sosfiltfilt(sos, signal, axis=-1).astype(signal.dtype)
 
 
+def shot_gradients(spec: dict, models: dict, shots) -> tuple:
+    """Misfit and raw model gradients of some shots (runs in a worker)."""
+    fn = _tm2d.tm2d if spec["system"] == "tm2d" else _maxwell3d.maxwell3d
+    misfit = MISFITS[spec["misfit"]] if isinstance(spec["misfit"], str) else spec["misfit"]
+    res = fn(models["epsilon"], models["sigma"], models["mu"], spec["spacing"], spec["dt"],
+             spec["amplitude"][shots], spec["sources"][shots], spec["receivers"][shots],
+             requires_grad=spec["parameters"], **spec["options"])
+    value, residual = misfit(res.receiver_data, spec["observed"][shots])
+    grads = res.vjp(residual.astype(res.receiver_data.dtype))
+    return value, {p: getattr(grads, p).astype(np.float64) for p in spec["parameters"]}
+
+
 class Problem:
-    """The objective of one stage: misfit and gradient in the scaled unknowns."""
+    """The objective of one stage: misfit and gradient in the scaled unknowns.
+
+    With an ``executor`` the shots are split into tasks of ``shots_per_task``
+    shots whose misfits and gradients are summed (the model goes with every
+    task, as it changes with every evaluation)."""
 
     def __init__(self, observed, models, spacing, dt, amplitude, sources, receivers, *,
-                 system, parameters, bounds, misfit, mask, smoothing, options):
-        self.observed, self.models = observed, models
-        self.spacing, self.dt, self.amplitude = spacing, dt, amplitude
-        self.sources, self.receivers = sources, receivers
-        self.fn = _tm2d.tm2d if system == "tm2d" else _maxwell3d.maxwell3d
+                 system, parameters, bounds, misfit, mask, smoothing, options,
+                 executor=None, shots_per_task=1):
+        self.models = models
         self.parameters, self.bounds = parameters, bounds
-        self.misfit = MISFITS[misfit] if isinstance(misfit, str) else misfit
         self.mask = mask
         self.smoothing, self.options = smoothing, options
         self.shots = np.arange(len(sources))
         self.evaluations = 0
+        self.executor, self.shots_per_task = executor, shots_per_task
+        self.spec = dict(system=system, spacing=spacing, dt=dt, amplitude=amplitude,
+                         sources=sources, receivers=receivers, observed=observed,
+                         parameters=parameters, misfit=misfit, options=options)
 
     def to_x(self, models) -> np.ndarray:
         return np.concatenate([((models[p] - lo) / (hi - lo))[self.mask]
@@ -104,15 +121,20 @@ class Problem:
     def __call__(self, x) -> tuple[float, np.ndarray]:
         self.evaluations += 1
         m = self.to_models(x)
-        s = self.shots
-        res = self.fn(m["epsilon"], m["sigma"], m["mu"], self.spacing, self.dt,
-                      self.amplitude[s], self.sources[s], self.receivers[s],
-                      requires_grad=self.parameters, **self.options)
-        value, residual = self.misfit(res.receiver_data, self.observed[s])
-        grads = res.vjp(residual.astype(res.receiver_data.dtype))
+        if self.executor is None:
+            value, grads = shot_gradients(self.spec, m, self.shots)
+        else:
+            k = self.shots_per_task
+            tasks = [self.executor.submit(shot_gradients, self.spec, m, self.shots[i:i + k])
+                     for i in range(0, len(self.shots), k)]
+            value, grads = 0.0, {p: 0.0 for p in self.parameters}
+            for task in tasks:  # summed in submission order: the same on every run
+                v, g = task.result()
+                value += v
+                grads = {p: grads[p] + g[p] for p in self.parameters}
         parts = []
         for p, (lo, hi) in self._ranges():
-            g = getattr(grads, p).astype(np.float64)
+            g = grads[p]
             if self.smoothing:
                 from scipy.ndimage import gaussian_filter  # noqa: PLC0415
 
@@ -141,11 +163,15 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
            bounds: Bounds | None = None, misfit="l2", method: str = "lbfgs",
            iterations: int = 10, frequencies=(None,), batch_size: int | None = None,
            seed: int = 0, smoothing: float = 0.0, mask=None, checkpoint_dir=None,
-           resume: bool = True, callback=None, **solver_options) -> FwiResult:
+           resume: bool = True, callback=None, executor=None, shots_per_task: int = 1,
+           **solver_options) -> FwiResult:
     """Invert ``observed`` receiver data for ``parameters`` from a starting model.
 
     ``observed`` has the shape of the forward data of the same acquisition;
     ``solver_options`` go to ``tm2d``/``maxwell3d`` (stencil, pml_width, ...).
+    ``executor`` (any concurrent.futures.Executor, e.g. a process pool or
+    ``dask.distributed.Client.get_executor()``) spreads the shots of every
+    evaluation over its workers in tasks of ``shots_per_task`` shots.
     ``callback(record)`` runs after every iteration with its history record.
     Returns the final model and the history (misfit per iteration and stage).
     """
@@ -191,7 +217,8 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
         problem = Problem(lowpass(observed, corner, dt), models, grid_spacing, dt,
                           lowpass(amplitude, corner, dt), sources, receivers, system=system,
                           parameters=parameters, bounds=bounds, misfit=misfit, mask=mask,
-                          smoothing=smoothing, options=solver_options)
+                          smoothing=smoothing, options=solver_options, executor=executor,
+                          shots_per_task=shots_per_task)
 
         def record(x, value, k):
             entry = dict(stage=stage, iteration=k, misfit=float(value),

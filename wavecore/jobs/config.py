@@ -46,6 +46,8 @@ SECTIONS = {
                "receiver_component"},
     "output": {"path", "overwrite"},
     "parallel": {"executor", "workers", "shots_per_task", "retries", "scheduler"},
+    "inversion": {"observed", "parameters", "method", "iterations", "misfit", "frequencies",
+                  "bounds", "batch_size", "smoothing", "fixed_rows", "checkpoint_dir", "seed"},
 }
 REQUIRED = {"model": {"spacing"}, "wavelet": {"frequency", "nt"},
             "acquisition": {"first_source", "shots", "receiver_offsets"},
@@ -67,6 +69,7 @@ class JobConfig:
     solver: dict = field(default_factory=dict)
     output: dict = field(default_factory=dict)
     parallel: dict = field(default_factory=dict)
+    inversion: dict = field(default_factory=dict)
 
     @property
     def ndim(self) -> int:
@@ -201,3 +204,38 @@ def _check(cfg: JobConfig) -> None:
         _number(p, "parallel.retries", par["retries"], integer=True, minimum=0)
     if not isinstance(cfg.output["path"], str):
         _fail(p, "output.path", f"must be a file name, got {cfg.output['path']!r}")
+    if cfg.inversion:
+        _check_inversion(cfg)
+
+
+def _check_inversion(cfg: JobConfig) -> None:
+    p, inv = cfg.path, cfg.inversion
+    if "observed" not in inv:
+        _fail(p, "inversion.observed", "is required (the HDF5 file of `wavecore forward`)")
+    if not cfg.resolve(inv["observed"]).exists():
+        _fail(p, "inversion.observed", f"file {str(cfg.resolve(inv['observed']))!r} "
+                                       "does not exist")
+    params = inv.get("parameters", ["epsilon", "sigma"])
+    if not isinstance(params, list) or not params or not set(params) <= {"epsilon", "sigma"}:
+        _fail(p, "inversion.parameters", f"must list 'epsilon' and/or 'sigma', got {params!r}")
+    if inv.get("method", "lbfgs") not in ("lbfgs", "sd", "nlcg"):
+        _fail(p, "inversion.method", f"must be 'lbfgs', 'sd' or 'nlcg', got {inv['method']!r}")
+    if inv.get("misfit", "l2") not in ("l2", "ncc", "huber"):
+        _fail(p, "inversion.misfit", f"must be 'l2', 'ncc' or 'huber', got {inv['misfit']!r}")
+    for key, minimum in (("iterations", 1), ("batch_size", 1), ("fixed_rows", 0), ("seed", 0)):
+        if key in inv:
+            _number(p, f"inversion.{key}", inv[key], integer=True, minimum=minimum)
+    if "smoothing" in inv:
+        _number(p, "inversion.smoothing", inv["smoothing"], minimum=0)
+    freqs = inv.get("frequencies", [])
+    if not isinstance(freqs, list) or not all(
+            isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in freqs):
+        _fail(p, "inversion.frequencies", f"must be a list of corner frequencies in Hz "
+                                          f"(low to high; the full band follows), got {freqs!r}")
+    bounds = inv.get("bounds", {})
+    if not isinstance(bounds, dict) or not set(bounds) <= {"epsilon", "sigma"}:
+        _fail(p, "inversion.bounds", "must be a table with epsilon = [lo, hi] and/or sigma")
+    for key, pair in bounds.items():
+        if (not isinstance(pair, list) or len(pair) != 2
+                or not all(isinstance(v, (int, float)) for v in pair) or pair[0] >= pair[1]):
+            _fail(p, f"inversion.bounds.{key}", f"must be [lo, hi] with lo < hi, got {pair!r}")

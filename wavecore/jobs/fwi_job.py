@@ -1,0 +1,111 @@
+"""``wavecore fwi CONFIG``: invert the data of a ``wavecore forward`` job.
+
+The configuration is a forward job's file in which ``[model]`` is the
+starting model and ``[inversion]`` says what to invert::
+
+    [inversion]
+    observed = "survey.h5"         # the output of `wavecore forward`
+    parameters = ["epsilon"]
+    method = "lbfgs"               # "lbfgs", "sd" or "nlcg"
+    iterations = 20                # per frequency stage
+    misfit = "l2"                  # "l2", "ncc" or "huber"
+    frequencies = [2e8]            # low-pass stages (Hz), then the full band
+    bounds = {epsilon = [1, 25]}
+    fixed_rows = 3                 # rows from the top kept as given (the air)
+    checkpoint_dir = "fwi_checkpoints"
+
+``[output] path`` receives an .npz with the inverted model and the misfit
+history; ``[parallel]`` spreads the shots of every gradient over workers.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+
+import numpy as np
+
+from ..inversion import Bounds, invert
+from .config import ConfigError, JobConfig, load_config
+from .io import read_shots
+from .survey import job_payload
+
+log = logging.getLogger("wavecore.jobs")
+
+
+def _executor(cfg: JobConfig):
+    """(executor or None, closer) for the gradient shots."""
+    par = cfg.parallel
+    kind = par.get("executor", "serial")
+    if kind == "serial":
+        return None, (lambda: None)
+    workers = par.get("workers", 2)
+    if kind == "processes":
+        pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        return pool, pool.shutdown
+    from distributed import Client, LocalCluster  # noqa: PLC0415
+
+    cluster = None if par.get("scheduler") else LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(par["scheduler"]) if cluster is None else Client(cluster)
+
+    def close():
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+    return client.get_executor(pure=False), close
+
+
+def run_fwi_job(config, *, quiet: bool = True) -> dict:
+    """Run the inversion of a configuration; return a summary (misfits, output)."""
+    cfg = config if isinstance(config, JobConfig) else load_config(config)
+    if not cfg.inversion:
+        raise ConfigError(f"{cfg.path}: [inversion] is required for `wavecore fwi`")
+    inv = cfg.inversion
+    payload = job_payload(cfg)
+    observed_file = read_shots(cfg.resolve(inv["observed"]))
+    if not observed_file["done"].all():
+        raise ConfigError(f"{cfg.path}: [inversion.observed] the forward job is unfinished "
+                          f"({int((~observed_file['done']).sum())} shots missing); rerun it")
+    observed = observed_file["receiver_data"]
+    n = len(payload["sources"])
+    amplitude = np.repeat(payload["amplitude"][None, None], n, 0)
+    if observed.shape[0] != n or observed.shape[-1] != amplitude.shape[-1]:
+        raise ConfigError(f"{cfg.path}: [inversion.observed] holds data {observed.shape}, "
+                          f"but the job has {n} shots of {amplitude.shape[-1]} samples")
+    bounds = Bounds(**{k: tuple(v) for k, v in inv.get("bounds", {}).items()})
+    mask = np.ones(payload["epsilon"].shape, bool)
+    mask[:inv.get("fixed_rows", 0)] = False
+    executor, close = _executor(cfg)
+
+    def report(entry):
+        if not quiet:
+            print(f"stage {entry['stage']} iteration {entry['iteration']}: "
+                  f"misfit {entry['misfit']:.6g}", flush=True)
+
+    try:
+        result = invert(observed, payload["epsilon"], payload["sigma"], payload["mu"],
+                        payload["spacing"], payload["dt"], amplitude, payload["sources"],
+                        payload["receivers"], system=payload["system"],
+                        parameters=tuple(inv.get("parameters", ["epsilon", "sigma"])),
+                        bounds=bounds, misfit=inv.get("misfit", "l2"),
+                        method=inv.get("method", "lbfgs"), iterations=inv.get("iterations", 10),
+                        frequencies=(*inv.get("frequencies", []), None),
+                        batch_size=inv.get("batch_size"), seed=inv.get("seed", 0),
+                        smoothing=inv.get("smoothing", 0.0), mask=mask,
+                        checkpoint_dir=(str(cfg.resolve(inv["checkpoint_dir"]))
+                                        if "checkpoint_dir" in inv else None),
+                        callback=report, executor=executor,
+                        shots_per_task=cfg.parallel.get("shots_per_task", 1),
+                        **payload["options"])
+    finally:
+        close()
+    out = cfg.resolve(cfg.output["path"])
+    history = result.history
+    np.savez(out, inverted=result.epsilon, epsilon=result.epsilon, sigma=result.sigma,
+             start=payload["epsilon"], misfit=np.array([h["misfit"] for h in history]),
+             stage=np.array([h["stage"] for h in history]))
+    return dict(iterations=len(history), misfit_first=history[0]["misfit"],
+                misfit_last=history[-1]["misfit"], output=str(out))
