@@ -288,3 +288,14 @@ def test_cli_fwi_two_iterations(tmp_path, capsys):
     bad = write(tmp_path, text.replace('method = "sd"', 'method = "bfgs"'), name="bad.toml")
     assert main(["fwi", str(bad)]) == 2
     assert "[inversion.method]" in capsys.readouterr().err
+
+
+def test_step_progress_follows_the_callbacks(tmp_path):
+    from wavecore.jobs import step_progress
+
+    p = job_payload(load_config(write(tmp_path)))
+    callback, bar = step_progress(80, quiet=False)
+    forward_batch({**p, "options": {**p["options"], "forward_callback": callback,
+                                    "callback_frequency": 10}}, [0])
+    assert bar.n == 70  # callbacks run before steps 0, 10, ..., 70
+    bar.close()

@@ -98,6 +98,11 @@ class Problem:
         self.shots = np.arange(len(sources))
         self.evaluations = 0
         self.executor, self.shots_per_task = executor, shots_per_task
+        if executor is not None and options.get("device") in (None, "cpu") and \
+                "python_backend" not in options:
+            # One OpenMP thread per task unless asked: workers x threads beyond the
+            # cores makes OpenMP's spinning barriers crawl.
+            options = {"n_threads": 1, **options}
         self.spec = dict(system=system, spacing=spacing, dt=dt, amplitude=amplitude,
                          sources=sources, receivers=receivers, observed=observed,
                          parameters=parameters, misfit=misfit, options=options)
@@ -171,7 +176,8 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
     ``solver_options`` go to ``tm2d``/``maxwell3d`` (stencil, pml_width, ...).
     ``executor`` (any concurrent.futures.Executor, e.g. a process pool or
     ``dask.distributed.Client.get_executor()``) spreads the shots of every
-    evaluation over its workers in tasks of ``shots_per_task`` shots.
+    evaluation over its workers in tasks of ``shots_per_task`` shots, each
+    on one thread unless ``n_threads`` is given.
     ``callback(record)`` runs after every iteration with its history record.
     Returns the final model and the history (misfit per iteration and stage).
     """

@@ -6,6 +6,6 @@ runs the shots serially or over an executor (local processes, Dask).
 """
 
 from .config import ConfigError, JobConfig, load_config
-from .survey import run_forward_job
+from .survey import run_forward_job, step_progress
 
-__all__ = ["ConfigError", "JobConfig", "load_config", "run_forward_job"]
+__all__ = ["ConfigError", "JobConfig", "load_config", "run_forward_job", "step_progress"]

@@ -29,7 +29,7 @@ import numpy as np
 from ..inversion import Bounds, invert
 from .config import ConfigError, JobConfig, load_config
 from .io import read_shots
-from .survey import job_payload
+from .survey import progress_bar, job_payload
 
 log = logging.getLogger("wavecore.jobs")
 
@@ -79,11 +79,17 @@ def run_fwi_job(config, *, quiet: bool = True) -> dict:
     mask = np.ones(payload["epsilon"].shape, bool)
     mask[:inv.get("fixed_rows", 0)] = False
     executor, close = _executor(cfg)
+    stages = len(inv.get("frequencies", [])) + 1
+    bar = progress_bar(stages * (inv.get("iterations", 10) + 1), quiet, "iteration")
+    log.info("fwi %s: %d shots, %d stage(s), method %s", cfg.path, n, stages,
+             inv.get("method", "lbfgs"))
 
     def report(entry):
-        if not quiet:
-            print(f"stage {entry['stage']} iteration {entry['iteration']}: "
-                  f"misfit {entry['misfit']:.6g}", flush=True)
+        bar.update(1)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(stage=entry["stage"], misfit=f"{entry['misfit']:.4g}")
+        log.info("stage %d iteration %d: misfit %.6g", entry["stage"], entry["iteration"],
+                 entry["misfit"])
 
     try:
         result = invert(observed, payload["epsilon"], payload["sigma"], payload["mu"],
@@ -101,6 +107,7 @@ def run_fwi_job(config, *, quiet: bool = True) -> dict:
                         shots_per_task=cfg.parallel.get("shots_per_task", 1),
                         **payload["options"])
     finally:
+        bar.close()
         close()
     out = cfg.resolve(cfg.output["path"])
     history = result.history

@@ -178,7 +178,9 @@ def run_forward_job(config, *, quiet: bool = True, dry_run: bool = False,
         todo = [s for s in range(n) if s not in finished]
         batches = [todo[i:i + per_task] for i in range(0, len(todo), per_task)]
         submit, close = _executor(cfg, payload, executor)
-        progress = _progress(len(todo), quiet)
+        progress = progress_bar(len(todo), quiet, "shot")
+        log.info("forward %s: %d shots to run, %d already in %s", cfg.path, len(todo),
+                 len(finished), out.path)
         try:
             for batch, data in _Runner(submit, cfg.parallel.get("retries", 1)).run(batches):
                 for shot, trace in zip(batch, data):
@@ -193,7 +195,22 @@ def run_forward_job(config, *, quiet: bool = True, dry_run: bool = False,
                 seconds=time.perf_counter() - start, output=str(out.path))
 
 
-def _progress(total: int, quiet: bool):
+def step_progress(total_steps: int, *, quiet: bool = False, desc: str = "steps"):
+    """A forward (or backward) callback that drives a progress bar over time
+    steps, and the bar: ``cb, bar = step_progress(res_nt)``; pass
+    ``forward_callback=cb`` (with any ``callback_frequency``), ``bar.close()`` after."""
+    bar = progress_bar(total_steps, quiet, "step")
+    seen = {"step": 0}
+
+    def callback(state):
+        step = state.nt - state.step if state.is_backward else state.step
+        bar.update(max(step - seen["step"], 0))
+        seen["step"] = step
+
+    return callback, bar
+
+
+def progress_bar(total: int, quiet: bool, unit: str = "step"):
     try:
         from tqdm import tqdm  # noqa: PLC0415 - optional
     except ImportError:
@@ -206,7 +223,7 @@ def _progress(total: int, quiet: bool):
             def close(self):
                 pass
         return _Silent()
-    return tqdm(total=total, unit="shot", desc="shots")
+    return tqdm(total=total, unit=unit, desc=f"{unit}s")
 
 
 def _plan(cfg: JobConfig, payload: dict, per_task: int) -> dict:
