@@ -99,6 +99,7 @@ class _Runner:
 
     def run(self, batches):
         pending = {self.submit(b): (b, 0) for b in batches}
+        failed = []
         while pending:
             done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
             for future in done:
@@ -109,13 +110,15 @@ class _Runner:
                     if tries < self.retries:
                         log.warning("shots %s failed (%s); retrying", batch, exc)
                         pending[self.submit(batch)] = (batch, tries + 1)
-                        continue
-                    for f in pending:
-                        f.cancel()
-                    raise RuntimeError(f"shots {batch} failed after {tries + 1} attempt(s): "
-                                       f"{exc!r}; the finished shots are in the output file "
-                                       "and a rerun resumes") from exc
+                    else:  # the other batches still finish and are kept
+                        failed.append((batch, tries + 1, exc))
+                    continue
                 yield batch, data
+        if failed:
+            listing = "; ".join(f"shots {b} failed after {n} attempt(s): {e!r}"
+                                for b, n, e in failed)
+            raise RuntimeError(f"{listing}. The finished shots are in the output file and a "
+                               "rerun resumes") from failed[0][2]
 
 
 def _executor(cfg: JobConfig, payload: dict, executor):
