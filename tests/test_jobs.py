@@ -58,7 +58,7 @@ def direct(cfg_path):
 
 @pytest.mark.parametrize("change, match", [
     (dict(solver="threads = 2"), r"\[solver.threads\] unknown key"),
-    (dict(parallel='executor = "mpi"'), r"\[parallel.executor\] must be one of"),
+    (dict(parallel='executor = "slurm"'), r"\[parallel.executor\] must be one of"),
     (dict(wavelet="amplitude = 'big'"), r"\[wavelet.amplitude\] must be a number"),
     (dict(acquisition="receiver_offsets = [[0]]"), None),
     (dict(nothing="x = 1"), r"\[nothing\] unknown section"),
@@ -278,6 +278,7 @@ def test_cli_fwi_two_iterations(tmp_path, capsys):
                                                                'path = "fwi.npz"')
     text += ('\n[inversion]\nobserved = "out.h5"\nparameters = ["epsilon"]\niterations = 2\n'
              'method = "sd"\nbounds = {epsilon = [1.0, 20.0]}\nfixed_rows = 2\n'
+             'storage_compression = "bf16"\nsampling_interval = 2\n'
              'checkpoint_dir = "ckpt"\n')
     path = write(tmp_path, text, name="fwi.toml")
     assert main(["fwi", str(path), "--quiet"]) == 0

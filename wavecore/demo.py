@@ -224,16 +224,12 @@ def _plot_fwi(path: Path, true, start, inverted, history) -> str | None:
         import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError:
         return None
+    from . import plots  # noqa: PLC0415
+
     fig, axes = plt.subplots(2, 2, figsize=(10, 6), constrained_layout=True)
-    for ax, image, title in zip(axes.flat, (true, start, inverted),
-                                ("true permittivity", "starting model", "inverted")):
-        im = ax.imshow(image, vmin=1, vmax=16, cmap="viridis")
-        ax.set_title(title)
-    fig.colorbar(im, ax=axes[:, :].ravel().tolist()[:3], shrink=0.6)
-    ax = axes.flat[3]
-    ax.semilogy([h_["misfit"] for h_ in history], ".-")
-    ax.set_xlabel("iteration (both stages)")
-    ax.set_ylabel("misfit")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    for ax, values, title in zip(axes.flat, (true, start, inverted),
+                                 ("true permittivity", "starting model", "inverted")):
+        plots.image(values, ax=ax, title=title)
+    plots.misfit_curve([h_["misfit"] for h_ in history], ax=axes.flat[3],
+                       stages=[h_["stage"] for h_ in history])
+    return plots.save(axes.flat[0], path)

@@ -27,7 +27,7 @@ common-offset line survey::
     path = "survey.h5"
 
     [parallel]
-    executor = "processes"             # "serial", "processes" or "dask"
+    executor = "processes"             # "processes" (default), "serial", "dask" or "mpi"
     workers = 2
     shots_per_task = 2
 """
@@ -47,12 +47,14 @@ SECTIONS = {
     "output": {"path", "overwrite"},
     "parallel": {"executor", "workers", "shots_per_task", "retries", "scheduler"},
     "inversion": {"observed", "parameters", "method", "iterations", "misfit", "frequencies",
-                  "bounds", "batch_size", "smoothing", "fixed_rows", "checkpoint_dir", "seed"},
+                  "bounds", "batch_size", "smoothing", "fixed_rows", "checkpoint_dir", "seed",
+                  "storage_mode", "storage_compression", "sampling_interval"},
 }
 REQUIRED = {"model": {"spacing"}, "wavelet": {"frequency", "nt"},
             "acquisition": {"first_source", "shots", "receiver_offsets"},
             "output": {"path"}}
-EXECUTORS = ("serial", "processes", "dask")
+EXECUTORS = ("processes", "serial", "dask", "mpi")
+DEFAULT_EXECUTOR = "processes"
 
 
 class ConfigError(ValueError):
@@ -195,7 +197,7 @@ def _check(cfg: JobConfig) -> None:
     _number(p, "acquisition.shots", a["shots"], integer=True, minimum=1)
     _cells(p, "acquisition.receiver_offsets", a["receiver_offsets"], cfg.ndim, rows=True)
     par = cfg.parallel
-    if par.get("executor", "serial") not in EXECUTORS:
+    if par.get("executor", DEFAULT_EXECUTOR) not in EXECUTORS:
         _fail(p, "parallel.executor", f"must be one of {EXECUTORS}, got {par['executor']!r}")
     for key in ("workers", "shots_per_task"):
         if key in par:
@@ -225,6 +227,15 @@ def _check_inversion(cfg: JobConfig) -> None:
     for key, minimum in (("iterations", 1), ("batch_size", 1), ("fixed_rows", 0), ("seed", 0)):
         if key in inv:
             _number(p, f"inversion.{key}", inv[key], integer=True, minimum=minimum)
+    if inv.get("storage_mode", "auto") not in ("auto", "device", "cpu", "disk"):
+        _fail(p, "inversion.storage_mode", "must be 'auto', 'device', 'cpu' or 'disk', got "
+                                           f"{inv['storage_mode']!r}")
+    if inv.get("storage_compression", "none") not in ("none", "bf16"):
+        _fail(p, "inversion.storage_compression", "must be 'none' or 'bf16', got "
+                                                  f"{inv['storage_compression']!r}")
+    if "sampling_interval" in inv:
+        _number(p, "inversion.sampling_interval", inv["sampling_interval"], integer=True,
+                minimum=1)
     if "smoothing" in inv:
         _number(p, "inversion.smoothing", inv["smoothing"], minimum=0)
     freqs = inv.get("frequencies", [])

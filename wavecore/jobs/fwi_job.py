@@ -13,6 +13,9 @@ starting model and ``[inversion]`` says what to invert::
     bounds = {epsilon = [1, 25]}
     fixed_rows = 3                 # rows from the top kept as given (the air)
     checkpoint_dir = "fwi_checkpoints"
+    storage_mode = "auto"          # snapshots of the gradient runs, as in tm2d
+    storage_compression = "bf16"   # ("none" by default; bf16 needs float32 models)
+    sampling_interval = 2
 
 ``[output] path`` receives an .npz with the inverted model and the misfit
 history; ``[parallel]`` spreads the shots of every gradient over workers.
@@ -23,11 +26,12 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import multiprocessing
+import os
 
 import numpy as np
 
 from ..inversion import Bounds, invert
-from .config import ConfigError, JobConfig, load_config
+from .config import DEFAULT_EXECUTOR, ConfigError, JobConfig, load_config
 from .io import read_shots
 from .survey import progress_bar, job_payload
 
@@ -37,10 +41,15 @@ log = logging.getLogger("wavecore.jobs")
 def _executor(cfg: JobConfig):
     """(executor or None, closer) for the gradient shots."""
     par = cfg.parallel
-    kind = par.get("executor", "serial")
+    kind = par.get("executor", DEFAULT_EXECUTOR)
     if kind == "serial":
         return None, (lambda: None)
-    workers = par.get("workers", 2)
+    workers = par.get("workers", os.cpu_count() or 1)
+    if kind == "mpi":
+        from mpi4py.futures import MPIPoolExecutor  # noqa: PLC0415 - where MPI is used
+
+        pool = MPIPoolExecutor(max_workers=par.get("workers"))
+        return pool, pool.shutdown
     if kind == "processes":
         pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         return pool, pool.shutdown
@@ -105,6 +114,9 @@ def run_fwi_job(config, *, quiet: bool = True) -> dict:
                                         if "checkpoint_dir" in inv else None),
                         callback=report, executor=executor,
                         shots_per_task=cfg.parallel.get("shots_per_task", 1),
+                        storage_mode=inv.get("storage_mode", "auto"),
+                        storage_compression=inv.get("storage_compression", "none"),
+                        model_gradient_sampling_interval=inv.get("sampling_interval", 1),
                         **payload["options"])
     finally:
         bar.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import multiprocessing
+import os
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from ..cfl import max_stable_dt
 from ..constants import C0
 from ..estimates import estimate_memory
 from ..wavelets import ricker
-from .config import ConfigError, JobConfig, load_config
+from .config import DEFAULT_EXECUTOR, ConfigError, JobConfig, load_config
 from .io import ShotFile, load_models
 
 log = logging.getLogger("wavecore.jobs")
@@ -124,13 +125,18 @@ class _Runner:
 def _executor(cfg: JobConfig, payload: dict, executor):
     """(submit function, closer) for the job's executor."""
     par = cfg.parallel
-    kind = par.get("executor", "serial")
+    kind = par.get("executor", DEFAULT_EXECUTOR)
     if executor is not None:  # any concurrent.futures.Executor from the caller
         return (lambda b: executor.submit(forward_batch, payload, b)), (lambda: None)
     if kind == "serial":
         pool = cf.ThreadPoolExecutor(1)  # one at a time, in this process
         return (lambda b: pool.submit(forward_batch, payload, b)), pool.shutdown
-    workers = par.get("workers", 2)
+    workers = par.get("workers", os.cpu_count() or 1)
+    if kind == "mpi":
+        from mpi4py.futures import MPIPoolExecutor  # noqa: PLC0415 - where MPI is used
+
+        pool = MPIPoolExecutor(max_workers=par.get("workers"))
+        return (lambda b: pool.submit(forward_batch, payload, b)), pool.shutdown
     if kind == "processes":
         # spawn: a forked child of a process that ran OpenMP threads may hang.
         pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
@@ -247,8 +253,8 @@ def _plan(cfg: JobConfig, payload: dict, per_task: int) -> dict:
                              system=system, stencil=payload["options"]["stencil"],
                              pml_width=payload["options"]["pml_width"])
     tasks = -(-len(payload["sources"]) // per_task)
-    workers = 1 if cfg.parallel.get("executor", "serial") == "serial" else \
-        cfg.parallel.get("workers", 2)
+    workers = 1 if cfg.parallel.get("executor", DEFAULT_EXECUTOR) == "serial" else \
+        cfg.parallel.get("workers", os.cpu_count() or 1)
     return dict(system=system, model_cells=int(np.prod(payload["epsilon"].shape)),
                 shots=len(payload["sources"]), steps=nt, tasks=tasks,
                 memory_per_task=memory.peak, snapshot_bytes=0,
