@@ -281,6 +281,10 @@ def test_cli_fwi_two_iterations(tmp_path, capsys):
              'storage_compression = "bf16"\nsampling_interval = 2\n'
              'checkpoint_dir = "ckpt"\n')
     path = write(tmp_path, text, name="fwi.toml")
+    assert main(["fwi", str(path), "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert "of which snapshots" in plan and "per gradient" in plan
+    assert not (tmp_path / "fwi.npz").exists()
     assert main(["fwi", str(path), "--quiet"]) == 0
     assert "3 iterations: misfit" in capsys.readouterr().out  # the start and two steps
     result = np.load(tmp_path / "fwi.npz")

@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     fwi = commands.add_parser("fwi", help="invert the data of a forward job ([inversion] "
                               "section; checkpoints each iteration)")
     fwi.add_argument("config", help="the job's TOML file")
-    fwi.add_argument("--quiet", action="store_true", help="no per-iteration lines")
+    fwi.add_argument("--quiet", action="store_true", help="no progress bar")
+    fwi.add_argument("--dry-run", action="store_true",
+                     help="print the plan (memory, snapshot bytes, estimated time) only")
     plot = commands.add_parser("plot", help="draw a job file (B-scan of one receiver over "
                                "all shots, or a shot gather) or an FWI result (fwi.npz)")
     plot.add_argument("file", help="an HDF5 job file or an fwi.npz")
@@ -53,10 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         from .jobs.fwi_job import run_fwi_job
 
         try:
-            s = run_fwi_job(args.config, quiet=args.quiet)
+            s = run_fwi_job(args.config, quiet=args.quiet, dry_run=args.dry_run)
         except ConfigError as exc:
             print(f"wavecore fwi: {exc}", file=sys.stderr)
             return 2
+        if args.dry_run:
+            _print_plan(s)
+            print(f"estimated {s['seconds_per_iteration']:.3g} s per gradient (one per "
+                  "iteration, a few more in line searches)")
+            return 0
         print(f"{s['iterations']} iterations: misfit {s['misfit_first']:.4g} -> "
               f"{s['misfit_last']:.4g}; model in {s['output']}")
         return 0
@@ -103,18 +110,22 @@ def _forward(args) -> int:
         print(f"wavecore forward: {exc}", file=sys.stderr)
         return 2
     if args.dry_run:
-        gib = 2 ** 30
-        print(f"{summary['system']}: {summary['model_cells']} model cells, {summary['shots']} "
-              f"shots in {summary['tasks']} task(s), {summary['steps']} steps")
-        print(f"memory per task: {summary['memory_per_task'] / gib:.3g} GiB; snapshots: "
-              f"{summary['snapshot_bytes']} bytes (forward only)")
-        print(f"estimated time: {summary['seconds_per_task']:.3g} s per task, "
-              f"{summary['estimated_seconds']:.3g} s in all (from a 20-step calibration run)")
-        print(f"output: {summary['output']}")
+        _print_plan(summary)
         return 0
     print(f"{summary['run']} shot(s) run, {summary['skipped']} already done, "
           f"{summary['seconds']:.1f} s -> {summary['output']}")
     return 0
+
+
+def _print_plan(s: dict) -> None:
+    gib = 2 ** 30
+    print(f"{s['system']}: {s['model_cells']} model cells, {s['shots']} shots in "
+          f"{s['tasks']} task(s), {s['steps']} steps")
+    print(f"memory per task: {s['memory_per_task'] / gib:.3g} GiB, of which snapshots "
+          f"{s['snapshot_bytes'] / gib:.3g} GiB")
+    print(f"estimated time: {s['seconds_per_task']:.3g} s per task, "
+          f"{s['estimated_seconds']:.3g} s in all (from a 20-step calibration run)")
+    print(f"output: {s['output']}")
 
 
 def _job_data(path):

@@ -27,13 +27,16 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
+import time
 
 import numpy as np
 
+from ..estimates import estimate_memory
 from ..inversion import Bounds, invert
+from ..inversion.fwi import shot_gradients
 from .config import DEFAULT_EXECUTOR, ConfigError, JobConfig, load_config
 from .io import read_shots
-from .survey import progress_bar, job_payload
+from .survey import forward_batch, job_payload, progress_bar
 
 log = logging.getLogger("wavecore.jobs")
 
@@ -67,13 +70,61 @@ def _executor(cfg: JobConfig):
     return client.get_executor(pure=False), close
 
 
-def run_fwi_job(config, *, quiet: bool = True) -> dict:
-    """Run the inversion of a configuration; return a summary (misfits, output)."""
+def _storage(inv: dict) -> dict:
+    return dict(storage_mode=inv.get("storage_mode", "auto"),
+                storage_compression=inv.get("storage_compression", "none"),
+                model_gradient_sampling_interval=inv.get("sampling_interval", 1))
+
+
+def plan_fwi_job(cfg: JobConfig, payload: dict) -> dict:
+    """Memory and snapshot bytes of one gradient task, and the time of an
+    iteration estimated from a 20-step gradient run of one task."""
+    inv = cfg.inversion
+    per_task = cfg.parallel.get("shots_per_task", 1)
+    shots = np.arange(min(per_task, len(payload["sources"])))
+    nt = payload["amplitude"].size
+    params = tuple(inv.get("parameters", ["epsilon", "sigma"]))
+    spec = dict(system=payload["system"], spacing=payload["spacing"], dt=payload["dt"],
+                amplitude=np.repeat(payload["amplitude"][None, None, :20], len(shots), 0),
+                sources=payload["sources"], receivers=payload["receivers"],
+                observed=np.zeros((len(payload["sources"]), 1, 1)), parameters=params,
+                misfit="l2", options={**payload["options"], **_storage(inv)})
+    probe = forward_batch({**payload, "amplitude": payload["amplitude"][:20]}, list(shots))
+    spec["observed"] = np.zeros((len(payload["sources"]), *probe.shape[1:]), probe.dtype)
+    shot_gradients(spec, payload, shots)  # warm-up
+    start = time.perf_counter()
+    shot_gradients(spec, payload, shots)
+    per_step = (time.perf_counter() - start) / min(nt, 20)
+    memory = estimate_memory(payload["epsilon"], payload["sigma"], payload["mu"],
+                             payload["spacing"], payload["dt"],
+                             np.zeros((len(shots), 1, nt), payload["epsilon"].dtype),
+                             payload["sources"][shots], payload["receivers"][shots],
+                             system=payload["system"], requires_grad=params,
+                             stencil=payload["options"]["stencil"],
+                             pml_width=payload["options"]["pml_width"], **_storage(inv))
+    tasks = -(-len(payload["sources"]) // per_task)
+    workers = 1 if cfg.parallel.get("executor", DEFAULT_EXECUTOR) == "serial" else \
+        cfg.parallel.get("workers", os.cpu_count() or 1)
+    per_iteration = per_step * nt * -(-tasks // workers)
+    stages = len(inv.get("frequencies", [])) + 1
+    return dict(system=payload["system"], model_cells=int(np.prod(payload["epsilon"].shape)),
+                shots=len(payload["sources"]), steps=nt, tasks=tasks,
+                memory_per_task=memory.peak, snapshot_bytes=memory.snapshots,
+                seconds_per_task=per_step * nt, seconds_per_iteration=per_iteration,
+                estimated_seconds=per_iteration * stages * inv.get("iterations", 10),
+                output=str(cfg.resolve(cfg.output["path"])))
+
+
+def run_fwi_job(config, *, quiet: bool = True, dry_run: bool = False) -> dict:
+    """Run (or with ``dry_run`` only plan) the inversion of a configuration;
+    return a summary (misfits and output, or the plan)."""
     cfg = config if isinstance(config, JobConfig) else load_config(config)
     if not cfg.inversion:
         raise ConfigError(f"{cfg.path}: [inversion] is required for `wavecore fwi`")
     inv = cfg.inversion
     payload = job_payload(cfg)
+    if dry_run:
+        return plan_fwi_job(cfg, payload)
     observed_file = read_shots(cfg.resolve(inv["observed"]))
     if not observed_file["done"].all():
         raise ConfigError(f"{cfg.path}: [inversion.observed] the forward job is unfinished "
@@ -114,10 +165,7 @@ def run_fwi_job(config, *, quiet: bool = True) -> dict:
                                         if "checkpoint_dir" in inv else None),
                         callback=report, executor=executor,
                         shots_per_task=cfg.parallel.get("shots_per_task", 1),
-                        storage_mode=inv.get("storage_mode", "auto"),
-                        storage_compression=inv.get("storage_compression", "none"),
-                        model_gradient_sampling_interval=inv.get("sampling_interval", 1),
-                        **payload["options"])
+                        **_storage(inv), **payload["options"])
     finally:
         bar.close()
         close()
