@@ -20,7 +20,7 @@ import numpy as np
 from . import _checks as checks
 from ._gradient import GradientContext, attach_chunk, detach_snapshots, segments
 from ._inputs import check_callback, validate_acquisition, validate_models
-from ._xp import any_cupy, to_cupy, to_numpy
+from ._xp import any_cupy, from_dlpack_like, to_cupy, to_numpy
 from .backends import backend_class
 from .backends.cpu import resolve_threads
 from .callbacks import CallbackState
@@ -99,10 +99,19 @@ def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude
         source_location, receiver_location, **options) -> ForwardResult:
     """Validate, plan and run one forward simulation (see ``tm2d``/``maxwell3d``).
 
-    CuPy inputs (models, sources, receivers, initial state) are copied to the
-    host for validation and planning, the run defaults to ``device="cuda"``,
-    and the outputs (receiver data, final state, gradients) are CuPy arrays.
+    Arrays of other frameworks (DLPack, CUDA array interface) become numpy
+    (CPU) or CuPy (CUDA) arrays without a copy where possible. CuPy inputs
+    (models, sources, receivers, initial state) are copied to the host for
+    validation and planning, the run defaults to ``device="cuda"``, and the
+    outputs (receiver data, final state, gradients) are CuPy arrays; otherwise
+    numpy.
     """
+    epsilon, sigma, mu, source_amplitude, source_location, receiver_location = map(
+        from_dlpack_like, (epsilon, sigma, mu, source_amplitude, source_location,
+                           receiver_location))
+    if isinstance(options.get("initial_state"), Mapping):
+        options["initial_state"] = {k: from_dlpack_like(v)
+                                    for k, v in options["initial_state"].items()}
     cupy_io = any_cupy(epsilon, sigma, mu, source_amplitude, source_location,
                        receiver_location, options.get("initial_state"))
     if cupy_io:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks as checks
-from ._xp import to_cupy, to_numpy
+from ._xp import from_dlpack_like, to_cupy, to_numpy
 from .callbacks import CallbackState
 from .gradients import Gradients, fold_padding, material_gradients
 from .plan import Plan
@@ -73,7 +73,7 @@ class GradientContext:
             raise RuntimeError("the gradient buffers of this run were freed (vjp without "
                                "keep=True, or close()); run the forward again")
         plan, b = self.plan, self.b
-        g = self._receiver_gradient(to_numpy(grad_receiver_data))
+        g = self._receiver_gradient(to_numpy(from_dlpack_like(grad_receiver_data)))
         try:
             self._allocate(g)
             self._reverse(backward_callback)

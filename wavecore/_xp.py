@@ -42,3 +42,23 @@ def to_cupy(value):
     if isinstance(value, Mapping):
         return {k: to_cupy(v) for k, v in value.items()}
     return None if value is None else cupy.asarray(value)
+
+
+def from_dlpack_like(value):
+    """numpy for CPU arrays of other frameworks (torch, JAX, ...: ``__dlpack__``),
+    CuPy for CUDA ones (``__dlpack__`` or ``__cuda_array_interface__``), without a
+    copy where the producer allows; numpy and CuPy arrays and anything else are
+    returned unchanged."""
+    if isinstance(value, np.ndarray) or is_cupy_array(value):
+        return value
+    if hasattr(value, "__dlpack_device__") and hasattr(value, "__dlpack__"):
+        if int(value.__dlpack_device__()[0]) == 1:  # kDLCPU
+            return np.from_dlpack(value)
+        import cupy  # noqa: PLC0415 - a CUDA array was passed
+
+        return cupy.from_dlpack(value)
+    if hasattr(value, "__cuda_array_interface__"):
+        import cupy  # noqa: PLC0415
+
+        return cupy.asarray(value)
+    return value

@@ -1,0 +1,87 @@
+"""JAX wrappers: ``wavecore.jax.tm2d`` and ``wavecore.jax.maxwell3d``.
+
+Differentiable with ``jax.grad``/``jax.vjp`` (a ``jax.custom_vjp``) and usable
+under ``jax.jit``: the simulation runs on the host through
+``jax.pure_callback`` (CPU arrays), and the backward pass runs wavecore's exact
+adjoint. JAX keeps no state between the forward and the backward callbacks,
+so the backward callback runs the forward simulation again before its
+adjoint (about twice the cost of a forward run). Gradients are returned for
+``epsilon``, ``sigma``, ``mu`` and ``source_amplitude``. Locations and keyword
+options are static. For float64 enable ``jax_enable_x64``. Importing
+wavecore does not import jax; this module does.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from . import _driver
+from ._maxwell3d import MAXWELL3D
+from ._maxwell3d import maxwell3d as _maxwell3d
+from ._tm2d import TM2D
+from ._tm2d import tm2d as _tm2d
+
+__all__ = ["tm2d", "maxwell3d"]
+
+_ALL = ("epsilon", "sigma", "mu", "source_amplitude")
+
+
+def _output_shape(physics, args, options, shapes, dtype) -> tuple:
+    """The receiver-data shape of a run, from a plan of placeholder arrays."""
+    eps, sig, mu, amp = (np.ones(s, dtype) for s in shapes)
+    plan = _driver.plan_run(physics, eps, sig, mu, args[0], args[1], amp, args[2], args[3],
+                            **options)[0]
+    comps = (len(plan.receiver_components),) if plan.component_axis else ()
+    return (*plan.batch_shape, *comps, plan.n_receivers, plan.nt)
+
+
+def _wrap(fn, physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
+          source_location, receiver_location, options):
+    if "requires_grad" in options:
+        raise TypeError("requires_grad is implied in wavecore.jax (all four gradients)")
+    args = (grid_spacing, dt, np.asarray(source_location), np.asarray(receiver_location))
+    inputs = (epsilon, sigma, mu, source_amplitude)
+    dtype = np.dtype(epsilon.dtype)
+    shape = _output_shape(physics, args, options, [np.shape(x) for x in inputs], dtype)
+    out = jax.ShapeDtypeStruct(shape, dtype)
+
+    def host_forward(e, s, m, a):
+        res = fn(np.asarray(e), np.asarray(s), np.asarray(m), args[0], args[1], np.asarray(a),
+                 args[2], args[3], **options)
+        return res.receiver_data.astype(dtype)
+
+    def host_vjp(e, s, m, a, g):
+        res = fn(np.asarray(e), np.asarray(s), np.asarray(m), args[0], args[1], np.asarray(a),
+                 args[2], args[3], requires_grad=_ALL, **options)
+        grads = res.vjp(np.asarray(g))
+        return tuple(getattr(grads, n).astype(np.asarray(x).dtype) for n, x in
+                     zip(_ALL, (e, s, m, a)))
+
+    @jax.custom_vjp
+    def run(e, s, m, a):
+        return jax.pure_callback(host_forward, out, e, s, m, a)
+
+    def run_fwd(e, s, m, a):
+        return run(e, s, m, a), (e, s, m, a)
+
+    def run_bwd(saved, g):
+        structs = tuple(jax.ShapeDtypeStruct(np.shape(x), x.dtype) for x in saved)
+        return jax.pure_callback(host_vjp, structs, *saved, g)
+
+    run.defvjp(run_fwd, run_bwd)
+    return run(*inputs)
+
+
+def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
+         receiver_location, **options):
+    """:func:`wavecore.tm2d` on JAX arrays; returns the receiver data (differentiable)."""
+    return _wrap(_tm2d, TM2D, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
+                 source_location, receiver_location, options)
+
+
+def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
+              receiver_location, **options):
+    """:func:`wavecore.maxwell3d` on JAX arrays; returns the receiver data (differentiable)."""
+    return _wrap(_maxwell3d, MAXWELL3D, epsilon, sigma, mu, grid_spacing, dt,
+                 source_amplitude, source_location, receiver_location, options)

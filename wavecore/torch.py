@@ -1,0 +1,95 @@
+"""PyTorch autograd wrappers: ``wavecore.torch.tm2d`` and ``wavecore.torch.maxwell3d``.
+
+They take torch tensors (CPU, or CUDA through CuPy, without copies where
+DLPack allows) and return the receiver data as a tensor whose backward runs
+wavecore's exact adjoint: gradients for ``epsilon``, ``sigma``, ``mu`` and
+``source_amplitude``, whichever of them require grad. The other arguments
+(spacing, dt, locations, keyword options) are passed through. Importing
+wavecore does not import torch; this module does.
+
+    import torch, wavecore.torch as wt
+    eps = torch.full((60, 80), 4.0, dtype=torch.float64, requires_grad=True)
+    data = wt.tm2d(eps, sigma, mu, 0.01, dt, amplitude, src, rec, stencil=4)
+    loss = (data - observed).square().sum()
+    loss.backward()          # eps.grad
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ._maxwell3d import maxwell3d as _maxwell3d
+from ._tm2d import tm2d as _tm2d
+
+__all__ = ["tm2d", "maxwell3d"]
+
+_GRAD_NAMES = ("epsilon", "sigma", "mu", "source_amplitude")
+
+
+def _to_array(tensor):
+    """A numpy (CPU) or CuPy (CUDA) view of a tensor's data."""
+    tensor = tensor.detach()
+    if tensor.is_cuda:
+        import cupy  # noqa: PLC0415 - CUDA tensors go through CuPy
+
+        return cupy.from_dlpack(tensor.contiguous())
+    return tensor.contiguous().numpy()
+
+
+def _to_tensor(array, like: torch.Tensor) -> torch.Tensor:
+    if isinstance(array, np.ndarray):
+        out = torch.from_numpy(np.ascontiguousarray(array))
+    else:  # CuPy
+        out = torch.from_dlpack(array)
+    return out.to(device=like.device, dtype=like.dtype)
+
+
+class _Run(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, fn, args, options, epsilon, sigma, mu, source_amplitude):
+        tensors = (epsilon, sigma, mu, source_amplitude)
+        wanted = tuple(n for n, t in zip(_GRAD_NAMES, tensors) if t.requires_grad)
+        arrays = [_to_array(t) for t in tensors]
+        result = fn(*arrays[:3], args[0], args[1], arrays[3], *args[2:],
+                    requires_grad=wanted, **options)
+        ctx.result, ctx.wanted, ctx.likes = result, wanted, tensors
+        return _to_tensor(result.receiver_data, epsilon)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        if not ctx.wanted:
+            return (None,) * 7
+        # keep=True: autograd may call backward more than once (retain_graph,
+        # gradcheck); the snapshots are freed with the graph.
+        grads = ctx.result.vjp(_to_array(grad_output), keep=True)
+        out = [None, None, None]
+        for name, like in zip(_GRAD_NAMES, ctx.likes):
+            g = getattr(grads, name) if name in ctx.wanted else None
+            out.append(None if g is None else _to_tensor(g, like))
+        return tuple(out)
+
+
+def _call(fn, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
+          receiver_location, options):
+    for name in ("requires_grad",):
+        if name in options:
+            raise TypeError(f"{name} is set by the tensors' requires_grad in wavecore.torch")
+    locations = [np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
+                 for x in (source_location, receiver_location)]
+    return _Run.apply(fn, (grid_spacing, dt, *locations), options, epsilon, sigma, mu,
+                      source_amplitude)
+
+
+def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
+         receiver_location, **options) -> torch.Tensor:
+    """:func:`wavecore.tm2d` on tensors; returns the receiver data (differentiable)."""
+    return _call(_tm2d, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
+                 source_location, receiver_location, options)
+
+
+def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
+              receiver_location, **options) -> torch.Tensor:
+    """:func:`wavecore.maxwell3d` on tensors; returns the receiver data (differentiable)."""
+    return _call(_maxwell3d, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
+                 source_location, receiver_location, options)
