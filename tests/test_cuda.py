@@ -244,3 +244,13 @@ def test_cuda_source_compiles_with_nvcc(tmp_path):
     symbols = subprocess.run(["nm", "-C", str(tmp_path / "k.o")], capture_output=True,
                              text=True).stdout
     assert "wc::gpu::m3d_adjoint_h<double, 8>" in symbols
+
+
+def test_cuda_launch_grid_limits():
+    from wavecore._gpu.launch import grids
+
+    geometry = dict(nx=203, ny=103, nz=53, n_shots=3)
+    cells, shots = grids("maxwell3d", geometry, 4)
+    assert cells == (7, 13, 3 * 50) and shots == (1, 1, 1)
+    with pytest.raises(ValueError, match="65535"):
+        grids("maxwell3d", {**geometry, "n_shots": 2000}, 4)

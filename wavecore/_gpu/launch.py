@@ -35,9 +35,11 @@ def grids(kind: str, geometry: dict, order: int) -> tuple:
     z = geometry["n_shots"]
     if kind == "maxwell3d":
         z *= geometry["nz"] - 2 * m + 1
-    if z > 2**31 - 1:
-        raise ValueError(f"{z} shot-planes exceed the CUDA grid limit")
     cells = (_ceil(nx, BLOCK[0]), _ceil(ny, BLOCK[1]), z)
+    if cells[1] > 65535 or cells[2] > 65535:
+        what = "shots" if kind == "tm2d" else "shots x planes"
+        raise ValueError(f"the launch grid {cells} exceeds CUDA's 65535 blocks in y or z "
+                         f"({what} = {z}); run fewer shots per call")
     return cells, (_ceil(geometry["n_shots"], SHOT_BLOCK[0]), 1, 1)
 
 
