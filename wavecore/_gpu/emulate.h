@@ -11,8 +11,9 @@ struct dim3 {
   unsigned x, y, z;
 };
 
-// The built-in variables of the running (emulated) thread.
-inline dim3 threadIdx, blockIdx, blockDim, gridDim;
+// The built-in variables of the running (emulated) thread; thread_local, as
+// ctypes releases the GIL and several Python threads may launch at once.
+inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 #define __global__
 #define __device__

@@ -83,7 +83,8 @@ def _compiler() -> list:
 def library() -> ctypes.CDLL:
     """The compiled emulation library (built on first use, then cached)."""
     source = harness_source()
-    key = hashlib.sha256((source + " ".join(FLAGS)).encode()).hexdigest()[:16]
+    emulation = (GPU / "emulate.h").read_text()  # included by path: hash its text too
+    key = hashlib.sha256((source + emulation + " ".join(FLAGS)).encode()).hexdigest()[:16]
     target = _cache_dir() / f"wavecore_cuda_emulator_{key}.so"
     if not target.exists():
         with tempfile.TemporaryDirectory() as tmp:
