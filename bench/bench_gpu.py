@@ -42,6 +42,8 @@ PML = 20
 
 
 def problem(system: str, n: int, shots: int, dtype, nt: int) -> dict:
+    """Two layers (eps 4 / 9, sigma 1e-3 / 1e-2) on 1 cm cells, one Ricker source per
+    shot near the top (1 GHz, x1e3), four receivers; dt = 0.9 x the stencil-8 limit."""
     ndim = 2 if system == "tm2d" else 3
     shape = (n,) * ndim
     eps = np.full(shape, 4.0)
@@ -51,8 +53,9 @@ def problem(system: str, n: int, shots: int, dtype, nt: int) -> dict:
     spacing = (0.01,) * ndim
     dt = 0.9 * wavecore.max_stable_dt(spacing, wavecore.C0 / 2.0, 8)
     wavelet = wavecore.ricker(1e9, nt, dt) * 1e3
-    src = [[[3] * (ndim - 1) + [2 + (s * (n - 4)) // max(shots, 1)]] for s in range(shots)]
-    rec = [[[3] * (ndim - 1) + [int(c)] for c in np.linspace(1, n - 2, 4)]] * shots
+    row = [3] if ndim == 2 else [3, n // 2]  # near the top; mid-y in 3-D
+    src = [[row + [2 + (s * (n - 4)) // max(shots, 1)]] for s in range(shots)]
+    rec = [[row + [int(c)] for c in np.linspace(1, n - 2, 4)]] * shots
     return dict(epsilon=eps.astype(dtype), sigma=sig.astype(dtype), mu=np.ones(shape, dtype),
                 grid_spacing=spacing, dt=dt,
                 source_amplitude=np.repeat(wavelet[None, None], shots, 0).astype(dtype),
@@ -143,6 +146,14 @@ def plan_cases(quick: bool, emulated: bool) -> list:
     return cases
 
 
+def gpu_parser(doc: str, repeats: int) -> argparse.ArgumentParser:
+    """The options every GPU benchmark takes: --emulated and --repeats."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--emulated", action="store_true")
+    parser.add_argument("--repeats", type=int, default=repeats)
+    return parser
+
+
 def gpu_device(emulated: bool, script: str) -> str | None:
     """"cuda-emulated" or "cuda"; None (after saying why) without a usable GPU."""
     if emulated:
@@ -155,10 +166,8 @@ def gpu_device(emulated: bool, script: str) -> str | None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = gpu_parser(__doc__, repeats=2)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--emulated", action="store_true")
-    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
     device = gpu_device(args.emulated, "bench_gpu")
     if device is None:

@@ -31,6 +31,7 @@ import wavecore
 from wavecore.testing.tide import tide_python
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_gpu import problem  # noqa: E402
 from bench_tm2d import cpu_slug, machine_info, markdown_table  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -61,20 +62,8 @@ print(json.dumps(min(best)))
 
 
 def make_problem(n: int, shots: int, dtype, nt: int) -> dict:
-    shape = (n, n, n)
-    eps = np.full(shape, 4.0)
-    sig = np.full(shape, 1e-3)
-    eps[n // 2:] = 9.0
-    sig[n // 2:] = 1e-2
-    v = wavecore.C0 / 2.0
-    dt = 0.9 * wavecore.max_stable_dt((SPACING,) * 3, v, 8)
-    wavelet = wavecore.ricker(1e9, nt, dt) * 1e3
-    src = np.array([[[3, n // 2, 2 + (s * (n - 4)) // max(shots, 1)]] for s in range(shots)])
-    rec = np.array([[[3, n // 2, c] for c in np.linspace(1, n - 2, 4).astype(int)]] * shots)
-    return dict(epsilon=eps.astype(dtype), sigma=sig.astype(dtype),
-                mu=np.ones(shape, dtype), grid_spacing=SPACING, dt=dt,
-                source_amplitude=np.repeat(wavelet[None, None], shots, 0).astype(dtype),
-                source_location=src, receiver_location=rec)
+    """The two-layer n^3 model and acquisition of the module docstring."""
+    return problem("maxwell3d", n, shots, dtype, nt)
 
 
 def time_wavecore(case: dict, repeats: int) -> float:

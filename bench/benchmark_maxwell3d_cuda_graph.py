@@ -17,7 +17,6 @@ makes the exit status 1). Results: bench/results/cuda_graph_<system>_<device>_<d
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import re
@@ -30,7 +29,7 @@ import numpy as np
 import wavecore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gpu import device_info, gpu_device, problem  # noqa: E402
+from bench_gpu import device_info, gpu_device, gpu_parser, problem  # noqa: E402
 from bench_tm2d import machine_info, markdown_table  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -51,11 +50,9 @@ def timed(system: str, p: dict, device: str, chunk: int | None, graph: bool, rep
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = gpu_parser(__doc__, repeats=3)
     parser.add_argument("--system", choices=("maxwell3d", "tm2d"), default="maxwell3d")
     parser.add_argument("--verify", action="store_true")
-    parser.add_argument("--emulated", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     device = gpu_device(args.emulated, "benchmark_maxwell3d_cuda_graph")
     if device is None:

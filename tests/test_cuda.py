@@ -192,7 +192,7 @@ def test_cuda_callbacks_see_and_edit_the_fields(device):
     same(device, gpu.receiver_data, cpu.receiver_data, 1e-10)
 
 
-def test_cuda_bench_script_runs_emulated():
+def test_cuda_bench_script_runs_emulated(capsys):
     import sys
     from pathlib import Path
 
@@ -200,6 +200,11 @@ def test_cuda_bench_script_runs_emulated():
     import bench_gpu
 
     assert bench_gpu.main(["--emulated", "--repeats", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    runs = [[cell.strip() for cell in row.split("|")[1:-1]] for row in rows[2:]]
+    assert [(r[0], r[5]) for r in runs] == [("tm2d", "forward"), ("maxwell3d", "forward"),
+                                           ("tm2d", "fwd+grad device")]
+    assert all(float(r[6]) > 0 for r in runs)  # ms per step, measured
 
 
 def test_cuda_device_option_errors():

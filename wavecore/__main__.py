@@ -51,22 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "plot":
         return _plot(args)
     if args.command == "fwi":
-        from .jobs import ConfigError
-        from .jobs.fwi_job import run_fwi_job
-
-        try:
-            s = run_fwi_job(args.config, quiet=args.quiet, dry_run=args.dry_run)
-        except ConfigError as exc:
-            print(f"wavecore fwi: {exc}", file=sys.stderr)
-            return 2
-        if args.dry_run:
-            _print_plan(s)
-            print(f"estimated {s['seconds_per_iteration']:.3g} s per gradient (one per "
-                  "iteration, a few more in line searches)")
-            return 0
-        print(f"{s['iterations']} iterations: misfit {s['misfit_first']:.4g} -> "
-              f"{s['misfit_last']:.4g}; model in {s['output']}")
-        return 0
+        return _fwi(args)
     if args.command == "export":
         return _export(args)
 
@@ -101,19 +86,45 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _forward(args) -> int:
-    from .jobs import ConfigError, run_forward_job
+def _job(args, command: str, run):
+    """The summary of a job (``--dry-run``: its plan, printed), or None after
+    printing a configuration error."""
+    from .jobs import ConfigError
 
     try:
-        summary = run_forward_job(args.config, quiet=args.quiet, dry_run=args.dry_run)
+        summary = run(args.config, quiet=args.quiet, dry_run=args.dry_run)
     except ConfigError as exc:
-        print(f"wavecore forward: {exc}", file=sys.stderr)
-        return 2
+        print(f"wavecore {command}: {exc}", file=sys.stderr)
+        return None
     if args.dry_run:
         _print_plan(summary)
-        return 0
-    print(f"{summary['run']} shot(s) run, {summary['skipped']} already done, "
-          f"{summary['seconds']:.1f} s -> {summary['output']}")
+    return summary
+
+
+def _forward(args) -> int:
+    from .jobs import run_forward_job
+
+    summary = _job(args, "forward", run_forward_job)
+    if summary is None:
+        return 2
+    if not args.dry_run:
+        print(f"{summary['run']} shot(s) run, {summary['skipped']} already done, "
+              f"{summary['seconds']:.1f} s -> {summary['output']}")
+    return 0
+
+
+def _fwi(args) -> int:
+    from .jobs.fwi_job import run_fwi_job
+
+    s = _job(args, "fwi", run_fwi_job)
+    if s is None:
+        return 2
+    if args.dry_run:
+        print(f"estimated {s['seconds_per_iteration']:.3g} s per gradient (one per "
+              "iteration, a few more in line searches)")
+    else:
+        print(f"{s['iterations']} iterations: misfit {s['misfit_first']:.4g} -> "
+              f"{s['misfit_last']:.4g}; model in {s['output']}")
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import plots
 from ._tm2d import tm2d
 from .models import buried_pipe_and_void
 from .wavelets import ricker
@@ -119,10 +120,7 @@ def run_demo(out_dir: str | Path = "wavecore_demo", *, quick: bool = False,
 
 def _plot(path: Path, model, data, dt, positions) -> str | None:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = plots.pyplot()
     except ImportError:
         return None
     # Remove the direct wave (mean trace) and apply a linear time gain for display.
@@ -218,14 +216,9 @@ def run_fwi_demo(out_dir: str | Path = "wavecore_demo", *, quick: bool = False,
 
 def _plot_fwi(path: Path, true, start, inverted, history) -> str | None:
     try:
-        import matplotlib  # noqa: PLC0415
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        plt = plots.pyplot()
     except ImportError:
         return None
-    from . import plots  # noqa: PLC0415
-
     fig, axes = plt.subplots(2, 2, figsize=(10, 6), constrained_layout=True)
     for ax, values, title in zip(axes.flat, (true, start, inverted),
                                  ("true permittivity", "starting model", "inverted")):

@@ -30,6 +30,19 @@ class GprModel:
         return self.epsilon.shape
 
 
+def _air_over_soil(spacing, width, depth, air, eps_soil, sigma_soil):
+    """Cell-centre depths z [nz, 1] and positions x [1, nx] (m), and epsilon and
+    sigma of air above ``air`` metres over a homogeneous soil (and its mask)."""
+    nz, nx = int(round(depth / spacing)), int(round(width / spacing))
+    z = (np.arange(nz)[:, None] + 0.5) * spacing
+    x = (np.arange(nx)[None, :] + 0.5) * spacing
+    eps = np.ones((nz, nx))
+    sig = np.zeros((nz, nx))
+    soil = np.broadcast_to(z >= air, (nz, nx))
+    eps[soil], sig[soil] = eps_soil, sigma_soil
+    return z, x, eps, sig, soil
+
+
 def buried_pipe_and_void(spacing: float = 0.01, width: float = 3.0, depth: float = 1.5,
                          dtype=np.float32) -> GprModel:
     """Layered soil with a buried metal pipe and an air-filled void.
@@ -49,14 +62,9 @@ def buried_pipe_and_void(spacing: float = 0.01, width: float = 3.0, depth: float
     dtype : numpy dtype
         float32 or float64.
     """
-    nz, nx = int(round(depth / spacing)), int(round(width / spacing))
-    z = (np.arange(nz)[:, None] + 0.5) * spacing
-    x = (np.arange(nx)[None, :] + 0.5) * spacing
     air = 0.10
-    eps = np.ones((nz, nx))
-    sig = np.zeros((nz, nx))
-    soil = np.broadcast_to(z >= air, (nz, nx))
-    eps[soil], sig[soil] = 4.0, 1e-3
+    z, x, eps, sig, soil = _air_over_soil(spacing, width, depth, air, 4.0, 1e-3)
+    nz, nx = eps.shape
     silt = soil & (z >= air + 0.45 + 0.08 * x / width)
     eps[silt], sig[silt] = 9.0, 5e-3
     clay = soil & (z >= air + 0.95 - 0.05 * np.sin(2 * np.pi * x / width))
@@ -76,14 +84,9 @@ def pipe_and_wet_layer(spacing: float = 0.04, width: float = 2.4, depth: float =
     """A small synthetic for inversion demos: 12 cm of air over dry sand
     (epsilon 4, 2 mS/m) with a water-filled plastic pipe (epsilon 16, 12 cm
     radius) at 0.4 m depth and a wet sand layer (epsilon 9, 10 mS/m) from 0.7 m."""
-    nz, nx = int(round(depth / spacing)), int(round(width / spacing))
-    z = (np.arange(nz)[:, None] + 0.5) * spacing
-    x = (np.arange(nx)[None, :] + 0.5) * spacing
     air = 0.12
-    eps = np.ones((nz, nx))
-    sig = np.zeros((nz, nx))
-    soil = np.broadcast_to(z >= air, (nz, nx))
-    eps[soil], sig[soil] = 4.0, 2e-3
+    z, x, eps, sig, soil = _air_over_soil(spacing, width, depth, air, 4.0, 2e-3)
+    nz, nx = eps.shape
     wet = soil & (z >= air + 0.58)
     eps[wet], sig[wet] = 9.0, 1e-2
     pipe = (z - (air + 0.28)) ** 2 + (x - width / 2) ** 2 <= 0.12**2

@@ -7,16 +7,22 @@ from __future__ import annotations
 import numpy as np
 
 
-def _axes(ax):
-    if ax is not None:
-        return ax
+def pyplot():
+    """matplotlib.pyplot drawing to files (the Agg backend unless a notebook's
+    inline backend is active); ImportError without matplotlib."""
     import matplotlib  # noqa: PLC0415
 
     if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    return plt.subplots(figsize=(8, 4.5), constrained_layout=True)[1]
+    return plt
+
+
+def _axes(ax):
+    if ax is not None:
+        return ax
+    return pyplot().subplots(figsize=(8, 4.5), constrained_layout=True)[1]
 
 
 def radargram(traces: np.ndarray, dt: float, *, ax=None, clip: float = 0.99,
@@ -83,8 +89,6 @@ def misfit_curve(misfits, *, ax=None, stages=None, title: str = "misfit"):
 
 def save(ax, path) -> str:
     """Write the figure of ``ax`` and close it."""
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
     ax.figure.savefig(path, dpi=110)
-    plt.close(ax.figure)
+    pyplot().close(ax.figure)
     return str(path)

@@ -29,11 +29,13 @@ WC_HD void with_flag(bool flag, F&& f) {
   }
 }
 
-// f(store hook) for the snapshots of step t: none, the working precision or bf16.
-template <typename T, typename P, typename MakeStore, typename F>
-WC_HD void with_store(const P& p, int64_t t, bool stored, MakeStore&& make, F&& f) {
-  if (!stored || snapshot_weight<T>(p, t) == T(0)) {
-    f(NoStore{}, NoStore{});
+// f(hook, hook) for the snapshots of step t: `None` (NoStore or NoImage) when
+// nothing is stored or imaged at t, else make(zero of the stored type, k) for
+// k = 0, 1 in the working precision or bf16.
+template <typename T, typename None, typename P, typename Make, typename F>
+WC_HD void with_hooks(const P& p, int64_t t, bool active, Make&& make, F&& f) {
+  if (!active || snapshot_weight<T>(p, t) == T(0)) {
+    f(None{}, None{});
   } else if (p.snap_bf16) {
     f(make(bf16{}, 0), make(bf16{}, 1));
   } else {
@@ -77,26 +79,39 @@ WC_HD int64_t shot_thread() { return int64_t(blockIdx.x) * blockDim.x + threadId
 
 // ---- TM2D ---------------------------------------------------------------------
 
+// The H cells of a thread: fz(pz) for Hx (rows below the last), fx(px) for Hz
+// (columns before the last), with the CPML flags; the E cell: f(pz, px).
+template <typename T, int ORDER, typename FZ, typename FX>
+WC_HD void tm2d_h_flags(const Tm2dParams<T>& p, const Cell& c, FZ&& fz, FX&& fx) {
+  constexpr int M = Stencil<ORDER>::M;
+  if (c.y < p.ny - M) with_flag(tm2d_pml_row_h(p, c.y), fz);
+  if (c.x < p.nx - M) with_flag(tm2d_pml_col_h(p, c.x), fx);
+}
+
+template <typename T, typename F>
+WC_HD void tm2d_e_flags(const Tm2dParams<T>& p, const Cell& c, F&& f) {
+  with_flag(tm2d_pml_row_e(p, c.y), [&](auto pz) {
+    with_flag(tm2d_pml_col_e(p, c.x), [&](auto px) { f(pz, px); });
+  });
+}
+
 template <typename T, int ORDER>
 __global__ void tm2d_h(const Tm2dParams<T> p, int64_t t) {
-  constexpr int M = Stencil<ORDER>::M;
   const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
   if (!c.inside) return;
   auto make = [&](auto zero, int which) {
     return tm2d_store_of<decltype(zero)>(p, which == 0 ? p.snap_sz : p.snap_sx, t);
   };
-  with_store<T>(p, t, p.snap_sz != nullptr || p.snap_sx != nullptr, make,
-                [&](auto store_z, auto store_x) {
-    if (c.y < p.ny - M) {
-      with_flag(tm2d_pml_row_h(p, c.y), [&](auto pz) {
-        tm2d_hx_cell<T, ORDER, decltype(pz)::value>(p, c.shot, c.y, c.x, store_z);
-      });
-    }
-    if (c.x < p.nx - M) {
-      with_flag(tm2d_pml_col_h(p, c.x), [&](auto px) {
-        tm2d_hz_cell<T, ORDER, decltype(px)::value>(p, c.shot, c.y, c.x, store_x);
-      });
-    }
+  with_hooks<T, NoStore>(p, t, p.snap_sz != nullptr || p.snap_sx != nullptr, make,
+                          [&](auto store_z, auto store_x) {
+    tm2d_h_flags<T, ORDER>(
+        p, c,
+        [&](auto pz) {
+          tm2d_hx_cell<T, ORDER, decltype(pz)::value>(p, c.shot, c.y, c.x, store_z);
+        },
+        [&](auto px) {
+          tm2d_hz_cell<T, ORDER, decltype(px)::value>(p, c.shot, c.y, c.x, store_x);
+        });
   });
 }
 
@@ -108,13 +123,11 @@ __global__ void tm2d_e(const Tm2dParams<T> p, int64_t t) {
     using S = decltype(zero);
     return Store<S>{tm2d_store_of<S>(p, p.snap_ey, t).a, tm2d_store_of<S>(p, p.snap_curl, t).a};
   };
-  with_store<T>(p, t, p.snap_ey != nullptr || p.snap_curl != nullptr, make,
-                [&](auto store, auto) {
-    with_flag(tm2d_pml_row_e(p, c.y), [&](auto pz) {
-      with_flag(tm2d_pml_col_e(p, c.x), [&](auto px) {
-        tm2d_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(p, c.shot, c.y, c.x,
-                                                                        store);
-      });
+  with_hooks<T, NoStore>(p, t, p.snap_ey != nullptr || p.snap_curl != nullptr, make,
+                          [&](auto store, auto) {
+    tm2d_e_flags(p, c, [&](auto pz, auto px) {
+      tm2d_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(p, c.shot, c.y, c.x,
+                                                                      store);
     });
   });
 }
@@ -133,18 +146,6 @@ __global__ void tm2d_adjoint_rs(const Tm2dParams<T> p, int64_t t) {
   if (shot < p.n_shots) tm2d_adjoint_receivers_sources(p, shot, t);
 }
 
-// f(image) for step t: none, or the snapshots in the working precision or bf16.
-template <typename T, typename P, typename MakeImage, typename F>
-WC_HD void with_image(const P& p, int64_t t, bool imaged, MakeImage&& make, F&& f) {
-  if (!imaged || snapshot_weight<T>(p, t) == T(0)) {
-    f(NoImage{}, NoImage{});
-  } else if (p.snap_bf16) {
-    f(make(bf16{}, 0), make(bf16{}, 1));
-  } else {
-    f(make(T{}, 0), make(T{}, 1));
-  }
-}
-
 template <typename T, int ORDER>
 __global__ void tm2d_adjoint_e(const Tm2dParams<T> p, int64_t t) {
   const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
@@ -152,37 +153,32 @@ __global__ void tm2d_adjoint_e(const Tm2dParams<T> p, int64_t t) {
   auto make = [&](auto zero, int) {
     return tm2d_image_of<decltype(zero)>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t);
   };
-  with_image<T>(p, t, p.grad_ca != nullptr || p.grad_cb != nullptr, make,
-                [&](auto image, auto) {
-    with_flag(tm2d_pml_row_e(p, c.y), [&](auto pz) {
-      with_flag(tm2d_pml_col_e(p, c.x), [&](auto px) {
-        tm2d_adjoint_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(
-            p, c.shot, c.y, c.x, image);
-      });
+  with_hooks<T, NoImage>(p, t, p.grad_ca != nullptr || p.grad_cb != nullptr, make,
+                          [&](auto image, auto) {
+    tm2d_e_flags(p, c, [&](auto pz, auto px) {
+      tm2d_adjoint_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(
+          p, c.shot, c.y, c.x, image);
     });
   });
 }
 
 template <typename T, int ORDER>
 __global__ void tm2d_adjoint_h(const Tm2dParams<T> p, int64_t t) {
-  constexpr int M = Stencil<ORDER>::M;
   const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
   if (!c.inside) return;
   auto make = [&](auto zero, int which) {
     return tm2d_image_of<decltype(zero)>(p, which == 0 ? p.snap_sz : p.snap_sx, nullptr,
                                          p.grad_cq, nullptr, t);
   };
-  with_image<T>(p, t, p.grad_cq != nullptr, make, [&](auto image_z, auto image_x) {
-    if (c.y < p.ny - M) {
-      with_flag(tm2d_pml_row_h(p, c.y), [&](auto pz) {
-        tm2d_adjoint_hx_cell<T, ORDER, decltype(pz)::value>(p, c.shot, c.y, c.x, image_z);
-      });
-    }
-    if (c.x < p.nx - M) {
-      with_flag(tm2d_pml_col_h(p, c.x), [&](auto px) {
-        tm2d_adjoint_hz_cell<T, ORDER, decltype(px)::value>(p, c.shot, c.y, c.x, image_x);
-      });
-    }
+  with_hooks<T, NoImage>(p, t, p.grad_cq != nullptr, make, [&](auto image_z, auto image_x) {
+    tm2d_h_flags<T, ORDER>(
+        p, c,
+        [&](auto pz) {
+          tm2d_adjoint_hx_cell<T, ORDER, decltype(pz)::value>(p, c.shot, c.y, c.x, image_z);
+        },
+        [&](auto px) {
+          tm2d_adjoint_hz_cell<T, ORDER, decltype(px)::value>(p, c.shot, c.y, c.x, image_x);
+        });
   });
 }
 
@@ -223,7 +219,7 @@ __global__ void m3d_h(const M3dParams<T> p, int64_t t) {
   void* const s[3] = {p.snap_sx, p.snap_sy, p.snap_sz};
   auto make = [&](auto zero, int) { return m3d_store<decltype(zero)>(p, s, t); };
   const M3dPsiIndex q = m3d_psi_indices<T, M, true>(p, c.shot, c.z, c.y, c.x);
-  with_store<T>(p, t, s[0] != nullptr, make, [&](auto store, auto) {
+  with_hooks<T, NoStore>(p, t, s[0] != nullptr, make, [&](auto store, auto) {
     m3d_h_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
       m3d_h_cell<T, ORDER, decltype(pz)::value, decltype(py)::value, decltype(px)::value, true>(
           p, c.shot, c.z, c.y, c.x, q, store);
@@ -242,7 +238,7 @@ __global__ void m3d_e(const M3dParams<T> p, int64_t t) {
     return m3d_store<decltype(zero)>(p, which == 0 ? e : k, t);
   };
   const M3dPsiIndex q = m3d_psi_indices<T, M, false>(p, c.shot, c.z, c.y, c.x);
-  with_store<T>(p, t, e[0] != nullptr, make, [&](auto store_e, auto store_c) {
+  with_hooks<T, NoStore>(p, t, e[0] != nullptr, make, [&](auto store_e, auto store_c) {
     m3d_e_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
       m3d_e_cell<T, ORDER, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(
           p, c.shot, c.z, c.y, c.x, q, store_e, store_c);
@@ -276,7 +272,7 @@ __global__ void m3d_adjoint_e(const M3dParams<T> p, int64_t t) {
   };
   const M3dPsiIndex q = m3d_psi_indices<T, M, false>(p, c.shot, c.z, c.y, c.x);
   const bool imaged = e[0] != nullptr && (p.grad_ca != nullptr || p.grad_cb != nullptr);
-  with_image<T>(p, t, imaged, make, [&](auto image, auto) {
+  with_hooks<T, NoImage>(p, t, imaged, make, [&](auto image, auto) {
     m3d_e_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
       m3d_adjoint_e_cell<T, ORDER, decltype(pz)::value, decltype(py)::value,
                          decltype(px)::value>(p, c.shot, c.z, c.y, c.x, q, image);
@@ -296,7 +292,7 @@ __global__ void m3d_adjoint_h(const M3dParams<T> p, int64_t t) {
   };
   const M3dPsiIndex q = m3d_psi_indices<T, M, true>(p, c.shot, c.z, c.y, c.x);
   const bool imaged = s[0] != nullptr && p.grad_cq != nullptr;
-  with_image<T>(p, t, imaged, make, [&](auto image, auto) {
+  with_hooks<T, NoImage>(p, t, imaged, make, [&](auto image, auto) {
     m3d_h_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
       m3d_adjoint_h_cell<T, ORDER, decltype(pz)::value, decltype(py)::value,
                          decltype(px)::value, true>(p, c.shot, c.z, c.y, c.x, q, image);

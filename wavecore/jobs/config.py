@@ -38,6 +38,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import _checks as checks
+
 SECTIONS = {
     "model": {"builtin", "epsilon", "sigma", "mu", "shape", "spacing"},
     "wavelet": {"type", "frequency", "nt", "dt", "amplitude"},
@@ -88,14 +90,19 @@ def _fail(path: Path, key: str, message: str):
 
 
 def _number(path, key, value, *, integer=False, minimum=None, positive=False):
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        _fail(path, key, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
-    if positive and value <= 0:
-        _fail(path, key, f"must be > 0, got {value!r}")
-    if minimum is not None and value < minimum:
-        _fail(path, key, f"must be >= {minimum}, got {value!r}")
-    return value
+    """The library's own checks, their errors naming the file and the key."""
+    try:
+        if integer:
+            return checks.integer(value, f"[{key}]", minimum)
+        if positive:
+            return checks.positive_float(value, f"[{key}]")
+        if minimum == 0:
+            return checks.nonnegative_float(value, f"[{key}]")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"[{key}] must be a number, got {value!r}")
+        return value
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _cells(path, key, value, ndim, *, rows=False):
