@@ -247,6 +247,77 @@ def test_callbacks_see_all_fields_and_edits_act():
     assert not np.allclose(edited.receiver_data[..., 6:], plain.receiver_data[..., 6:])
 
 
+def test_model_arrays_are_read_only_in_callbacks():
+    p = problem(nt=4)
+
+    def callback(state):
+        for name in ("epsilon", "ca", "cq"):
+            with pytest.raises(ValueError, match="read-only"):
+                state.get_model(name)[...] = 1.0
+
+    run(p, forward_callback=callback, stencil=2, pml_width=1)
+
+
+def blocky_problem(dtype=np.float64):
+    """Piecewise-constant models (layers, a block, a lone odd cell): rows of
+    the CPU core that read their coefficients once and rows that read them per
+    cell, in two batched models with two shots each."""
+    p = problem(shape=(7, 6, 9), shots=2, batch=2, dtype=dtype)
+    for name, (top, bottom) in {"epsilon": (4.0, 9.0), "sigma": (0.0, 0.02),
+                                "mu": (1.0, 1.0)}.items():
+        m = np.full((2, 7, 6, 9), top)
+        m[:, 4:] = bottom
+        m[0, 1:3, 2:4, 3:6] = 2 * top + 1  # a block: rows through it are not uniform
+        m[1, 5, 1, 0] = bottom + 0.5       # one cell on the model's edge
+        p[name] = m.astype(dtype)
+    p["mu"][1, :2] = 1.5  # cq changes with z only in the second model
+    p["dt"] = stable_dt(SPACING, 4.0, 1.0)
+    return p
+
+
+def test_uniform_coefficient_rows_change_nothing(monkeypatch):
+    from wavecore.backends import cpu
+
+    p = blocky_problem()
+    kw = dict(stencil=4, pml_width=(2, 1, 0, 3, 1, 2), receiver_component=["ey", "hx"],
+              requires_grad=ALL)
+    flags = []
+    record = cpu.uniform_rows
+    monkeypatch.setattr(cpu, "uniform_rows",
+                        lambda *a: flags.append(record(*a)) or flags[-1])
+    fast = run(p, n_threads=2, **kw)
+    assert len(flags) == 2 and all(0 < f.mean() < 1 for f in flags)  # both kinds of rows
+    monkeypatch.setattr(cpu, "uniform_rows", lambda plan, *c: np.zeros_like(record(plan, *c)))
+    dense = run(p, n_threads=2, **kw)
+    ref = run(p, "reference", **kw)
+    y = np.random.default_rng(4).standard_normal(fast.receiver_data.shape)
+    assert np.array_equal(fast.receiver_data, dense.receiver_data)
+    assert rel_err(fast.receiver_data, ref.receiver_data) <= 1e-12
+    for name in fast.final_state:
+        assert np.array_equal(fast.final_state[name], dense.final_state[name]), name
+    grads = [r.vjp(y) for r in (fast, dense, ref)]
+    for name in ALL:
+        assert np.array_equal(getattr(grads[0], name), getattr(grads[1], name)), name
+        assert rel_err(getattr(grads[0], name), getattr(grads[2], name)) <= 1e-11, name
+
+
+def test_uniform_rows_compare_bits():
+    from types import SimpleNamespace
+
+    from wavecore.backends.cpu import uniform_rows
+
+    axis = SimpleNamespace(domain=slice(1, 5))
+    plan = SimpleNamespace(axes=(axis,))
+    ca = np.ones((1, 3, 6))
+    ca[0, 1, 3] = 2.0   # a different value inside the domain
+    ca[0, 2, 0] = 2.0   # outside the domain (the halo): ignored
+    cb = np.zeros((1, 3, 6))
+    cb[0, 0, 4] = -0.0  # equal to 0.0, but not the same bits
+    assert uniform_rows(plan, ca).tolist() == [1, 0, 1]
+    assert uniform_rows(plan, ca, cb).tolist() == [0, 0, 1]
+    assert uniform_rows(plan, ca.astype(np.float32)).dtype == np.uint8
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(source_component="hx"), "source_component"),
     (dict(receiver_component="e"), "unknown components"),

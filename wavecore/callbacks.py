@@ -19,14 +19,17 @@ Live buffers
 ------------
 The arrays are the solver's own buffers, not copies: reading them is free and
 in-place edits (``state.wavefields["ey"][...] *= 0.5``) act on the following
-steps. The mapping itself is read-only; rebinding a name cannot change the
-solver's buffers and raises ``TypeError``.
+steps. The mappings themselves are read-only; rebinding a name cannot change
+the solver's buffers and raises ``TypeError``. Models and coefficients are
+read-only too: numpy views of them refuse writes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+
+import numpy as np
 
 __all__ = ["CallbackState"]
 
@@ -61,6 +64,9 @@ class CallbackState:
     models : Mapping[str, ndarray]
         ``epsilon, sigma, mu`` (edge-replicated over the padded grid) and
         ``ca, cb, cq``, shape ``[nz_padded, nx_padded]`` or ``[B, ...]``.
+        Read-only: the run's coefficients are fixed before its first step
+        (the CPU core also reads them once per row where a row's
+        coefficients are equal), so numpy views of them refuse writes.
     """
 
     def __init__(self, *, dt: float, step: int, nt: int, wavefields: Mapping,
@@ -71,7 +77,7 @@ class CallbackState:
         self.nt = nt
         self.is_backward = is_backward
         self.wavefields = MappingProxyType(dict(wavefields))
-        self.models = MappingProxyType(dict(models))
+        self.models = MappingProxyType({k: _read_only(v) for k, v in models.items()})
         self.gradients = MappingProxyType(dict(gradients or {}))
         self._axes = tuple(axes)
         self._model_batched = model_batched
@@ -132,3 +138,11 @@ class CallbackState:
     def __repr__(self) -> str:
         kind = "backward" if self.is_backward else "forward"
         return f"CallbackState({kind}, step={self.step}/{self.nt}, dt={self.dt:.4g})"
+
+
+def _read_only(array):
+    """A view of a numpy array that refuses writes (other arrays as they are)."""
+    if isinstance(array, np.ndarray):
+        array = array.view()
+        array.flags.writeable = False
+    return array

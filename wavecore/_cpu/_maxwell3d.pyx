@@ -12,7 +12,7 @@ E gather). The per-cell physics is in wavecore/_csrc/wc_maxwell3d.h.
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport parallel, prange
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 from wavecore._cpu._buffers cimport (buffer_data as _data, check_adjoint_buffers, check_call,
                                      optional_data as _optional)
@@ -145,15 +145,18 @@ cdef extern from "wc_maxwell3d.h" namespace "wc" nogil:
     void m3d_adjoint_receivers_sources[T](const M3dParams[T]& p, int64_t shot, int64_t t)
 
 cdef extern from "wc_cpu_maxwell3d.h" namespace "wc::cpu" nogil:
-    void m3d_h_row[T](const M3dParams[T]& p, int order, int64_t shot, int64_t z, int64_t y,
-                      int64_t t)
-    void m3d_e_row[T](const M3dParams[T]& p, int order, int64_t shot, int64_t z, int64_t y,
-                      int64_t t)
+    cdef struct M3dUniformRows:
+        const uint8_t* e
+        const uint8_t* h
+    void m3d_h_row[T](const M3dParams[T]& p, const M3dUniformRows& uniform, int order,
+                      int64_t shot, int64_t z, int64_t y, int64_t t)
+    void m3d_e_row[T](const M3dParams[T]& p, const M3dUniformRows& uniform, int order,
+                      int64_t shot, int64_t z, int64_t y, int64_t t)
     void m3d_sources_receivers[T](const M3dParams[T]& p, int64_t shot, int64_t t)
-    void m3d_adjoint_e_row[T](const M3dParams[T]& p, int order, int64_t shot, int64_t z,
-                              int64_t y, int64_t t)
-    void m3d_adjoint_h_row[T](const M3dParams[T]& p, int order, int64_t shot, int64_t z,
-                              int64_t y, int64_t t)
+    void m3d_adjoint_e_row[T](const M3dParams[T]& p, const M3dUniformRows& uniform, int order,
+                              int64_t shot, int64_t z, int64_t y, int64_t t)
+    void m3d_adjoint_h_row[T](const M3dParams[T]& p, const M3dUniformRows& uniform, int order,
+                              int64_t shot, int64_t z, int64_t y, int64_t t)
     void m3d_adjoint_gather_row[T](const M3dParams[T]& p, int order, int64_t shot, int64_t z,
                                    int64_t y)
 
@@ -290,8 +293,8 @@ cdef int _fill(M3dParams[real_t]* p, object b, object dtype) except -1:
     return 0
 
 
-cdef void _run(M3dParams[real_t]* p, int order, int64_t t0, int64_t n_steps,
-               int n_threads) noexcept nogil:
+cdef void _run(M3dParams[real_t]* p, const M3dUniformRows* u, int order, int64_t t0,
+               int64_t n_steps, int n_threads) noexcept nogil:
     cdef int64_t m = order // 2
     cdef int64_t n_y = p.ny - 2 * m + 1
     cdef int64_t n_rows = (p.nz - 2 * m + 1) * n_y
@@ -305,11 +308,11 @@ cdef void _run(M3dParams[real_t]* p, int order, int64_t t0, int64_t n_steps,
             # order the phases (H reads E, E reads H, sources write E).
             for item in prange(n_items, schedule="static"):
                 row = item % n_rows
-                m3d_h_row(p[0], order, item // n_rows, m + row // n_y, m + row % n_y, t)
+                m3d_h_row(p[0], u[0], order, item // n_rows, m + row // n_y, m + row % n_y, t)
             barrier()
             for item in prange(n_items, schedule="static"):
                 row = item % n_rows
-                m3d_e_row(p[0], order, item // n_rows, m + row // n_y, m + row % n_y, t)
+                m3d_e_row(p[0], u[0], order, item // n_rows, m + row // n_y, m + row % n_y, t)
             barrier()
             for shot in prange(p.n_shots, schedule="static"):
                 m3d_sources_receivers(p[0], shot, t)
@@ -317,8 +320,8 @@ cdef void _run(M3dParams[real_t]* p, int order, int64_t t0, int64_t n_steps,
         ftz_exit(fp_env)
 
 
-cdef void _run_adjoint(M3dParams[real_t]* p, int order, int64_t t_end, int64_t n_steps,
-                       int n_threads) noexcept nogil:
+cdef void _run_adjoint(M3dParams[real_t]* p, const M3dUniformRows* u, int order,
+                       int64_t t_end, int64_t n_steps, int n_threads) noexcept nogil:
     cdef int64_t m = order // 2
     cdef int64_t n_y = p.ny - 2 * m + 1
     cdef int64_t n_rows = (p.nz - 2 * m + 1) * n_y
@@ -334,11 +337,11 @@ cdef void _run_adjoint(M3dParams[real_t]* p, int order, int64_t t_end, int64_t n
             barrier()
             for item in prange(n_items, schedule="static"):
                 row = item % n_rows
-                m3d_adjoint_e_row(p[0], order, item // n_rows, m + row // n_y, m + row % n_y, t)
+                m3d_adjoint_e_row(p[0], u[0], order, item // n_rows, m + row // n_y, m + row % n_y, t)
             barrier()
             for item in prange(n_items, schedule="static"):
                 row = item % n_rows
-                m3d_adjoint_h_row(p[0], order, item // n_rows, m + row // n_y, m + row % n_y, t)
+                m3d_adjoint_h_row(p[0], u[0], order, item // n_rows, m + row // n_y, m + row % n_y, t)
             barrier()
             for item in prange(n_items, schedule="static"):
                 row = item % n_rows
@@ -376,20 +379,33 @@ cdef _call(object buffers, int order, int64_t t, int64_t n_steps, int n_threads,
     # Fill the parameter struct of the buffers' dtype and run the loop without the GIL.
     cdef M3dParams[float] pf
     cdef M3dParams[double] pd
+    cdef M3dUniformRows u
     dtype = check_call(buffers, "ex", order, n_threads)
+    u.e = <const uint8_t*> _optional(buffers, "uniform_e", np.uint8)
+    u.h = <const uint8_t*> _optional(buffers, "uniform_h", np.uint8)
     if dtype == np.float32:
         _fill(&pf, buffers, np.float32)
+        _check_uniform(buffers, pf.nz * pf.ny * (pf.n_shots // pf.shots_per_model))
         with nogil:
-            _steps(&pf, order, t, n_steps, n_threads, reverse)
+            _steps(&pf, &u, order, t, n_steps, n_threads, reverse)
     else:
         _fill(&pd, buffers, np.float64)
+        _check_uniform(buffers, pd.nz * pd.ny * (pd.n_shots // pd.shots_per_model))
         with nogil:
-            _steps(&pd, order, t, n_steps, n_threads, reverse)
+            _steps(&pd, &u, order, t, n_steps, n_threads, reverse)
 
 
-cdef void _steps(M3dParams[real_t]* p, int order, int64_t t, int64_t n_steps, int n_threads,
-                 bint reverse) noexcept nogil:
+cdef _check_uniform(object buffers, int64_t n_rows):
+    # One flag per row (model, z, y) of the padded grid, or none.
+    for name in ("uniform_e", "uniform_h"):
+        flags = getattr(buffers, name, None)
+        if flags is not None and flags.size != n_rows:
+            raise ValueError(f"{name}: expected {n_rows} row flags, got {flags.size}")
+
+
+cdef void _steps(M3dParams[real_t]* p, const M3dUniformRows* u, int order, int64_t t,
+                 int64_t n_steps, int n_threads, bint reverse) noexcept nogil:
     if reverse:
-        _run_adjoint(p, order, t, n_steps, n_threads)
+        _run_adjoint(p, u, order, t, n_steps, n_threads)
     else:
-        _run(p, order, t, n_steps, n_threads)
+        _run(p, u, order, t, n_steps, n_threads)

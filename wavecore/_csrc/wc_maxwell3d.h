@@ -27,6 +27,7 @@
 // H slab starts half a cell before the high E slab.
 #pragma once
 
+#include "wc_coefficients.h"
 #include "wc_config.h"
 #include "wc_diff.h"
 #include "wc_hooks.h"
@@ -252,9 +253,10 @@ WC_HD T m3d_d_half(const T* f, int64_t stride, T rd, T* psi, const T* a, const T
 }
 
 // H at (z, y, x) of the domain; q = m3d_psi_indices<T, M, true>(p, shot, z, y, x).
-template <typename T, int ORDER, bool PZ, bool PY, bool PX, bool EDGE, typename S = NoStore>
+template <typename T, int ORDER, bool PZ, bool PY, bool PX, bool EDGE, typename S = NoStore,
+          typename C = ModelCoefficients>
 WC_HD void m3d_h_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, int64_t x,
-                      M3dPsiIndex q, S store = {}) {
+                      M3dPsiIndex q, S store = {}, C coef = {}) {
   constexpr int M = Stencil<ORDER>::M;
   const int64_t sz = p.ny * p.nx, sy = p.nx;
   const int64_t j = (z * p.ny + y) * p.nx + x;
@@ -280,7 +282,7 @@ WC_HD void m3d_h_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
   }
   const T cx = ey_z - ez_y, cy = ez_x - ex_z, cz = ex_y - ey_x;
   store(i, cx, cy, cz);
-  const T c = p.cq[m3d_model_offset(p, shot) + j];
+  const T c = coef.cq(p, m3d_model_offset(p, shot) + j);
   p.hx[i] += c * cx;
   p.hy[i] += c * cy;
   p.hz[i] += c * cz;
@@ -297,9 +299,10 @@ WC_HD T m3d_d_int(const T* f, int64_t stride, T rd, T* psi, const T* a, const T*
 
 // E at (z, y, x) of the domain, q = m3d_psi_indices<T, M, false>(p, shot, z, y, x);
 // `store_e` gets E before the update, `store_c` the stretched curl of H.
-template <typename T, int ORDER, bool PZ, bool PY, bool PX, typename S = NoStore>
+template <typename T, int ORDER, bool PZ, bool PY, bool PX, typename S = NoStore,
+          typename C = ModelCoefficients>
 WC_HD void m3d_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, int64_t x,
-                      M3dPsiIndex q, S store_e = {}, S store_c = {}) {
+                      M3dPsiIndex q, S store_e = {}, S store_c = {}, C coef = {}) {
   const int64_t sz = p.ny * p.nx, sy = p.nx;
   const int64_t j = (z * p.ny + y) * p.nx + x;
   const int64_t i = shot * m3d_numel(p) + j;
@@ -321,7 +324,7 @@ WC_HD void m3d_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
   store_e(i, ex, ey, ez);
   store_c(i, cx, cy, cz);
   const int64_t m = m3d_model_offset(p, shot) + j;
-  const T a = p.ca[m], b = p.cb[m];
+  const T a = coef.ca(p, m), b = coef.cb(p, m);
   p.ex[i] = a * ex + b * cx;
   p.ey[i] = a * ey + b * cy;
   p.ez[i] = a * ez + b * cz;
@@ -378,15 +381,16 @@ WC_HD void m3d_adjoint_receivers_sources(const M3dParams<T>& p, int64_t shot, in
 }
 
 // Step A at an E cell of the domain (q as for m3d_e_cell).
-template <typename T, int ORDER, bool PZ, bool PY, bool PX, typename I = NoImage>
+template <typename T, int ORDER, bool PZ, bool PY, bool PX, typename I = NoImage,
+          typename C = ModelCoefficients>
 WC_HD void m3d_adjoint_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
-                              int64_t x, M3dPsiIndex q, I image = {}) {
+                              int64_t x, M3dPsiIndex q, I image = {}, C coef = {}) {
   const int64_t j = (z * p.ny + y) * p.nx + x;
   const int64_t i = shot * m3d_numel(p) + j;
   const int64_t m = m3d_model_offset(p, shot) + j;
   const T lx = p.lam_ex[i], ly = p.lam_ey[i], lz = p.lam_ez[i];
   image(i, lx, ly, lz);
-  const T b = p.cb[m];
+  const T b = coef.cb(p, m);
   const T tx = b * lx, ty = b * ly, tz = b * lz;
   // cx = hz_y - hy_z, cy = hx_z - hz_x, cz = hy_x - hx_y
   T hz_y = tx, hy_z = -tx, hx_z = ty, hz_x = -ty, hy_x = tz, hx_y = -tz;
@@ -408,7 +412,7 @@ WC_HD void m3d_adjoint_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, in
   p.w_hz_x[i] = hz_x;
   p.w_hy_x[i] = hy_x;
   p.w_hx_y[i] = hx_y;
-  const T a = p.ca[m];
+  const T a = coef.ca(p, m);
   p.lam_ex[i] = a * lx;
   p.lam_ey[i] = a * ly;
   p.lam_ez[i] = a * lz;
@@ -424,9 +428,10 @@ WC_HD T m3d_v(bool exists, T u, T* lam_psi, const T* a, const T* b, const T* k, 
 }
 
 // Step B at an H cell of the domain (q as for m3d_h_cell).
-template <typename T, int ORDER, bool PZ, bool PY, bool PX, bool EDGE, typename I = NoImage>
+template <typename T, int ORDER, bool PZ, bool PY, bool PX, bool EDGE, typename I = NoImage,
+          typename C = ModelCoefficients>
 WC_HD void m3d_adjoint_h_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
-                              int64_t x, M3dPsiIndex q, I image = {}) {
+                              int64_t x, M3dPsiIndex q, I image = {}, C coef = {}) {
   constexpr int M = Stencil<ORDER>::M;
   const int64_t sz = p.ny * p.nx, sy = p.nx;
   const int64_t j = (z * p.ny + y) * p.nx + x;
@@ -441,7 +446,7 @@ WC_HD void m3d_adjoint_h_cell(const M3dParams<T>& p, int64_t shot, int64_t z, in
   p.lam_hy[i] = ly;
   p.lam_hz[i] = lz;
   image(i, lx, ly, lz);
-  const T c = p.cq[m3d_model_offset(p, shot) + j];
+  const T c = coef.cq(p, m3d_model_offset(p, shot) + j);
   const T ux = c * lx, uy = c * ly, uz = c * lz;
   // Hx += q (ey_z - ez_y), Hy += q (ez_x - ex_z), Hz += q (ex_y - ey_x)
   const bool has_z = !EDGE || z < p.nz - M;

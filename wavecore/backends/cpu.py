@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+
 from ..memory import HOST
 from ..plan import Plan
 
@@ -62,6 +64,9 @@ class CpuBackend:
         self._kernels = require_cpu_core(plan.kind)
         self.plan = plan
         self.buffers = buffers
+        if plan.kind == "maxwell3d":
+            buffers.uniform_e = uniform_rows(plan, buffers.ca, buffers.cb)
+            buffers.uniform_h = uniform_rows(plan, buffers.cq)
 
     def forward(self, t0: int, n_steps: int) -> None:
         self._kernels.forward(self.buffers, self.plan.order, t0, n_steps, self.plan.n_threads)
@@ -72,3 +77,21 @@ class CpuBackend:
 
     def synchronize(self) -> None:
         pass
+
+
+def uniform_rows(plan: Plan, *coefficients: np.ndarray) -> np.ndarray:
+    """One flag per row (model, z, y) of the padded grid: 1 where the coefficient
+    arrays ``[n_models, *padded]`` hold one value each (bit for bit) along the
+    row's domain cells.
+
+    The 3-D rows of a piecewise-constant model are mostly uniform; the CPU core
+    reads their coefficients once per row instead of once per cell (the same
+    numbers, about 12 % fewer bytes per cell-step in float32).
+    """
+    x = plan.axes[-1].domain
+    uniform = np.ones(coefficients[0].shape[:-1], bool)
+    for array in coefficients:
+        row = array[..., x]
+        bits = row.view(np.dtype(f"u{row.itemsize}"))
+        uniform &= (bits == bits[..., :1]).all(axis=-1)
+    return uniform.astype(np.uint8).ravel()
