@@ -28,7 +28,7 @@ from .cfl import cfl_condition
 from .constants import C0, EP0, MU0
 from .gradients import parse_requires_grad
 from .grid import Axis, CpmlOptions, cpml_profiles
-from .memory import HOST, device_free_bytes
+from .memory import HOST, device_free_bytes, zeros_block
 from .plan import Plan, Resampling
 from .resampling import downsample, substep_shifts, upsample
 from .result import ForwardResult, MemoryEstimate
@@ -457,9 +457,8 @@ def prepare_buffers(physics: Physics, plan: Plan, models, acq, initial: dict
 
     n_channels = plan.n_receivers * len(plan.receiver_components)
     b = SimpleNamespace(
-        **{name: np.zeros(shape, dtype) for name in physics.fields},
-        **{name: np.zeros(s, dtype) for name, s in
-           state_shapes(plan.axes, (n,), physics.memories, ()).items()},
+        **zeros_block({**{name: shape for name in physics.fields},
+                       **state_shapes(plan.axes, (n,), physics.memories, ())}, dtype),
         **coeffs, **profiles,
         src_term=src_term, src_index=src_index,
         rec_data=np.zeros((n, n_channels, plan.nt_internal), dtype),

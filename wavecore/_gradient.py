@@ -19,13 +19,6 @@ from .resampling import downsample_adjoint, substep_shifts, upsample_adjoint
 __all__ = ["GradientContext", "segments", "attach_chunk", "detach_snapshots"]
 
 
-def _zeros(memory, shape, dtype, tail: bool):
-    """Zeros of ``shape`` in ``memory``; with ``tail`` followed by one more zero
-    plane (same allocation): the 3-D adjoint reads one plane past the last shot."""
-    size = int(np.prod(shape))
-    if not tail:
-        return memory.zeros(shape, dtype)
-    return memory.zeros(size + int(np.prod(shape[2:])), dtype)[:size].reshape(shape)
 
 def segments(plan: Plan, store, with_callbacks: bool) -> list[tuple[int, int]]:
     """Step ranges ``[t0, t1)`` between callbacks and snapshot-chunk boundaries."""
@@ -117,19 +110,27 @@ class GradientContext:
         plan, b, physics, memory = self.plan, self.b, self.physics, self.memory
         dtype = np.dtype(plan.dtype)
         full = getattr(b, physics.fields[0]).shape
-        for name in physics.fields:
-            setattr(b, f"lam_{name}", memory.zeros(full, dtype))
-        for name in physics.scratch:
-            setattr(b, name, _zeros(memory, full, dtype, name in physics.tail_scratch))
-        for name in physics.memories:
-            setattr(b, f"lam_{name}", memory.zeros(getattr(b, name).shape, dtype))
+        size = int(np.prod(full))
+        # A tail scratch array is followed by one more zero plane: the 3-D
+        # adjoint reads one plane past the last shot.
+        tail = size + int(np.prod(full[2:]))
         targets = plan.targets
         wants_ab = bool(targets & {"epsilon", "sigma"})
-        b.grad_ca = memory.zeros(full, dtype) if wants_ab else None
-        b.grad_cb = memory.zeros(full, dtype) if wants_ab else None
-        b.grad_cq = memory.zeros(full, dtype) if "mu" in targets else None
+        shapes = {
+            **{f"lam_{name}": full for name in physics.fields},
+            **{name: (tail,) if name in physics.tail_scratch else full
+               for name in physics.scratch},
+            **{f"lam_{name}": getattr(b, name).shape for name in physics.memories},
+            **({"grad_ca": full, "grad_cb": full} if wants_ab else {}),
+            **({"grad_cq": full} if "mu" in targets else {}),
+            "src_grad": b.src_term.shape}
+        arrays = memory.zeros_many(shapes, dtype)
+        for name in physics.tail_scratch:
+            arrays[name] = arrays[name][:size].reshape(full)
+        b.grad_ca = b.grad_cb = b.grad_cq = None
+        for name, array in arrays.items():
+            setattr(b, name, array)
         b.rec_grad = memory.adopt(g)
-        b.src_grad = memory.zeros(b.src_term.shape, dtype)
 
     def _release(self) -> None:
         for name in (*self.physics.adjoint_names, *self.physics.scratch, "grad_ca",
