@@ -119,6 +119,11 @@ class BuildExt(build_ext):
             "-fopenmp-simd",
             *_march_flags(),
             *omp_c,
+            # Python's CFLAGS carry -g: debug information for the heavily
+            # templated 3-D core cost a third of the build (4.4 -> 3.4 min on 2
+            # cores) and made it 46 MB instead of 9.5. WAVECORE_EXTRA_CFLAGS=-g
+            # restores it.
+            "-g0",
             *shlex.split(os.environ.get("WAVECORE_EXTRA_CFLAGS", "")),
         ]
         compiler = " ".join(_compiler())
