@@ -67,8 +67,8 @@ print(json.dumps(min(best)))
 def make_problem(n: int, shots: int, dtype, nt: int, model: str = "layers") -> dict:
     """The two-layer n^3 model and acquisition of the module docstring; with
     ``model="smooth"``, permittivity and conductivity that change from cell to
-    cell along every axis (no row of equal coefficients: the CPU core reads
-    them per cell)."""
+    cell along every axis: every E row reads ca and cb per cell (mu, and so
+    cq, stays uniform, as in most GPR models)."""
     p = problem("maxwell3d", n, shots, dtype, nt)
     if model == "smooth":
         z, y, x = np.meshgrid(*[np.linspace(0.0, 1.0, n)] * 3, indexing="ij")
