@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from wavecore.backends import cpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_maxwell3d import make_problem  # noqa: E402
-from bench_tm2d import cpu_slug, machine_info, markdown_table  # noqa: E402
+from bench_tm2d import cpu_slug, machine_info, markdown_table, save_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -124,14 +123,11 @@ def main(argv=None) -> int:
             f"20-cell CPML, {args.threads} threads, {nt} steps, best of {args.rounds} "
             "interleaved rounds; every variant's receiver data equal bit for bit",
             "", *table, ""]
-    RESULTS.mkdir(exist_ok=True)
-    name = f"ablation_maxwell3d_{cpu_slug(meta)}_{date}"
-    (RESULTS / f"{name}.md").write_text("\n".join(text))
-    (RESULTS / f"{name}.json").write_text(json.dumps(
-        dict(meta=meta, date=date, command=command.strip(), n=args.n, threads=args.threads,
-             rounds=args.rounds, variants=records), indent=1))
+    path = save_results(RESULTS, f"ablation_maxwell3d_{cpu_slug(meta)}_{date}", text, dict(
+        meta=meta, date=date, command=command.strip(), n=args.n, threads=args.threads,
+        rounds=args.rounds, variants=records))
     print("\n".join(table))
-    print(f"wrote {RESULTS / name}.md")
+    print(f"wrote {path}")
     return 0
 
 

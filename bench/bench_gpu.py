@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import re
 import sys
 import time
@@ -34,7 +33,7 @@ import numpy as np
 import wavecore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_tm2d import machine_info, markdown_table  # noqa: E402
+from bench_tm2d import machine_info, markdown_table, save_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORDS = {"tm2d": 12, "maxwell3d": 21}
@@ -206,12 +205,9 @@ def main(argv=None) -> int:
     print("\n".join(lines))
     if args.emulated:
         return 0
-    RESULTS.mkdir(exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", meta["gpu"]["name"].lower()).strip("-")
     stem = f"gpu_{slug}_{meta['date'][:10]}" + ("_quick" if args.quick else "")
-    (RESULTS / f"{stem}.json").write_text(json.dumps(dict(meta=meta, cases=records), indent=1))
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS / stem}.md")
+    print(f"wrote {save_results(RESULTS, stem, lines, dict(meta=meta, cases=records))}")
     return 0
 
 

@@ -35,7 +35,7 @@ from wavecore.testing.tide import tide_python
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gpu import problem  # noqa: E402
-from bench_tm2d import cpu_slug, machine_info, markdown_table  # noqa: E402
+from bench_tm2d import cpu_slug, machine_info, markdown_table, save_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SPACING = 0.01
@@ -180,13 +180,10 @@ def main():
             "- Mcells/s = model cells x shots x steps / wall time; padded Mcells/s counts every "
             "cell of the grid (model, CPML and halo)",
             "", *table, "", *targets, ""]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.md").write_text("\n".join(text))
-    (RESULTS / f"{name}.json").write_text(json.dumps(dict(meta=meta, date=date,
-                                                          command=command, cases=records,
-                                                          targets=targets), indent=1))
+    path = save_results(RESULTS, name, text, dict(meta=meta, date=date, command=command,
+                                                   cases=records, targets=targets))
     print("\n".join(table + [""] + targets))
-    print(f"wrote {RESULTS / name}.md")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_tm2d import cpu_slug, machine_info, markdown_table  # noqa: E402
+from bench_tm2d import cpu_slug, machine_info, markdown_table, save_results  # noqa: E402
 
 from wavecore.jobs import run_forward_job  # noqa: E402
 
@@ -97,12 +96,10 @@ def main(argv=None) -> int:
              "", f"[{'PASS' if speedup >= 1.7 else 'MISSED'}] 2 workers >= 1.7x 1 worker: "
                  f"{speedup:.2f}x"]
     print("\n".join(lines))
-    RESULTS.mkdir(exist_ok=True)
     stem = f"parallel_{cpu_slug(meta)}_{meta['date'][:10]}"
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / f"{stem}.json").write_text(json.dumps(dict(
+    save_results(RESULTS, stem, lines, dict(
         meta=meta, args=vars(args), seconds={f"{e}-{w}": t for (e, w), t in times.items()},
-        speedup=speedup), indent=1))
+        speedup=speedup))
     return 0
 
 

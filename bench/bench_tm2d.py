@@ -343,11 +343,17 @@ def cpu_slug(meta: dict) -> str:
     return re.sub(r"[^a-z0-9]+", "-", cpu).strip("-") + f"-{meta['cores']}c"
 
 
-def write_results(out_dir: Path, mode: str, meta: dict, cases: list, targets: list, lines: list):
+def save_results(out_dir: Path, stem: str, lines: list, record: dict) -> Path:
+    """Write ``<stem>.md`` (the lines) and ``<stem>.json`` (the record) under
+    ``out_dir``, the pair every benchmark leaves in bench/results; returns the .md."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{stem}.json").write_text(json.dumps(record, indent=1))
+    (out_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    return out_dir / f"{stem}.md"
+
+
+def write_results(out_dir: Path, mode: str, meta: dict, cases: list, targets: list, lines: list):
     stem = f"tm2d_forward_{cpu_slug(meta)}_{meta['date'][:10]}" + ("" if mode == "default" else f"_{mode}")
-    results = dict(meta=meta, targets=targets, cases=cases)
-    (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=1))
     bw = ", ".join(f"{n} thread(s) {b / 1e9:.1f} GB/s" for n, b in meta["copy_bandwidth"].items())
     md = [f"# wavecore.tm2d forward throughput ({mode})", "",
           f"- date: {meta['date']}; git: {meta['git']}; command: `{meta['command']}`",
@@ -360,8 +366,8 @@ def write_results(out_dir: Path, mode: str, meta: dict, cases: list, targets: li
           f"{meta['loadavg_end'][0]:.2f}. {meta.get('tide_note', '')}", "",
           LEGEND, "",
           "## Targets", ""] + [f"- {verdict(t)}" for t in targets] + ["", "## Cases", ""] + lines
-    (out_dir / f"{stem}.md").write_text("\n".join(md) + "\n")
-    return out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    md_path = save_results(out_dir, stem, md, dict(meta=meta, targets=targets, cases=cases))
+    return md_path.with_suffix(".json"), md_path
 
 
 def main(argv=None):

@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 
 import wavecore
-from bench_tm2d import DX, FREQ, PML, cpu_slug, machine_info, make_problem, markdown_table
+from bench_tm2d import (DX, FREQ, PML, cpu_slug, machine_info, make_problem, markdown_table,
+                        save_results)
 from wavecore.testing.tide import run_tide_tm2d, tide_python
 
 REPO = Path(__file__).resolve().parent.parent
@@ -230,11 +231,8 @@ def report(out_dir: Path, meta: dict, rows: list, tide: list) -> None:
     verdicts = [f"[{ {True: 'PASS', False: 'MISS', None: 'INFO'}[ok]}] {what}: {value}"
                 for what, value, ok in targets]
     print("\n" + "\n".join(lines) + "\n\n" + "\n".join(verdicts))
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"tm2d_gradient_{cpu_slug(meta)}_{meta['date'][:10]}"
     strip = lambda rs: [{k: v for k, v in r.items() if k != "grads"} for r in rs]  # noqa: E731
-    (out_dir / f"{stem}.json").write_text(json.dumps(
-        dict(meta=meta, rows=strip(rows), tide=strip(tide), targets=targets), indent=1))
     md = ["# wavecore.tm2d forward + gradient", "",
           f"- date: {meta['date']}; git: {meta['git']}; command: `{meta['command']}`",
           f"- CPU: {meta['cpu']}, {meta['cores']} cores; python {meta['python']}, "
@@ -247,7 +245,8 @@ def report(out_dir: Path, meta: dict, rows: list, tide: list) -> None:
           "during one forward + vjp. err = max |g - g_exact| / max |g_exact| against the "
           "device, uncompressed, k = 1 gradient. x TIDE = TIDE fwd+grad / wavecore fwd+grad.",
           "", "## Targets", ""] + [f"- {v}" for v in verdicts] + ["", "## Cases", ""] + lines
-    (out_dir / f"{stem}.md").write_text("\n".join(md) + "\n")
+    save_results(out_dir, stem, md, dict(meta=meta, rows=strip(rows), tide=strip(tide),
+                                         targets=targets))
     print(f"wrote bench/results/{stem}.md and .json")
 
 

@@ -18,7 +18,6 @@ makes the exit status 1). Results: bench/results/cuda_graph_<system>_<device>_<d
 from __future__ import annotations
 
 import datetime
-import json
 import re
 import sys
 import time
@@ -30,7 +29,7 @@ import wavecore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gpu import device_info, gpu_device, gpu_parser, problem  # noqa: E402
-from bench_tm2d import machine_info, markdown_table  # noqa: E402
+from bench_tm2d import machine_info, markdown_table, save_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -97,13 +96,9 @@ def main(argv=None) -> int:
         lines.append(f"\n**{mismatches} case(s) differ between graph and eager runs**")
     print("\n".join(lines))
     if not args.emulated:
-        RESULTS.mkdir(exist_ok=True)
         slug = re.sub(r"[^a-z0-9]+", "-", meta["gpu"]["name"].lower()).strip("-")
         stem = f"cuda_graph_{args.system}_{slug}_{meta['date'][:10]}"
-        (RESULTS / f"{stem}.json").write_text(json.dumps(dict(meta=meta, cases=records),
-                                                         indent=1))
-        (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
-        print(f"wrote {RESULTS / stem}.md")
+        print(f"wrote {save_results(RESULTS, stem, lines, dict(meta=meta, cases=records))}")
     return 1 if mismatches else 0
 
 

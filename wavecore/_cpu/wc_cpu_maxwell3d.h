@@ -18,8 +18,8 @@ namespace cpu {
 // read them per cell. uniform_e[r] and uniform_h[r] (built by
 // wavecore.backends.cpu; null: no row is) flag the rows
 // r = (model * nz + z) * ny + y whose domain cells have equal (ca, cb), and
-// equal cq. Measured on the 64^3 two-layer benchmark with 2 threads: 7-11 %
-// faster (bench/bench_maxwell3d.py, docs/performance.md).
+// equal cq. The 64^3 two-layer forward with 2 threads runs ~8 % faster with
+// them (python bench/ablation_maxwell3d.py; docs/performance.md).
 struct M3dUniformRows {
   const uint8_t* e;
   const uint8_t* h;
