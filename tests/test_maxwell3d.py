@@ -112,14 +112,18 @@ def test_dot_product_source_to_receivers(backend, order, pml):
     assert dottest(forward, adjoint, p["source_amplitude"], y).relative_error <= 1e-12
 
 
-def test_dot_product_with_substepping():
+@pytest.mark.parametrize("ratio, factor", ((2, 1.5), (3, 2.5)))
+@pytest.mark.parametrize("taper", (False, True))
+def test_dot_product_with_substepping(ratio, factor, taper):
     # nt = 16: the frequency taper is one bin long (a case that once broke the
-    # resampling transpose).
+    # resampling transpose). E receivers are decimated; H is decimated at odd
+    # ratios and interpolated at even ones: every case is transposed exactly.
     p = problem(nt=16)
-    p["dt"] *= 2.5 / 0.9
-    kw = dict(stencil=4, pml_width=2, time_pad_frac=0.3, freq_taper_frac=0.1)
+    p["dt"] *= factor / 0.9
+    kw = dict(stencil=4, pml_width=2, time_pad_frac=0.3, freq_taper_frac=0.1, time_taper=taper,
+              receiver_component=["ex", "hy", "hz"])
     res = run(p, requires_grad="source_amplitude", **kw)
-    assert res.step_ratio == 3
+    assert res.step_ratio == ratio
     y = np.random.default_rng(0).standard_normal(res.receiver_data.shape)
     test = dottest(lambda a: run({**p, "source_amplitude": a}, **kw).receiver_data,
                    lambda g: res.vjp(g, keep=True).source_amplitude, p["source_amplitude"], y)

@@ -30,7 +30,7 @@ from .gradients import parse_requires_grad
 from .grid import Axis, CpmlOptions, cpml_profiles
 from .memory import HOST, device_free_bytes, zeros_block
 from .plan import Plan, Resampling
-from .resampling import downsample, substep_shifts, upsample
+from .resampling import sample_receivers, source_shift, upsample
 from .result import ForwardResult, MemoryEstimate
 from .state import WaveState, infer_shots, state_shapes, validate_initial_state
 from .stencils import ORDERS
@@ -444,7 +444,7 @@ def prepare_buffers(physics: Physics, plan: Plan, models, acq, initial: dict
             r = plan.resampling
             amplitude = upsample(amplitude, plan.step_ratio, r.freq_taper_frac,
                                  r.time_pad_frac, r.time_taper,
-                                 shift=substep_shifts(plan.step_ratio)[0])
+                                 shift=source_shift(plan.step_ratio))
         model_of_shot = np.arange(n) // plan.n_shots
         cb_at_source = coeffs["cb"].reshape(plan.n_models, -1)[model_of_shot[:, None],
                                                                src_index]
@@ -539,9 +539,8 @@ def run_forward(physics: Physics, plan: Plan, backend, b, callback, store=None) 
 def receiver_data(plan: Plan, b, memory=HOST) -> np.ndarray:
     data = memory.to_host(b.rec_data)
     if plan.step_ratio > 1 and data.size:
-        r = plan.resampling
-        data = downsample(data, plan.step_ratio, r.freq_taper_frac, r.time_pad_frac,
-                          r.time_taper, shift=substep_shifts(plan.step_ratio)[1])
+        data = sample_receivers(data, plan.step_ratio, plan.receiver_positions,
+                                plan.resampling.time_taper)
     data = np.ascontiguousarray(data)
     if plan.component_axis:
         data = data.reshape(data.shape[0], len(plan.receiver_components), plan.n_receivers,

@@ -14,7 +14,7 @@ from ._xp import from_dlpack_like, to_cupy, to_numpy
 from .callbacks import CallbackState
 from .gradients import Gradients, fold_padding, material_gradients
 from .plan import Plan
-from .resampling import downsample_adjoint, substep_shifts, upsample_adjoint
+from .resampling import sample_receivers_adjoint, source_shift, upsample_adjoint
 
 __all__ = ["GradientContext", "segments", "attach_chunk", "detach_snapshots"]
 
@@ -101,9 +101,8 @@ class GradientContext:
         g = g.astype(plan.dtype, copy=False).reshape(
             plan.n_total_shots, len(plan.receiver_components) * plan.n_receivers, plan.nt)
         if plan.step_ratio > 1 and g.size:
-            r = plan.resampling
-            g = downsample_adjoint(g, plan.step_ratio, r.freq_taper_frac, r.time_pad_frac,
-                                   r.time_taper, shift=substep_shifts(plan.step_ratio)[1])
+            g = sample_receivers_adjoint(g, plan.step_ratio, plan.receiver_positions,
+                                         plan.resampling.time_taper)
         return np.ascontiguousarray(g, dtype=plan.dtype)
 
     def _allocate(self, g: np.ndarray) -> None:
@@ -200,7 +199,7 @@ class GradientContext:
         if plan.step_ratio > 1:
             r = plan.resampling
             g = upsample_adjoint(g, plan.step_ratio, r.freq_taper_frac, r.time_pad_frac,
-                                 r.time_taper, shift=substep_shifts(plan.step_ratio)[0])
+                                 r.time_taper, shift=source_shift(plan.step_ratio))
         g = g.reshape(plan.n_models, plan.n_shots, plan.n_sources, plan.nt)
         if len(self.source_shape) == 3:  # shots shared by every model (or unbatched)
             g = g.sum(axis=0)

@@ -95,8 +95,10 @@ def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
         Recorded component among ``"ex", "ey", "ez", "hx", "hy", "hz"``. A
         single name gives data ``[S, n_receivers, nt]`` (as TIDE); a list gives
         ``[S, n_components, n_receivers, nt]`` in the list's order, all recorded
-        in one run. E sample ``n`` is E after step ``n``; H sample ``n`` is the
-        H of step ``n``, half a time step earlier.
+        in one run. E sample ``n`` is E after step ``n``, at ``(n + 1) dt``; H
+        sample ``n`` is the H of step ``n``, half a time step earlier, at
+        ``(n + 1/2) dt``, also in a sub-stepped run (see
+        :func:`wavecore.resampling.sample_receivers`).
     stencil : {2, 4, 6, 8}
         Accuracy order of the staggered spatial derivatives.
     pml_width : int, (wz, wy, wx) or (z0, z1, y0, y1, x0, x1)

@@ -83,8 +83,11 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
         Fields and CPML memories to start from (a previous ``final_state``);
         names missing start at zero.
     freq_taper_frac, time_pad_frac, time_taper
-        Resampling options used when the run is sub-stepped (see
-        :func:`wavecore.resampling.upsample`).
+        Options of the sources' band-limited up-sampling when the run is
+        sub-stepped (see :func:`wavecore.resampling.upsample`); receivers are
+        then the internal samples at the user's times
+        (:func:`wavecore.resampling.sample_receivers`), windowed too with
+        ``time_taper``.
     forward_callback : callable, optional
         Called with a :class:`~wavecore.callbacks.CallbackState` before internal
         steps ``0, f, 2f, ...`` with ``f = callback_frequency``; its arrays are

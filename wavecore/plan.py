@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .grid import Axis, CpmlOptions
+from .resampling import sample_position
 from .storage import StoragePlan
 
 __all__ = ["Plan", "Resampling"]
@@ -66,6 +67,13 @@ class Plan:
     @property
     def nt_internal(self) -> int:
         return self.nt * self.step_ratio
+
+    @property
+    def receiver_positions(self) -> tuple[float, ...]:
+        """Internal sample holding user sample 0 of each recorded component (data
+        order): E is recorded after a step, H half a step earlier."""
+        return tuple(sample_position(self.step_ratio, half_step=name.startswith("h"))
+                     for name in self.receiver_components)
 
     @property
     def n_total_shots(self) -> int:
