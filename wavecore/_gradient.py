@@ -164,6 +164,8 @@ class GradientContext:
         plan, b = self.plan, self.b
         g_ca, g_cb, g_cq = (self._per_model(b.grad_ca), self._per_model(b.grad_cb),
                             self._per_model(b.grad_cq))
+        if g_ca is not None and plan.storage.compression == "bf16":
+            g_ca, g_cb = self._from_increments(g_ca, g_cb)
         if g_cb is not None and plan.n_sources:
             # f = amplitude * cb[source] * scale: d f / d cb = amplitude * scale.
             scale = -1.0 / float(np.prod(plan.spacing))
@@ -175,6 +177,16 @@ class GradientContext:
             np.add.at(g_cb.reshape(plan.n_models, -1),
                       (model, self.memory.to_host(b.src_index)), per_source)
         return g_ca, g_cb, g_cq
+
+    def _from_increments(self, g_de, g_mean):
+        """dJ/dca, dJ/dcb from the images of bf16 snapshots, the increment
+        dE = E_new - E_old and the mean (E_old + E_new) / 2 of each E update
+        (wc_hooks.h store_e_update): E_old = mean - dE / 2 and
+        curl = (E_new - ca E_old) / cb = ((1 - ca) mean + (1 + ca) dE / 2) / cb,
+        with the run's own ca and cb (exact for them; float64 here)."""
+        host = self.memory.to_host
+        ca, cb = host(self.b.ca).astype(np.float64), host(self.b.cb).astype(np.float64)
+        return g_mean - 0.5 * g_de, ((1.0 - ca) * g_mean + 0.5 * (1.0 + ca) * g_de) / cb
 
     def _chain_rule(self) -> Gradients:
         plan, b = self.plan, self.b

@@ -45,8 +45,10 @@ WC_HD bf16 to_bf16(float v) {
 WC_HD float from_bf16(bf16 b) { return bits_float(static_cast<uint32_t>(b.bits) << 16); }
 
 // encode<StoreT>(value) / decode<T>(stored): identity for StoreT == T.
+// `increments`: what an E update stores (see store_e_update in wc_hooks.h).
 template <typename StoreT>
 struct Codec {
+  static constexpr bool increments = false;
   template <typename T>
   WC_HD static StoreT encode(T v) { return static_cast<StoreT>(v); }
   template <typename T>
@@ -55,6 +57,7 @@ struct Codec {
 
 template <>
 struct Codec<bf16> {
+  static constexpr bool increments = true;
   template <typename T>
   WC_HD static bf16 encode(T v) { return to_bf16(static_cast<float>(v)); }
   template <typename T>

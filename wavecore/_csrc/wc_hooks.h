@@ -28,6 +28,7 @@ WC_HD int64_t snapshot_offset(const P& p, int64_t t, int64_t numel) {
 }
 
 struct NoStore {
+  static constexpr bool increments = false;
   template <typename... A>
   WC_HD void operator()(int64_t, A...) const {}
 };
@@ -40,6 +41,7 @@ struct NoImage {
 // One or two scalar values per cell (TM2D).
 template <typename StoreT>
 struct Store {
+  static constexpr bool increments = Codec<StoreT>::increments;
   StoreT* a;  // slot array of the first value (null: not stored)
   StoreT* b;  // slot array of the second value
   template <typename T>
@@ -71,6 +73,7 @@ struct Image {
 // A vector (x, y, z components) per cell (3-D): three slot arrays.
 template <typename StoreT>
 struct Store3 {
+  static constexpr bool increments = Codec<StoreT>::increments;
   StoreT* c[3];  // null: not stored
   template <typename T>
   WC_HD void operator()(int64_t i, T vx, T vy, T vz) const {
@@ -100,5 +103,37 @@ struct Image3 {
     if (grad_b) grad_b[i] += weight * dot(b, i, lx, ly, lz);
   }
 };
+
+// What an E update `E_new = ca E_old + cb curl` hands to its snapshots, the
+// (E_old, curl) pair the gradients of ca and cb need, or, for bf16, the
+// increment E_new - E_old and the mean (E_old + E_new) / 2. They carry the same
+// information (wavecore/_gradient.py turns one into the other), but the
+// gradient of epsilon is a multiple of the increment's alone, which E_old and
+// curl give only as a difference of two large terms: rounded to bfloat16 each,
+// they cancel badly at source cells, where E has a large slowly varying part.
+// Full precision keeps the pair of the derivation (and TIDE's numbers).
+template <typename S, typename T>
+WC_HD void store_e_update(const S& store, int64_t i, T e_old, T curl, T e_new) {
+  if constexpr (S::increments) {
+    store(i, e_new - e_old, T(0.5) * (e_old + e_new));
+  } else {
+    store(i, e_old, curl);
+  }
+}
+
+// The same for a vector E (3-D): `store_e` gets E_old or the increment,
+// `store_c` the curl or the mean.
+template <typename S, typename T>
+WC_HD void store_e_update(const S& store_e, const S& store_c, int64_t i, const T (&e_old)[3],
+                          const T (&curl)[3], const T (&e_new)[3]) {
+  if constexpr (S::increments) {
+    store_e(i, e_new[0] - e_old[0], e_new[1] - e_old[1], e_new[2] - e_old[2]);
+    store_c(i, T(0.5) * (e_old[0] + e_new[0]), T(0.5) * (e_old[1] + e_new[1]),
+            T(0.5) * (e_old[2] + e_new[2]));
+  } else {
+    store_e(i, e_old[0], e_old[1], e_old[2]);
+    store_c(i, curl[0], curl[1], curl[2]);
+  }
+}
 
 }  // namespace wc

@@ -115,7 +115,8 @@ struct M3dParams {
   // ---- gradients (unused by a forward run without them) --------------------
   // Snapshots of the current chunk, [slots, n_shots, nz, ny, nx] of T or bf16:
   // E before its update (snap_e*), the stretched curl of H (snap_c*), both
-  // for ca and cb, and the stretched curl of E added to H (snap_s*, for cq).
+  // for ca and cb (in bf16 the increment and the mean of E: store_e_update),
+  // and the stretched curl of E added to H (snap_s*, for cq).
   void* snap_ex;
   void* snap_ey;
   void* snap_ez;
@@ -298,7 +299,8 @@ WC_HD T m3d_d_int(const T* f, int64_t stride, T rd, T* psi, const T* a, const T*
 }
 
 // E at (z, y, x) of the domain, q = m3d_psi_indices<T, M, false>(p, shot, z, y, x);
-// `store_e` gets E before the update, `store_c` the stretched curl of H.
+// `store_e` gets E before the update, `store_c` the stretched curl of H (in
+// bf16 the increment and the mean of E: see store_e_update).
 template <typename T, int ORDER, bool PZ, bool PY, bool PX, typename S = NoStore,
           typename C = ModelCoefficients>
 WC_HD void m3d_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, int64_t x,
@@ -319,15 +321,16 @@ WC_HD void m3d_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
                                          p.kx, x);
   const T hy_x = m3d_d_int<T, ORDER, PX>(p.hy + i, 1, p.rdx, p.psi_hy_x + qx, p.ax, p.bx,
                                          p.kx, x);
-  const T cx = hz_y - hy_z, cy = hx_z - hz_x, cz = hy_x - hx_y;
-  const T ex = p.ex[i], ey = p.ey[i], ez = p.ez[i];
-  store_e(i, ex, ey, ez);
-  store_c(i, cx, cy, cz);
+  const T curl[3] = {hz_y - hy_z, hx_z - hz_x, hy_x - hx_y};
+  const T e_old[3] = {p.ex[i], p.ey[i], p.ez[i]};
   const int64_t m = m3d_model_offset(p, shot) + j;
   const T a = coef.ca(p, m), b = coef.cb(p, m);
-  p.ex[i] = a * ex + b * cx;
-  p.ey[i] = a * ey + b * cy;
-  p.ez[i] = a * ez + b * cz;
+  const T e_new[3] = {a * e_old[0] + b * curl[0], a * e_old[1] + b * curl[1],
+                      a * e_old[2] + b * curl[2]};
+  store_e_update(store_e, store_c, i, e_old, curl, e_new);
+  p.ex[i] = e_new[0];
+  p.ey[i] = e_new[1];
+  p.ez[i] = e_new[2];
 }
 
 // Add the source terms of step t to the source component, in source order.

@@ -81,8 +81,9 @@ struct Tm2dParams {
 
   // ---- gradients (unused by a forward run without them) --------------------
   // Snapshots of the current chunk, [slots, n_shots, ny, nx] of T or bf16:
-  // E before the E update, the stretched curl of H (for ca and cb), and the
-  // stretched dEy/dz and dEy/dx (for cq). Null when not stored.
+  // E before the E update and the stretched curl of H (for ca and cb; in bf16
+  // the increment and the mean of E, see store_e_update), and the stretched
+  // dEy/dz and dEy/dx (for cq). Null when not stored.
   void* snap_ey;
   void* snap_curl;
   void* snap_sz;
@@ -208,8 +209,9 @@ WC_HD void tm2d_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t
   }
   const T curl = dhx_dz - dhz_dx;
   const T e_old = p.ey[i];
-  store(i, e_old, curl);
-  p.ey[i] = p.ca[m] * e_old + p.cb[m] * curl;
+  const T e_new = p.ca[m] * e_old + p.cb[m] * curl;
+  store_e_update(store, i, e_old, curl, e_new);
+  p.ey[i] = e_new;
 }
 
 // Add the source terms of step t to Ey, in source order, so that sources

@@ -33,7 +33,7 @@ import numpy as np
 from ..plan import Plan
 from ..stencils import coefficients
 from ..storage import from_bf16, to_bf16
-from .reference_tm2d import SnapshotSlots, diff_to_half, diff_to_int
+from .reference_tm2d import SnapshotSlots, diff_to_half, diff_to_int, e_update_snapshots
 from ..memory import HOST
 
 LETTERS = ("z", "y", "x")
@@ -179,9 +179,13 @@ class ReferenceMaxwell3d(SnapshotSlots):
         ca, cb = self.b.ca[:, None][self.dom], self.b.cb[:, None][self.dom]
         for e, curl in curls.items():
             field = self._view(e)
-            self._store(SNAP_E[e], t, field[self.dom])
-            self._store(SNAP_C[e], t, curl)
-            field[self.dom] = ca * field[self.dom] + cb * curl
+            e_old = field[self.dom].copy()
+            e_new = ca * e_old + cb * curl
+            first, second = e_update_snapshots(e_old, curl, e_new,
+                                               self._compressed(SNAP_E[e], t))
+            self._store(SNAP_E[e], t, first)
+            self._store(SNAP_C[e], t, second)
+            field[self.dom] = e_new
 
     def _sources_and_receivers(self, t):
         b, plan = self.b, self.plan

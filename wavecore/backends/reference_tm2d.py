@@ -18,8 +18,9 @@ Inside the CPML slabs each derivative ``d`` is replaced by ``d/kappa + psi``
 with ``psi <- b psi + a d``.
 
 For gradients the forward stores, at steps ``t % k == 0``, E before its
-update and the stretched curl of H (for ca, cb) and the stretched derivatives
-of E (for cq); :meth:`ReferenceTm2d.adjoint` runs the transposed steps in
+update and the stretched curl of H (for ca, cb; in bf16 the increment and the
+mean of E, :func:`e_update_snapshots`) and the stretched derivatives of E (for
+cq); :meth:`ReferenceTm2d.adjoint` runs the transposed steps in
 reverse (written from the algebra of the step above, not from the kernels):
 
 R. ``lam_E[receivers] += g_t``; ``dJ/df_t = lam_E[sources]``;
@@ -63,9 +64,24 @@ def diff_to_int(f: np.ndarray, axis: int, lo: int, hi: int, coeffs) -> np.ndarra
                for k, c in enumerate(coeffs, start=1))
 
 
+def e_update_snapshots(e_old, curl, e_new, compressed: bool):
+    """The two snapshots of the E update ``E_new = ca E_old + cb curl``: ``(E_old,
+    curl)``, or, compressed to bf16, the increment ``E_new - E_old`` and the mean
+    ``(E_old + E_new) / 2``, which round to bf16 without the cancellation of
+    ``(E_old, curl)`` in the gradient of epsilon (the gradient turns them back,
+    see wavecore/_gradient.py)."""
+    if compressed:
+        return e_new - e_old, 0.5 * (e_old + e_new)
+    return e_old, curl
+
+
 class SnapshotSlots:
     """Where the snapshots of a step are (shared by the 2-D and 3-D references);
     needs ``self.b``, ``self.plan`` and ``self.slot_shape`` ``[B, S, *grid]``."""
+
+    def _compressed(self, name, t):
+        slot = self._slot(name, t)
+        return slot is not None and slot.dtype == np.uint16
 
     def _weight(self, t):
         """Steps the snapshot of step t stands for (0: not stored)."""
@@ -195,9 +211,12 @@ class ReferenceTm2d(SnapshotSlots):
                        b.ax[cols], b.bx[cols], b.kx[cols])
         ca, cb = b.ca[:, None][dom], b.cb[:, None][dom]
         curl = dhx_dz - dhz_dx
-        self._store("snap_ey", t, dom, ey[dom])
-        self._store("snap_curl", t, dom, curl)
-        ey[dom] = ca * ey[dom] + cb * curl
+        e_old = ey[dom].copy()
+        e_new = ca * e_old + cb * curl
+        first, second = e_update_snapshots(e_old, curl, e_new, self._compressed("snap_ey", t))
+        self._store("snap_ey", t, dom, first)
+        self._store("snap_curl", t, dom, second)
+        ey[dom] = e_new
 
     def _sources_and_receivers(self, t):
         b = self.b
