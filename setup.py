@@ -7,7 +7,7 @@ a loud warning and ``wavecore.show_config()`` reports it.
 The default build is portable: no -march, so the compiler's baseline target
 (x86-64 with SSE2 on x86), and a wheel or a shared install runs on any node of
 a cluster. Tuning for the build machine is opt-in: with WAVECORE_MARCH=native
-the 3-D step ran 1.25-1.5x and the TM2D step 1.1-1.9x faster on an AVX-512 VM
+the 3-D step ran 1.3-1.4x and the TM2D step 1.1-2.0x faster on an AVX-512 VM
 (side by side, docs/performance.md), but such binaries crash with "illegal
 instruction" on CPUs that lack the build machine's instructions.
 
