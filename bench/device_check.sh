@@ -25,6 +25,8 @@
 #   step            expected  limit  what takes the time
 #   nvidia-smi             1     30
 #   cupy-config            5     60  imports CuPy, queries the driver
+#   python-env             2     30  pip list: the build needs setuptools >= 64,
+#                                    Cython >= 3 and numpy >= 2 (no isolation)
 #   git                    1     10
 #   build                150    240  pip -e, no isolation: one C++ file per system,
 #                                    compiled one after the other (150 s here)
@@ -45,7 +47,7 @@
 #   graphs-maxwell3d      20     60  4 grids x 3 chunkings x (eager, graph) x 4 runs
 #                                    of 400 steps, launch-bound
 #   graphs-tm2d           15     60  the same with --system tm2d, 1000 steps
-#   total                285    470  DEVICE_CHECK_BUDGET cuts the limits down to it
+#   total                287    470  DEVICE_CHECK_BUDGET cuts the limits down to it
 #
 # Environment: OUT (results folder), PYTHON (default: python),
 # DEVICE_CHECK_BUDGET and DEVICE_CHECK_MIN_STEP (seconds, see above),
@@ -102,7 +104,7 @@ step() {
   elif (( rc == 127 )); then
     note="command not found"
   fi
-  # pytest's closing line ("61 passed, 1190 deselected in 52.1s"): all skipped
+  # pytest's closing line ("49 passed, 436 deselected in 20.1s"): all skipped
   # means that no GPU was usable.
   local closing
   closing=$(grep -E '^[0-9]+ (passed|failed|skipped|deselected|errors?)' "$log" | tail -n 1)
@@ -121,6 +123,7 @@ echo "wavecore device check: repository $REPO, results $OUT, budget ${BUDGET} s"
 
 step nvidia-smi 30 nvidia-smi
 step cupy-config 60 "$PYTHON" -c "import cupy; cupy.show_config()"
+step python-env 30 "$PYTHON" -m pip list
 step git 10 bash -c 'git rev-parse HEAD && git status --short --untracked-files=no'
 if [[ "${DEVICE_CHECK_SKIP_BUILD:-0}" == 1 ]]; then
   echo "== build: skipped (DEVICE_CHECK_SKIP_BUILD=1)"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "device_check.sh"
-STEPS = ["nvidia-smi", "cupy-config", "git", "build", "wavecore-info", "nvrtc-warmup",
+STEPS = ["nvidia-smi", "cupy-config", "python-env", "git", "build", "wavecore-info", "nvrtc-warmup",
          "pytest-gpu", "bench-gpu", "graphs-maxwell3d", "graphs-tm2d"]
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None,
@@ -70,7 +70,8 @@ def test_device_check_syntax():
 
 def test_device_check_names_every_required_step():
     text = SCRIPT.read_text()
-    for required in ["nvidia-smi", "cupy.show_config()", "git rev-parse HEAD", "wavecore info",
+    for required in ["nvidia-smi", "cupy.show_config()", "-m pip list", "git rev-parse HEAD",
+                     "wavecore info",
                      "bench/compile_kernels.py",
                      "pip install --no-build-isolation --no-deps -e .", "-m pytest -m gpu",
                      "bench/bench_gpu.py --quick --out", "--system maxwell3d --out",
