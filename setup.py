@@ -4,8 +4,17 @@ OpenMP is probed by compiling, linking and running a small program. If that
 fails the extensions are built without it (single-threaded), the build prints
 a loud warning and ``wavecore.show_config()`` reports it.
 
+The default build is portable: no -march, so the compiler's baseline target
+(x86-64 with SSE2 on x86), and a wheel or a shared install runs on any node of
+a cluster. Tuning for the build machine is opt-in: with WAVECORE_MARCH=native
+the 3-D step ran 1.3-1.4x and the TM2D step 1.1-2.0x faster on an AVX-512 VM
+(side by side, docs/performance.md), but such binaries crash with "illegal
+instruction" on CPUs that lack the build machine's instructions.
+
 Environment variables:
-  WAVECORE_MARCH      value of -march (default "native"; empty to omit, e.g. for wheels)
+  WAVECORE_MARCH      value of -march, e.g. "native" (default: unset, no -march,
+                      portable); with it, -mprefer-vector-width=256 where the
+                      compiler takes it
   WAVECORE_NO_OPENMP  set to 1 to build without OpenMP on purpose
   WAVECORE_EXTRA_CFLAGS  extra compiler flags, split on whitespace (opt-in tuning)
 """
@@ -95,11 +104,13 @@ def _openmp_flags() -> tuple[list[str], list[str]]:
 
 
 def _march_flags() -> list[str]:
-    march = os.environ.get("WAVECORE_MARCH", "native").strip()
+    march = os.environ.get("WAVECORE_MARCH", "").strip()
     if not march:
         return []
     ok, _ = _probe([f"-march={march}"], "int main() { return 0; }")
     if not ok:
+        _loud(f"wavecore: the compiler rejects -march={march} (WAVECORE_MARCH): building "
+              "for its default target instead.")
         return []
     # With AVX-512, 16-float vectors leave long scalar remainders on the short
     # CPML row segments; 8-float vectors run the 3-D step ~15 % faster

@@ -12,7 +12,8 @@ with graphs (the graphs captured in a warm-up call, then replayed from the
 cache), prints the speed-up and, with --verify, checks that both give the same
 receiver data and final state bit for bit (any difference is reported and
 makes the exit status 1). Results: bench/results/cuda_graph_<system>_<device>_<date>.{md,json}
-(not written with --emulated, whose timings mean nothing).
+(--out DIR to write them elsewhere; not written with --emulated, whose timings mean
+nothing).
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ import wavecore
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gpu import device_info, gpu_device, gpu_parser, problem  # noqa: E402
 from bench_tm2d import machine_info, markdown_table, save_results  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def timed(system: str, p: dict, device: str, chunk: int | None, graph: bool, repeats: int):
@@ -98,7 +97,7 @@ def main(argv=None) -> int:
     if not args.emulated:
         slug = re.sub(r"[^a-z0-9]+", "-", meta["gpu"]["name"].lower()).strip("-")
         stem = f"cuda_graph_{args.system}_{slug}_{meta['date'][:10]}"
-        print(f"wrote {save_results(RESULTS, stem, lines, dict(meta=meta, cases=records))}")
+        print(f"wrote {save_results(args.out, stem, lines, dict(meta=meta, cases=records))}")
     return 1 if mismatches else 0
 
 
