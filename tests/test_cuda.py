@@ -202,9 +202,12 @@ def test_cuda_bench_script_runs_emulated(capsys):
     assert bench_gpu.main(["--emulated", "--repeats", "1"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
     runs = [[cell.strip() for cell in row.split("|")[1:-1]] for row in rows[2:]]
-    assert [(r[0], r[5]) for r in runs] == [("tm2d", "forward"), ("maxwell3d", "forward"),
-                                           ("tm2d", "fwd+grad device")]
-    assert all(float(r[6]) > 0 for r in runs)  # ms per step, measured
+    # What was run, not how fast: timings are never asserted (and the emulated
+    # ones mean nothing).
+    assert [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in runs] == [
+        ("tm2d", "24^2", "2", "float32", "4", "forward"),
+        ("maxwell3d", "8^3", "1", "float32", "4", "forward"),
+        ("tm2d", "24^2", "1", "float32", "4", "fwd+grad device")]
 
 
 def test_cuda_device_option_errors():
@@ -236,11 +239,26 @@ def test_cuda_source_compiles_with_nvrtc():
     assert all(nvrtc.getLoweredName(program, name) for name in names)
 
 
+def find_nvcc():
+    """nvcc on PATH, else the one of NVIDIA's nvidia-cuda-nvcc wheel (the test extra)."""
+    import importlib.util
+    from pathlib import Path
+
+    if shutil.which("nvcc"):
+        return shutil.which("nvcc")
+    spec = importlib.util.find_spec("nvidia")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        for candidate in sorted(Path(root).glob("cu*/bin/nvcc")) + [Path(root) / "cuda_nvcc/bin/nvcc"]:
+            if candidate.is_file():
+                return str(candidate)
+    return None
+
+
 def test_cuda_source_compiles_with_nvcc(tmp_path):
-    nvcc = shutil.which("nvcc")
+    nvcc = find_nvcc()
     if nvcc is None:
-        pytest.skip("nvcc is not on PATH: the CUDA source is checked by the CPU emulation "
-                    "(and by NVRTC where CuPy is installed)")
+        pytest.skip("no nvcc (not on PATH, no nvidia-cuda-nvcc wheel: pip install -e "
+                    "'.[test]' installs it on Linux)")
     cu = tmp_path / "kernels.cu"
     cu.write_text(source.kernel_source() + source.explicit_instantiations())
     build = subprocess.run([nvcc, "-std=c++17", "--fmad=false", "-arch=sm_80", "-c", str(cu),
