@@ -50,10 +50,10 @@ def test_reference_and_compiled_forward_agree(order, pml):
     ref, cpu = run(p, "reference", **kw), run(p, n_threads=2, **kw)
     assert ref.receiver_data.shape == (2, 6, 3, 24)
     assert np.abs(ref.receiver_data).max() > 0
-    assert rel_err(cpu.receiver_data, ref.receiver_data) <= 1e-12
+    # Bit for bit, as in 2-D (bench/reference_parity.py).
+    np.testing.assert_array_equal(cpu.receiver_data, ref.receiver_data)
     for name in ref.final_state:
-        if ref.final_state[name].size:  # memories of a side without CPML are empty
-            assert rel_err(cpu.final_state[name], ref.final_state[name]) <= 1e-12, name
+        np.testing.assert_array_equal(cpu.final_state[name], ref.final_state[name], err_msg=name)
 
 
 def test_batched_models_and_float32():
@@ -127,15 +127,19 @@ def test_dot_product_with_substepping():
     res.close()
 
 
-def test_reference_and_compiled_gradients_agree():
+@pytest.mark.parametrize("order,pml", [(2, 0), (4, (2, 1, 0, 3, 1, 2)), (6, 2), (8, 1)])
+def test_reference_and_compiled_gradients_agree(order, pml):
+    # Not bit for bit in 3-D (unlike the forward and the 2-D gradients): most
+    # values differ in their last bits; bench/reference_parity.py measures
+    # <= 9.5e-16 relative.
     p = problem(seed=5)
-    kw = dict(stencil=4, pml_width=(2, 1, 0, 3, 1, 2), receiver_component=["ex", "hz"])
+    kw = dict(stencil=order, pml_width=pml, receiver_component=["ex", "hz"])
     y = np.random.default_rng(3).standard_normal(run(p, **kw).receiver_data.shape)
     ref = run(p, "reference", requires_grad=ALL, **kw).vjp(y)
     cpu = run(p, requires_grad=ALL, n_threads=2, **kw).vjp(y)
     for name in ALL:
         assert np.abs(getattr(ref, name)).max() > 0, name
-        assert rel_err(getattr(cpu, name), getattr(ref, name)) <= 1e-11, name
+        assert rel_err(getattr(cpu, name), getattr(ref, name)) <= 1e-14, name
 
 
 @pytest.mark.parametrize("target", ALL)
