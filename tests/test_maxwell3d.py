@@ -50,10 +50,10 @@ def test_reference_and_compiled_forward_agree(order, pml):
     ref, cpu = run(p, "reference", **kw), run(p, n_threads=2, **kw)
     assert ref.receiver_data.shape == (2, 6, 3, 24)
     assert np.abs(ref.receiver_data).max() > 0
-    assert rel_err(cpu.receiver_data, ref.receiver_data) <= 1e-12
+    # Bit for bit, as in 2-D (bench/reference_parity.py).
+    np.testing.assert_array_equal(cpu.receiver_data, ref.receiver_data)
     for name in ref.final_state:
-        if ref.final_state[name].size:  # memories of a side without CPML are empty
-            assert rel_err(cpu.final_state[name], ref.final_state[name]) <= 1e-12, name
+        np.testing.assert_array_equal(cpu.final_state[name], ref.final_state[name], err_msg=name)
 
 
 def test_batched_models_and_float32():
@@ -109,7 +109,9 @@ def test_dot_product_source_to_receivers(backend, order, pml):
         return run(p, backend, requires_grad="source_amplitude", **kw).vjp(y).source_amplitude
 
     y = np.random.default_rng(order).standard_normal(forward(p["source_amplitude"]).shape)
-    assert dottest(forward, adjoint, p["source_amplitude"], y).relative_error <= 1e-12
+    error = dottest(forward, adjoint, p["source_amplitude"], y).relative_error
+    print(f"{backend}, stencil {order}, CPML {pml}: dot-product error {error:.1e}")  # pytest -s
+    assert error <= 1e-12
 
 
 @pytest.mark.parametrize("ratio, factor", ((2, 1.5), (3, 2.5)))
@@ -131,15 +133,19 @@ def test_dot_product_with_substepping(ratio, factor, taper):
     res.close()
 
 
-def test_reference_and_compiled_gradients_agree():
+@pytest.mark.parametrize("order,pml", [(2, 0), (4, (2, 1, 0, 3, 1, 2)), (6, 2), (8, 1)])
+def test_reference_and_compiled_gradients_agree(order, pml):
+    # Not bit for bit in 3-D (unlike the forward and the 2-D gradients): most
+    # values differ in their last bits; bench/reference_parity.py measures
+    # <= 9.5e-16 relative.
     p = problem(seed=5)
-    kw = dict(stencil=4, pml_width=(2, 1, 0, 3, 1, 2), receiver_component=["ex", "hz"])
+    kw = dict(stencil=order, pml_width=pml, receiver_component=["ex", "hz"])
     y = np.random.default_rng(3).standard_normal(run(p, **kw).receiver_data.shape)
     ref = run(p, "reference", requires_grad=ALL, **kw).vjp(y)
     cpu = run(p, requires_grad=ALL, n_threads=2, **kw).vjp(y)
     for name in ALL:
         assert np.abs(getattr(ref, name)).max() > 0, name
-        assert rel_err(getattr(cpu, name), getattr(ref, name)) <= 1e-11, name
+        assert rel_err(getattr(cpu, name), getattr(ref, name)) <= 1e-14, name
 
 
 @pytest.mark.parametrize("target", ALL)
@@ -251,15 +257,28 @@ def test_callbacks_see_all_fields_and_edits_act():
     assert not np.allclose(edited.receiver_data[..., 6:], plain.receiver_data[..., 6:])
 
 
-def test_model_arrays_are_read_only_in_callbacks():
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_model_arrays_are_read_only_in_callbacks(backend):
     p = problem(nt=4)
+    models = ("epsilon", "sigma", "mu", "ca", "cb", "cq")
+    checked = []
 
     def callback(state):
-        for name in ("epsilon", "ca", "cq"):
-            with pytest.raises(ValueError, match="read-only"):
-                state.get_model(name)[...] = 1.0
+        assert set(state.models) == set(models)
+        for name in models:
+            for view in ("inner", "pml", "full"):
+                array = state.get_model(name, view)
+                with pytest.raises(ValueError, match="read-only"):
+                    array[...] = 1.0
+                checked.append((state.step, name, view))
 
-    run(p, forward_callback=callback, stencil=2, pml_width=1)
+    kw = dict(stencil=2, pml_width=1)
+    data = run(p, backend, forward_callback=callback, **kw).receiver_data
+    # The callback ran before each of the 4 steps and tried every model in every view.
+    assert checked == [(step, name, view) for step in range(4) for name in models
+                       for view in ("inner", "pml", "full")]
+    # The refused writes left the run as it was.
+    np.testing.assert_array_equal(data, run(p, backend, **kw).receiver_data)
 
 
 def blocky_problem(dtype=np.float64):

@@ -149,6 +149,7 @@ def test_stencil4_matches_hankel_solution(dz_over_dx):
         err = misfit(fd[i], an[i])
         lag, fine_lag = correlation_lag(fd[i], an[i])
         where = f"r = {d / LAMBDA_PEAK:.2f} peak wavelengths, offset {OFFSETS[i]}"
+        print(f"stencil 4, dz/dx {dz_over_dx}, {where}: misfit {err:.2%}, lag {fine_lag:.2f}")
         assert err < 0.02, f"misfit {err:.4f} at {where}"
         assert lag == 0, f"peak shift of {lag} samples at {where}"
         assert abs(fine_lag) < 0.25, f"sub-sample shift {fine_lag:.3f} at {where}"
@@ -174,6 +175,7 @@ def test_stencil2_fine_anisotropic_grid():
     for i, d in enumerate(r):
         err = misfit(fd[i], an[i])
         lag, _ = correlation_lag(fd[i], an[i])
+        print(f"stencil 2, offset {offsets[i]}: misfit {err:.2%}, lag {lag}")  # pytest -s
         assert err < 0.02, f"misfit {err:.4f} at offset {offsets[i]}"
         assert lag == 0, f"peak shift of {lag} samples at offset {offsets[i]}"
 
@@ -193,6 +195,8 @@ def test_large_dt_misfit_is_time_dispersion(stencil, cells_per_lambda_min):
     for i in range(len(r)):
         err_d = misfit(fd[i], discrete[i])
         err_c = misfit(fd[i], continuous[i])
+        print(f"stencil {stencil}, 0.9 dt_max, offset {OFFSETS[i]}: misfit {err_c:.2%} "
+              f"continuous, {err_d:.2%} discrete-time")  # pytest -s shows it
         assert err_d < 0.02, f"misfit {err_d:.4f} to the discrete-time solution"
         assert correlation_lag(fd[i], discrete[i])[0] == 0
         # The time discretization, not the stencil, dominates at large dt.

@@ -48,7 +48,9 @@ def test_dot_product_source_to_receivers(backend, order, pml):
         return run(p, backend, requires_grad="source_amplitude", **kw).vjp(y).source_amplitude
 
     y = np.random.default_rng(order).standard_normal(forward(p["source_amplitude"]).shape)
-    assert dottest(forward, adjoint, p["source_amplitude"], y).relative_error <= 1e-12
+    error = dottest(forward, adjoint, p["source_amplitude"], y).relative_error
+    print(f"{backend}, stencil {order}, CPML {pml}: dot-product error {error:.1e}")  # pytest -s
+    assert error <= 1e-12
 
 
 def test_dot_product_with_substepping_and_batched_models():
@@ -122,14 +124,16 @@ def test_central_differences_along_smooth_directions(order):
         assert abs(fd - adj) <= 1e-6 * abs(fd), (target, fd, adj)
 
 
-def test_reference_and_cpu_gradients_agree():
+@pytest.mark.parametrize("order,pml", [(2, 0), (4, (3, 0, 2, 5)), (6, 4), (8, 2)])
+def test_reference_and_cpu_gradients_agree(order, pml):
+    # Bit for bit in 2-D (bench/reference_parity.py measures 0 for every order).
     p = problem(nt=45, seed=11)
-    for order, pml in ((4, (3, 0, 2, 5)), (8, 2)):
-        kw = dict(stencil=order, pml_width=pml, requires_grad=ALL)
-        ref, cpu = run(p, "reference", **kw), run(p, "cpu", **kw)
-        y = np.random.default_rng(0).standard_normal(ref.receiver_data.shape)
-        for a, b in zip(ref.vjp(y), cpu.vjp(y)):
-            assert rel_err(b, a) <= 1e-11
+    kw = dict(stencil=order, pml_width=pml, requires_grad=ALL)
+    ref, cpu = run(p, "reference", **kw), run(p, "cpu", n_threads=2, **kw)
+    y = np.random.default_rng(0).standard_normal(ref.receiver_data.shape)
+    for name, a, b in zip(ALL, ref.vjp(y), cpu.vjp(y)):
+        assert np.abs(a).max() > 0, name
+        np.testing.assert_array_equal(b, a, err_msg=name)
 
 
 @pytest.mark.parametrize("order", (6, 8))
@@ -141,8 +145,8 @@ def test_models_thinner_than_the_stencil(order):
     kw = dict(stencil=order, pml_width=(3, 2, 4, 3), requires_grad=ALL)
     ref, cpu = run(p, "reference", **kw), run(p, "cpu", **kw)
     y = np.random.default_rng(0).standard_normal(ref.receiver_data.shape)
-    for a, b in zip(ref.vjp(y), cpu.vjp(y)):
-        assert rel_err(b, a) <= 1e-11
+    for name, a, b in zip(ALL, ref.vjp(y), cpu.vjp(y)):
+        np.testing.assert_array_equal(b, a, err_msg=name)
 
 
 def test_batched_models_give_per_model_gradients():

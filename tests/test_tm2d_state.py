@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import wavecore
-from conftest import random_acquisition, random_model, stable_dt
+from conftest import random_acquisition, random_model, run_tm2d, stable_dt
 
 
 @pytest.mark.parametrize("order,pml", [(2, 5), (4, (3, 0, 2, 6)), (8, 0)])
@@ -59,27 +59,36 @@ def test_final_state_shapes_and_names():
     assert not fs.hx[:, -1, :].any() and not fs.hz[:, :, -1].any()
 
 
-def test_initial_state_for_every_shot_and_edge_values_ignored():
-    nz, nx = 9, 11
+def test_initial_state_for_every_shot_and_edge_values_ignored(backend):
+    nz, nx, nt = 9, 11, 6
     eps, sig, mu = random_model(nz, nx)
     dt = stable_dt((0.01, 0.01), eps.min(), mu.min())
     rng = np.random.default_rng(0)
-    state = {"ey": rng.standard_normal((nz + 4, nx + 4)),
-             "hx": rng.standard_normal((nz + 4, nx + 4))}
-    rec = np.array([[[4, 5]], [[2, 2]]])
-    res = wavecore.tm2d(eps, sig, mu, 0.01, dt, None, None, rec, nt=6, pml_width=2,
-                        initial_state=state)
-    assert res.receiver_data.shape == (2, 1, 6)
+    state = {name: rng.standard_normal((nz + 4, nx + 4)) for name in ("ey", "hx", "hz")}
+    # Receivers next to the last model row and column, where the edge values
+    # (and the rows and columns before them) reach within nt steps.
+    rec = np.array([[[nz - 1, 5], [4, nx - 1]], [[nz - 1, nx - 1], [2, 2]]])
+
+    def run(state):
+        return run_tm2d(backend, eps, sig, mu, 0.01, dt, None, None, rec, nt=nt, pml_width=2,
+                        initial_state=state).receiver_data
+
+    data = run(state)
+    assert data.shape == (2, 2, nt)
     # The same state given per shot gives the same data.
-    per_shot = {k: np.stack([v, v]) for k, v in state.items()}
-    res2 = wavecore.tm2d(eps, sig, mu, 0.01, dt, None, None, rec, nt=6, pml_width=2,
-                         initial_state=per_shot)
-    np.testing.assert_array_equal(res.receiver_data, res2.receiver_data)
-    # The last hx row is not a degree of freedom: changing it changes nothing.
-    state["hx"][-1, :] = 1e3
-    res3 = wavecore.tm2d(eps, sig, mu, 0.01, dt, None, None, rec, nt=6, pml_width=2,
-                         initial_state=state)
-    np.testing.assert_array_equal(res.receiver_data, res3.receiver_data)
+    np.testing.assert_array_equal(run({k: np.stack([v, v]) for k, v in state.items()}), data)
+    # H after the last E node (the last hx row, the last hz column) is not a
+    # degree of freedom: the run zeroes it, so changing it changes nothing...
+    for name, edge in (("hx", np.s_[-1, :]), ("hz", np.s_[:, -1])):
+        edited = {k: v.copy() for k, v in state.items()}
+        edited[name][edge] = 1e3
+        np.testing.assert_array_equal(run(edited), data, err_msg=name)
+    # ...while the same edit one row or column earlier reaches the receivers:
+    # the check above could see a nonzero edge.
+    for name, inner in (("hx", np.s_[-2, :]), ("hz", np.s_[:, -2])):
+        edited = {k: v.copy() for k, v in state.items()}
+        edited[name][inner] = 1e3
+        assert np.abs(run(edited) - data).max() > 1e-3 * np.abs(data).max(), name
 
 
 def test_initial_state_errors():

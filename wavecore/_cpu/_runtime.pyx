@@ -1,9 +1,15 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 # distutils: language = c++
-"""Facts about the compiled CPU core: OpenMP, threads, denormal handling, build flags."""
+"""Facts about the compiled CPU core: OpenMP, threads, denormal handling, build flags.
+
+Also two test hooks that run shared C++ code with the core's compiler flags: the
+bfloat16 snapshot codec of ``wc_codec.h`` (:func:`bf16_encode`,
+:func:`bf16_decode`) and a floating-point probe (:func:`float_semantics`).
+"""
 
 from cython.parallel cimport prange
-from libc.stdint cimport uint64_t
+from libc.math cimport isnan
+from libc.stdint cimport uint16_t, uint64_t
 
 cdef extern from "wc_cpu_runtime.h" namespace "wc::cpu" nogil:
     uint64_t ftz_enter()
@@ -16,6 +22,12 @@ cdef extern from "wc_cpu_runtime.h" namespace "wc::cpu" nogil:
 cdef extern from "wc_cpu_runtime.h" nogil:
     const char* WC_BUILD_FLAGS
     const char* WC_BUILD_COMPILER
+
+cdef extern from "wc_codec.h" namespace "wc" nogil:
+    cdef struct bf16:
+        uint16_t bits
+    bf16 to_bf16(float v)
+    float from_bf16(bf16 b)
 
 
 def openmp_enabled():
@@ -60,3 +72,45 @@ def compute_threads_flush_denormals(int n_threads):
         ftz_exit(old)
     return {"threads": total, "flushed": flushed,
             "restored": bool(ftz_active()) == before}
+
+
+def bf16_encode(const float[::1] values, uint16_t[::1] out):
+    """Test hook: ``out[i] = wc::to_bf16(values[i]).bits``, the encoder the
+    compiled core applies to bf16 snapshots (``wc_codec.h``), compiled with the
+    core's flags. Not part of the API; tests compare it with
+    :func:`wavecore.storage.to_bf16`."""
+    if out.shape[0] != values.shape[0]:
+        raise ValueError("values and out must have the same length")
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(values.shape[0]):
+            out[i] = to_bf16(values[i]).bits
+
+
+def bf16_decode(const uint16_t[::1] bits, float[::1] out):
+    """Test hook: ``out[i] = wc::from_bf16(bits[i])`` (``wc_codec.h``)."""
+    if out.shape[0] != bits.shape[0]:
+        raise ValueError("bits and out must have the same length")
+    cdef Py_ssize_t i
+    cdef bf16 b
+    with nogil:
+        for i in range(bits.shape[0]):
+            b.bits = bits[i]
+            out[i] = from_bf16(b)
+
+
+def float_semantics(const double[::1] a, const double[::1] b, const double[::1] c,
+                    double[::1] out, double nan):
+    """Test hook: ``out[i] = a[i] * b[i] + c[i]`` and ``isnan(nan)``, compiled
+    with the flags of the whole core (one build_ext pass compiles every
+    extension with them). Contraction into a fused multiply-add
+    (``-ffp-contract=fast`` on an FMA machine) rounds once instead of twice and
+    shows in ``out``; ``-ffast-math`` (finite-math-only) folds ``isnan`` to
+    false. Returns ``isnan(nan)``."""
+    cdef Py_ssize_t i
+    cdef bint is_nan
+    with nogil:
+        for i in range(a.shape[0]):
+            out[i] = a[i] * b[i] + c[i]
+        is_nan = isnan(nan)
+    return bool(is_nan)
