@@ -123,9 +123,6 @@ def test_compiled_nan_stays_nan_with_sign_and_payload():
     assert np.isnan(compiled_from_bf16(got)).all()
 
 
-@pytest.mark.xfail(strict=True, reason="wavecore/storage.py's to_bf16 rounds NaN bit patterns "
-                   "as numbers (0x7f800001 -> +inf, 0x7fffffff -> -0, 0xffffffff -> +0); "
-                   "the fix is handed to the owner of storage.py: remove this mark with it")
 def test_numpy_nan_stays_nan_with_sign_and_payload():
     bits = np.array(list(NAN), np.uint32)
     np.testing.assert_array_equal(numpy_to_bf16(bits), np.array(list(NAN.values()), np.uint16))
@@ -138,8 +135,9 @@ def test_compiled_encoder_equals_numpy_bit_for_bit():
     assert 0 < nan.sum() < len(bits) // 100  # the sample holds NaNs, and mostly numbers
     mismatch = np.flatnonzero((compiled != reference) & ~nan)
     assert mismatch.size == 0, [f"{b:#010x}" for b in bits[mismatch[:10]]]
-    # NaN: the rule of wc_codec.h (storage.py differs, see the xfail above).
+    # NaN: the rule of wc_codec.h, which storage.py follows.
     np.testing.assert_array_equal(compiled[nan], nan_rule(bits[nan]))
+    np.testing.assert_array_equal(reference[nan], compiled[nan])
 
 
 def test_decoders_equal_and_every_bfloat16_round_trips():

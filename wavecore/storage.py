@@ -45,10 +45,13 @@ _DEFAULT_CHUNK_BYTES = 64 << 20  # disk transfers of about this size
 
 
 def to_bf16(values: np.ndarray) -> np.ndarray:
-    """float32 -> bfloat16 bits (uint16), round to nearest, ties to even."""
+    """float32 -> bfloat16 bits (uint16), round to nearest, ties to even; NaN stays
+    NaN (its sign and top payload bits kept, made quiet), as in wc_codec.h."""
     u = np.ascontiguousarray(values, np.float32).view(np.uint32)
     rounded = u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))
-    return (rounded >> np.uint32(16)).astype(np.uint16)
+    nan = (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+    return np.where(nan, (u >> np.uint32(16)) | np.uint32(0x40),
+                    rounded >> np.uint32(16)).astype(np.uint16)
 
 
 def from_bf16(bits: np.ndarray) -> np.ndarray:
