@@ -239,10 +239,12 @@ def source_samples(case: DipoleCase, gprmax: dict, nt: int | None = None) -> np.
 
 
 def run_wavecore(case: DipoleCase, gprmax: dict, n_threads: int | None = None,
-                 truncate: bool = False) -> dict:
+                 truncate: bool = False, options: dict | None = None) -> dict:
     """wavecore (stencil 2, float64) on ``case`` with gprMax's ``dt`` and source
     samples (:func:`source_samples`); returns ``data`` (wavecore component name ->
-    trace of ``iterations - 1`` samples, gprMax's samples 1 ...), ``step_ratio``."""
+    trace of ``iterations - 1`` samples, gprMax's samples 1 ...), ``step_ratio``.
+    ``options`` go to ``wavecore.maxwell3d`` / ``wavecore.tm2d`` (``time_pad_frac``...)."""
+    options = dict(options or {})
     import wavecore  # noqa: PLC0415
 
     nt = gprmax["iterations"] - 1
@@ -258,7 +260,7 @@ def run_wavecore(case: DipoleCase, gprmax: dict, n_threads: int | None = None,
         res = wavecore.maxwell3d(eps, sig, mu, h, dt, (current * gprmax["dl"])[None, None],
                                  src, rec, source_component="e" + case.polarisation,
                                  receiver_component=list(COMPONENTS_3D), stencil=2,
-                                 pml_width=case.wavecore_pml, n_threads=n_threads)
+                                 pml_width=case.wavecore_pml, n_threads=n_threads, **options)
         m = gprmax["iterations"] - 1
         data = {c: res.receiver_data[0, i, 0, :m] for i, c in enumerate(COMPONENTS_3D)}
         return dict(data=data, step_ratio=res.step_ratio, inner_dt=res.dt)
@@ -275,7 +277,7 @@ def run_wavecore(case: DipoleCase, gprmax: dict, n_threads: int | None = None,
 
     res = wavecore.tm2d(eps, sig, mu, h, dt, current[None, None], np.array([[case.source]]),
                         np.array([[case.receiver]]), stencil=2, pml_width=case.wavecore_pml,
-                        forward_callback=record, n_threads=n_threads)
+                        forward_callback=record, n_threads=n_threads, **options)
     k, m = res.step_ratio, gprmax["iterations"] - 1
     data = {"ey": res.receiver_data[0, 0, :m]}
     for name, trace in internal.items():
@@ -338,7 +340,8 @@ def resample_half_run(case: DipoleCase, half: dict, nt: int) -> dict:
 
 
 def compare(case: DipoleCase, python: str | None = None, n_threads: int | None = None,
-            truncate: bool = False, half_step_runs: bool = False) -> dict:
+            truncate: bool = False, half_step_runs: bool = False,
+            options: dict | None = None) -> dict:
     """Run both on ``case`` and return, per component (wavecore names), the misfit
     of wavecore against gprMax (``components``) and, for H, that of wavecore's H
     read a quarter sample late (``h_at_e_time``: where H was read before the fix).
@@ -350,7 +353,7 @@ def compare(case: DipoleCase, python: str | None = None, n_threads: int | None =
     and its cubic for H), and ``control`` a wavecore run at that step, without
     sub-stepping, with it sample for sample (the two codes' schemes alone)."""
     gp = run_gprmax(case, python)
-    wc = run_wavecore(case, gp, n_threads, truncate)
+    wc = run_wavecore(case, gp, n_threads, truncate, options)
     nt = gp["iterations"] - 1
     theirs = {g: gp["data"][g][1:] for _, g in _names(case)}
     out = dict(case=case, components=_misfits(case, wc["data"], theirs), dt=gp["dt"],
@@ -366,7 +369,7 @@ def compare(case: DipoleCase, python: str | None = None, n_threads: int | None =
         if not math.isclose(half["dt"], gp["dt"] / 2, rel_tol=1e-15):
             raise AssertionError((half["dt"], gp["dt"]))
         out["same_scheme"] = _misfits(case, wc["data"], resample_half_run(case, half, nt))
-        fine = run_wavecore(half_case, half, n_threads, truncate)
+        fine = run_wavecore(half_case, half, n_threads, truncate, options)
         out["control"] = _misfits(case, fine["data"],
                                   {g: half["data"][g][1:] for _, g in _names(case)})
         out["control_step_ratio"] = fine["step_ratio"]
