@@ -65,7 +65,6 @@ class GradientContext:
         if self.closed:
             raise RuntimeError("the gradient buffers of this run were freed (vjp without "
                                "keep=True, or close()); run the forward again")
-        plan, b = self.plan, self.b
         g = self._receiver_gradient(to_numpy(from_dlpack_like(grad_receiver_data)))
         try:
             self._allocate(g)

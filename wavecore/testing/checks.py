@@ -86,3 +86,18 @@ def taylor_test(f: Callable[[np.ndarray], float], x: np.ndarray, gradient: np.nd
     hs = h0 * factor ** np.arange(n)
     values = np.array([float(f(x + h * direction)) for h in hs])
     return TaylorTest(hs, np.abs(values - f0), np.abs(values - f0 - hs * slope))
+
+
+def peer_python(variable: str, default: str, probe: str) -> str | None:
+    """A Python interpreter of a peer code (TIDE, gprMax) kept outside wavecore's
+    environment: the path in the environment variable ``variable`` (else
+    ``default``) if it exists and runs ``probe`` (an import), or None, also
+    when the variable is set empty."""
+    import os  # noqa: PLC0415 - only for the peer cross-checks
+    import subprocess  # noqa: PLC0415
+
+    candidate = os.environ.get(variable, default)
+    if not candidate or not os.path.exists(candidate):
+        return None
+    run = subprocess.run([candidate, "-c", probe], capture_output=True, text=True)
+    return candidate if run.returncode == 0 else None

@@ -46,13 +46,14 @@ the receiver (:func:`quiet_iterations`); wavecore's CPML lies further out.
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
+from .checks import peer_python
 
 __all__ = ["DipoleCase", "gprmax_python", "gprmax_version", "gprmax_input", "quiet_iterations",
            "run_gprmax", "run_wavecore", "gaussiandot", "source_samples", "compare", "misfit",
@@ -68,11 +69,7 @@ COMPONENTS_2D = {"ey": "ez", "hx": "hy", "hz": "hx"}
 def gprmax_python() -> str | None:
     """Path of a Python interpreter that can import gprMax, or None (also when
     ``WAVECORE_GPRMAX_PYTHON`` is set empty)."""
-    candidate = os.environ.get("WAVECORE_GPRMAX_PYTHON", _DEFAULT)
-    if not candidate or not Path(candidate).exists():
-        return None
-    probe = subprocess.run([candidate, "-c", "import gprMax"], capture_output=True, text=True)
-    return candidate if probe.returncode == 0 else None
+    return peer_python("WAVECORE_GPRMAX_PYTHON", _DEFAULT, "import gprMax")
 
 
 def gprmax_version(python: str) -> str:

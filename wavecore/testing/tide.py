@@ -11,12 +11,13 @@ stores -H).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .checks import peer_python
 
 __all__ = ["tide_python", "run_tide_tm2d", "run_tide_maxwell3d"]
 
@@ -60,12 +61,7 @@ np.savez(sys.argv[2], seconds=np.array(times), **grads,
 
 def tide_python() -> str | None:
     """Path of a Python interpreter that can import TIDE, or None."""
-    candidate = os.environ.get("WAVECORE_TIDE_PYTHON", _DEFAULT)
-    if not candidate or not Path(candidate).exists():
-        return None
-    probe = subprocess.run([candidate, "-c", "import tide.maxwell.tm2d"],
-                           capture_output=True, text=True)
-    return candidate if probe.returncode == 0 else None
+    return peer_python("WAVECORE_TIDE_PYTHON", _DEFAULT, "import tide.maxwell.tm2d")
 
 
 def run_tide_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
