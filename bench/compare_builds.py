@@ -18,7 +18,8 @@ maxwell3d 64^3 x 100 steps, forward and forward + gradient), ``bench_tm2d.py --q
 --no-tide`` and ``bench_maxwell3d.py --quick``, each on the copy's build. Each case
 keeps its best over the rounds: interleaving puts every build in the same windows of
 a shared machine. "x first" is the time of a build over the time of the first build
-(for rates, the inverse ratio). Results: bench/results/compare_builds_<cpu>_<date>.{md,json}.
+(for rates, the inverse ratio). Results:
+bench/results/compare_builds_<cpu>_<date>[_<suffix>].{md,json}.
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/wavecore-builds"))
     parser.add_argument("--reuse", action="store_true", help="keep builds found in --workdir")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--suffix", default="", help="appended to the result file names")
     args = parser.parse_args(argv)
     if args.variants and "" not in args.march:
         parser.error("--variants needs the default build: add \"\" to --march")
@@ -188,6 +190,7 @@ def main(argv=None) -> int:
              *markdown_table(head, rows)]
     print("\n".join(lines))
     stem = f"compare_builds_{cpu_slug(meta)}_{date}"
+    stem += f"_{args.suffix}" if args.suffix else ""
     record = dict(meta=meta, flags=flags, best=best, build_s=build_s)
     print(f"wrote {save_results(args.out, stem, lines, record)}")
     return 0
