@@ -15,8 +15,7 @@ __all__ = ["show_config", "config"]
 def config() -> dict:
     """The facts :func:`show_config` prints, as a dict."""
     from . import __version__
-    from .backends import available_backends
-    from .backends.cpu import _IMPORT_ERROR, _runtime
+    from .backends import available_backends, cpu
 
     info = {
         "wavecore": __version__,
@@ -26,11 +25,12 @@ def config() -> dict:
         "cpu_count": os.cpu_count(),
         "backends": available_backends(),
     }
-    if _IMPORT_ERROR is None:
-        info["openmp"] = bool(_runtime.openmp_enabled())
-        info["openmp_version"] = int(_runtime.openmp_spec())
-        info["threads"] = int(_runtime.max_threads())
-        info["build"] = _runtime.build_flags()
+    runtime, error = cpu._load_runtime()
+    if error is None:
+        info["openmp"] = bool(runtime.openmp_enabled())
+        info["openmp_version"] = int(runtime.openmp_spec())
+        info["threads"] = int(runtime.max_threads())
+        info.update(_variants(cpu, runtime))
         if not info["openmp"]:
             info["warning"] = ("the CPU core was built WITHOUT OpenMP: runs are "
                                "single-threaded; rebuild with an OpenMP-capable compiler")
@@ -42,8 +42,31 @@ def config() -> dict:
     return info
 
 
+def _variants(cpu, runtime) -> dict:
+    """The CPU's x86-64 levels, the variant of the kernels in use and its flags,
+    and every variant of the build (those this CPU cannot run marked)."""
+    from ._cpu.variants import runnable
+
+    levels = runtime.cpu_levels()
+    info = {"cpu_levels": (", ".join(k for k, ok in levels.items() if ok)
+                          or "none of " + ", ".join(levels))}
+    try:
+        info["cpu_variant"] = cpu.cpu_variant()
+        build = cpu.require_cpu_core("tm2d").build()
+        info["build"] = {"compiler": runtime.build_flags()["compiler"],
+                         "flags": build["flags"]}
+    except (cpu.CpuVariantError, ImportError) as exc:
+        info["cpu_variant"] = f"none ({exc})"
+        info["build"] = runtime.build_flags()
+    info["cpu_variants"] = {
+        name: flags if runnable(name, levels) else f"(not on this CPU) {flags}"
+        for name, flags in cpu.built_variants().items()}
+    return info
+
+
 def show_config() -> dict:
-    """Print the version, backends, OpenMP status, threads and build flags.
+    """Print the version, backends, OpenMP status, threads, the variant of the CPU
+    kernels in use with its flags, and the variants built.
 
     Returns the same facts as a dict.
     """

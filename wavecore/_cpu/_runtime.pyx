@@ -1,8 +1,10 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 # distutils: language = c++
-"""Facts about the compiled CPU core: OpenMP, threads, denormal handling, build flags.
+"""Facts about the compiled CPU core: OpenMP, threads, denormal handling, build flags,
+the variants of the kernel modules and the x86-64 levels this CPU runs.
 
-Also two test hooks that run shared C++ code with the core's compiler flags: the
+Always built for the baseline target, so that it imports on every CPU. Also two
+test hooks that run shared C++ code with the core's compiler flags: the
 bfloat16 snapshot codec of ``wc_codec.h`` (:func:`bf16_encode`,
 :func:`bf16_decode`) and a floating-point probe (:func:`float_semantics`).
 """
@@ -18,10 +20,13 @@ cdef extern from "wc_cpu_runtime.h" namespace "wc::cpu" nogil:
     bint openmp_compiled()
     int openmp_max_threads()
     int openmp_version()
+    bint cpu_has_x86_64_v3()
+    bint cpu_has_x86_64_v4()
 
 cdef extern from "wc_cpu_runtime.h" nogil:
     const char* WC_BUILD_FLAGS
     const char* WC_BUILD_COMPILER
+    const char* WC_VARIANTS
 
 cdef extern from "wc_codec.h" namespace "wc" nogil:
     cdef struct bf16:
@@ -48,6 +53,23 @@ def openmp_spec():
 def build_flags():
     """The compiler and flags the extension was built with."""
     return {"compiler": WC_BUILD_COMPILER.decode(), "flags": WC_BUILD_FLAGS.decode()}
+
+
+def variants():
+    """The builds of the kernel modules: {variant: flags}, in order of preference
+    (best last); the first is under the kernels' own module names (setup.py)."""
+    table = {}
+    for entry in WC_VARIANTS.decode().split(";"):
+        if entry:
+            name, _, flags = entry.partition(":")
+            table[name] = flags
+    return table
+
+
+def cpu_levels():
+    """The x86-64 micro-architecture levels that this CPU and its OS support:
+    {"x86-64-v3": bool, "x86-64-v4": bool} (False on other architectures)."""
+    return {"x86-64-v3": bool(cpu_has_x86_64_v3()), "x86-64-v4": bool(cpu_has_x86_64_v4())}
 
 
 def caller_flushes_denormals():

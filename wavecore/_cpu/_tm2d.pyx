@@ -109,6 +109,15 @@ cdef extern from "wc_cpu_runtime.h" namespace "wc::cpu" nogil:
     void ftz_exit(uint64_t old)
     void barrier()
 
+cdef extern from "wc_cpu_runtime.h" nogil:
+    const char* WC_BUILD_FLAGS
+    const char* WC_VARIANT
+
+
+def build():
+    """The variant of this module ("baseline", "v3", ...) and its compiler flags."""
+    return {"variant": WC_VARIANT.decode(), "flags": WC_BUILD_FLAGS.decode()}
+
 
 cdef int _fill(Tm2dParams[real_t]* p, object b, object dtype) except -1:
     p.ey = <real_t*> _data(b.ey, dtype, "ey")

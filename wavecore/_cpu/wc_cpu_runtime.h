@@ -91,6 +91,45 @@ inline int openmp_version() {
 #endif
 }
 
+// Whether the running CPU, and the OS (it must save the AVX / AVX-512
+// registers), can run code built for the x86-64 micro-architecture levels of
+// the module variants: level 3 (AVX2, FMA, BMI1/2, ...) and level 4 (level 3
+// with AVX-512 F/BW/CD/DQ/VL). GCC >= 12 tests the levels themselves; other
+// compilers test their defining features (AVX2, FMA, BMI1/2; AVX-512
+// F/BW/CD/DQ/VL). False on other architectures.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define WC_CPU_LEVELS_X86 1
+#endif
+
+inline bool cpu_has_x86_64_v3() {
+#if defined(WC_CPU_LEVELS_X86)
+  __builtin_cpu_init();
+#if !defined(__clang__) && __GNUC__ >= 12
+  return __builtin_cpu_supports("x86-64-v3");
+#else
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+#endif
+#else
+  return false;
+#endif
+}
+
+inline bool cpu_has_x86_64_v4() {
+#if defined(WC_CPU_LEVELS_X86)
+  __builtin_cpu_init();
+#if !defined(__clang__) && __GNUC__ >= 12
+  return __builtin_cpu_supports("x86-64-v4");
+#else
+  return cpu_has_x86_64_v3() && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#endif
+#else
+  return false;
+#endif
+}
+
 }  // namespace cpu
 }  // namespace wc
 
@@ -99,4 +138,12 @@ inline int openmp_version() {
 #endif
 #ifndef WC_BUILD_COMPILER
 #define WC_BUILD_COMPILER "unknown"
+#endif
+// The module variant of a kernel module ("baseline", "v3", ...; setup.py) and,
+// in _runtime, the variants of the build: "name:flags" entries joined by ";".
+#ifndef WC_VARIANT
+#define WC_VARIANT "unknown"
+#endif
+#ifndef WC_VARIANTS
+#define WC_VARIANTS ""
 #endif

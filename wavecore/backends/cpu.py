@@ -1,52 +1,138 @@
-"""The compiled CPU backend: the Cython/OpenMP time loops of wavecore._cpu."""
+"""The compiled CPU backend: the Cython/OpenMP time loops of wavecore._cpu.
+
+The compiled modules are imported on first use, not with ``import wavecore``:
+``_runtime`` (always built for the baseline target), then the kernel module of
+a run's kind in the variant chosen once per process (wavecore/_cpu/variants.py):
+the best one this CPU runs, or the one ``WAVECORE_CPU_VARIANT`` or
+:func:`use_cpu_variant` names.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+import threading
 import warnings
 
 import numpy as np
 
+from .._cpu.variants import ENV, CpuVariantError, import_kernel, select
 from ..memory import HOST
 from ..plan import Plan
 
-_IMPORT_ERROR: Exception | None = None
-try:
-    from .._cpu import _maxwell3d, _runtime, _tm2d
-except ImportError as exc:  # pragma: no cover - only on a broken install
-    _runtime = _tm2d = _maxwell3d = None
-    _IMPORT_ERROR = exc
+__all__ = ["CpuBackend", "CpuVariantError", "cpu_core_status", "cpu_variant",
+           "use_cpu_variant", "require_cpu_core", "runtime", "resolve_threads"]
+
+KERNELS = {"tm2d": "_tm2d", "maxwell3d": "_maxwell3d"}
+
+# The variant this process runs and its kernel modules, imported on first use.
+_lock = threading.RLock()
+_chosen: dict = {"variant": None, "modules": {}}
+
+
+@functools.cache
+def _load_runtime():
+    """(_runtime, None), or (None, the ImportError) on a broken install."""
+    try:
+        from .._cpu import _runtime
+    except ImportError as exc:  # pragma: no cover - only on a broken install
+        return None, exc
+    return _runtime, None
+
+
+def runtime():
+    """The ``_runtime`` module of the compiled core (OpenMP, build, CPU facts)."""
+    module, error = _load_runtime()
+    if error is not None:
+        raise RuntimeError(
+            "the compiled CPU core of wavecore is not importable: "
+            f"{error}. Reinstall with `pip install -e .` (needs a C++17 compiler), "
+            "or pass python_backend=True to run the numpy reference implementation.")
+    return module
+
+
+def built_variants() -> dict:
+    """The variants of the kernel modules in this build: {name: compiler flags},
+    best last."""
+    return dict(runtime().variants()) or {"baseline": runtime().build_flags()["flags"]}
+
+
+def use_cpu_variant(name: str | None = None) -> str:
+    """Run the CPU kernels of variant ``name`` from the next run on.
+
+    Parameters
+    ----------
+    name : str or None
+        "baseline", "v3", "v4" (x86-64 builds; ``wavecore info`` lists them) or
+        "auto". None: the ``WAVECORE_CPU_VARIANT`` environment variable, else
+        "auto" (the best variant this CPU runs).
+
+    Returns
+    -------
+    str
+        The variant now in use.
+
+    Raises
+    ------
+    CpuVariantError
+        When the variant is not built or this CPU cannot run it; the variant in
+        use does not change then.
+    """
+    rt = runtime()
+    requested = os.environ.get(ENV) if name is None else name
+    variant = select(list(built_variants()), rt.cpu_levels(), requested)
+    with _lock:
+        if variant != _chosen["variant"]:
+            _chosen["variant"], _chosen["modules"] = variant, {}
+    return variant
+
+
+def cpu_variant() -> str:
+    """The variant of the CPU kernels this process runs (chosen on first use)."""
+    return _chosen["variant"] or use_cpu_variant()
 
 
 def cpu_core_status() -> str:
     """"available (...)" or why the compiled core cannot be used."""
-    if _IMPORT_ERROR is not None:
-        return f"unavailable: the compiled extension did not import ({_IMPORT_ERROR})"
-    omp = "OpenMP" if _runtime.openmp_enabled() else "NO OpenMP (single-threaded build)"
-    return f"available (Cython, {omp})"
+    _, error = _load_runtime()
+    if error is not None:
+        return f"unavailable: the compiled extension did not import ({error})"
+    try:
+        variant = cpu_variant()
+        for kind in KERNELS:
+            require_cpu_core(kind)
+    except (CpuVariantError, ImportError) as exc:
+        return f"unavailable: {exc}"
+    omp = "OpenMP" if runtime().openmp_enabled() else "NO OpenMP (single-threaded build)"
+    return f"available (Cython, {omp}, variant {variant})"
 
 
 def require_cpu_core(kind: str = "tm2d"):
-    """The compiled module running ``kind`` ("tm2d" or "maxwell3d")."""
-    if _IMPORT_ERROR is not None:
-        raise RuntimeError(
-            "the compiled CPU core of wavecore is not importable: "
-            f"{_IMPORT_ERROR}. Reinstall with `pip install -e .` (needs a C++17 compiler), "
-            "or pass python_backend=True to run the numpy reference implementation.")
-    return {"tm2d": _tm2d, "maxwell3d": _maxwell3d}[kind]
+    """The compiled module running ``kind`` ("tm2d" or "maxwell3d"), of the
+    variant in use (imported once)."""
+    cpu_variant()  # chosen on first use
+    with _lock:
+        variant, modules = _chosen["variant"], _chosen["modules"]
+        if kind not in modules:
+            modules[kind] = import_kernel(KERNELS[kind], variant, list(built_variants()),
+                                          runtime().cpu_levels())
+        return modules[kind]
 
 
 def default_threads() -> int:
     """Threads used when ``n_threads`` is None: ``omp_get_max_threads()``."""
-    if _IMPORT_ERROR is not None:
+    module, error = _load_runtime()
+    if error is not None:
         return 1
-    return max(1, int(_runtime.max_threads()))
+    return max(1, int(module.max_threads()))
 
 
 def resolve_threads(n_threads: int | None) -> int:
     """The thread count a run will use; warns when the build cannot honour it."""
     if n_threads is None:
         return default_threads()
-    if n_threads > 1 and _IMPORT_ERROR is None and not _runtime.openmp_enabled():
+    module, error = _load_runtime()
+    if n_threads > 1 and error is None and not module.openmp_enabled():
         warnings.warn(f"n_threads={n_threads} has no effect: this build of wavecore has no "
                       "OpenMP and runs single-threaded (see wavecore.show_config())",
                       RuntimeWarning, stacklevel=3)

@@ -1,0 +1,7 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# distutils: language = c++
+"""The TM2D time loops of _tm2d.pyx built for x86-64-v4 (AVX-512): setup.py compiles this
+module with the v4 variant's flags; wavecore/_cpu/variants.py imports it only on
+a CPU that supports them."""
+
+include "_tm2d.pyx"
