@@ -28,8 +28,10 @@
 #   python-env             2     30  pip list: the build needs setuptools >= 64,
 #                                    Cython >= 3 and numpy >= 2 (no isolation)
 #   git                    1     10
-#   build                150    240  pip -e, no isolation: one C++ file per system,
-#                                    compiled one after the other (150 s here)
+#   build                150    240  pip -e, no isolation, WAVECORE_VARIANTS=none:
+#                                    the CPU core's baseline only (the GPU checks
+#                                    need no tuned CPU variants), the two systems
+#                                    compiled in parallel (153 s here)
 #   wavecore-info          2     30  build flags, OpenMP, backends (after the build:
 #                                    it reports what was built)
 #   nvrtc-warmup          15     90  bench/compile_kernels.py: the 16 kernel modules
@@ -129,7 +131,7 @@ if [[ "${DEVICE_CHECK_SKIP_BUILD:-0}" == 1 ]]; then
   echo "== build: skipped (DEVICE_CHECK_SKIP_BUILD=1)"
   STEPS+=("build|0|0.0|skipped on request")
 else
-  step build 240 "$PYTHON" -m pip install --no-build-isolation --no-deps -e .
+  step build 240 env WAVECORE_VARIANTS=none "$PYTHON" -m pip install --no-build-isolation --no-deps -e .
 fi
 step wavecore-info 30 "$PYTHON" -m wavecore info
 step nvrtc-warmup 90 "$PYTHON" bench/compile_kernels.py
