@@ -128,11 +128,14 @@ def test_reference_runs_never_import_the_compiled_core():
     loads) or CuPy."""
     code = textwrap.dedent("""
         import importlib.abc, json, sys
-        attempts, refused = [], ["cupy", "cupyx", "wavecore._cpu"]
+        attempts, refused = [], ["cupy", "cupyx"]
+
+        def compiled(name):  # the extension modules of wavecore._cpu (variants.py is Python)
+            return name.startswith("wavecore._cpu._")
 
         class Refuse(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
-                if any(name == r or name.startswith(r + ".") for r in refused):
+                if compiled(name) or any(name == r or name.startswith(r + ".") for r in refused):
                     attempts.append(name)
                     raise ImportError(f"refused by the test: {name}")
                 return None
@@ -155,17 +158,20 @@ def test_reference_runs_never_import_the_compiled_core():
                       requires_grad=("epsilon", "sigma", "mu", "source_amplitude"))
             grads = res.vjp(np.ones_like(res.receiver_data))
             assert np.abs(grads.epsilon).max() > 0 and np.abs(grads.mu).max() > 0
-        print(json.dumps({"core_missing": cpu._IMPORT_ERROR is not None, "at_import": at_import,
-                          "attempts": attempts,
-                          "loaded": [m for m in sys.modules if m.startswith("wavecore._cpu")]}))
+        during_runs = list(attempts)
+        loaded = [m for m in sys.modules if compiled(m)]
+        # The refusal works: asked for the core now, the CPU backend cannot load it.
+        core_missing = cpu._load_runtime()[1] is not None
+        print(json.dumps({"core_missing": core_missing, "at_import": at_import,
+                          "attempts": during_runs, "loaded": loaded}))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     facts = json.loads(out.stdout.strip().splitlines()[-1])
-    # The refusal worked: the CPU backend saw no compiled core...
-    assert facts["core_missing"] and facts["at_import"], facts
-    # ...and the reference runs asked for none of it.
-    assert facts["attempts"] == [] and facts["loaded"] == [], facts
+    # The refusal works: the CPU backend cannot load the compiled core...
+    assert facts["core_missing"], facts
+    # ...and neither ``import wavecore`` nor the reference runs asked for any of it.
+    assert facts["at_import"] == [] and facts["attempts"] == [] and facts["loaded"] == [], facts
 
 
 def test_import_is_lazy():
@@ -239,14 +245,20 @@ def test_no_fast_math_in_the_emulator_build():
 
 
 def test_no_fast_math_in_the_built_extension():
-    from wavecore.backends.cpu import _IMPORT_ERROR, _runtime
+    from wavecore.backends import cpu
 
+    _runtime, _IMPORT_ERROR = cpu._load_runtime()
     if _IMPORT_ERROR is not None:
         pytest.skip(f"the compiled core is not built: {_IMPORT_ERROR}")
     # The flags the extension was compiled with (embedded as WC_BUILD_FLAGS).
     flags = _runtime.build_flags()["flags"].split()
     assert_host_flags_exact(flags, "WC_BUILD_FLAGS")
     assert "-fno-fast-math" in flags
+    # Every variant of the kernel modules (v3 and v4 have fused multiply-add
+    # instructions, so contraction is their risk) carries the same guarantees.
+    for variant, variant_flags in cpu.built_variants().items():
+        assert_host_flags_exact(variant_flags.split(), f"variant {variant}")
+        assert "-fno-fast-math" in variant_flags.split(), variant
     # What the compiler made of them: a * b + c rounds twice (no fused
     # multiply-add), and isnan is not folded away (no finite-math-only). The
     # values make a fused result 2**-60 instead of 0.

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from wavecore import storage
-from wavecore.backends.cpu import _IMPORT_ERROR, _runtime
+from wavecore.backends import cpu
+
+_runtime, _IMPORT_ERROR = cpu._load_runtime()
 
 pytestmark = pytest.mark.skipif(_IMPORT_ERROR is not None,
                                 reason=f"the compiled core is not built: {_IMPORT_ERROR}")
