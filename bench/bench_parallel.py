@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import sys
 import tempfile
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_tm2d import cpu_slug, machine_info, markdown_table, save_results  # noqa: E402
@@ -70,12 +69,8 @@ def main(argv=None) -> int:
     parser.add_argument("--nt", type=int, default=2000)
     args = parser.parse_args(argv)
     runs = [("processes", 1), ("processes", 2)]
-    try:
-        import distributed  # noqa: F401
-
+    if importlib.util.find_spec("distributed") is not None:
         runs.append(("dask", 2))
-    except ImportError:
-        pass
     times = {}
     with tempfile.TemporaryDirectory() as tmp:
         for executor, workers in runs:

@@ -216,7 +216,7 @@ def report(out_dir: Path, meta: dict, rows: list, tide: list) -> None:
     lines = markdown_table(head, table)
     r0 = rows[0]
     targets = [
-        (f"fwd+grad >= 2x faster than TIDE (device, k=1)",
+        ("fwd+grad >= 2x faster than TIDE (device, k=1)",
          f"{tide_by['device']['seconds'] / r0['grad_s']:.2f}x" if tide else "TIDE not run",
          None if not tide else bool(tide_by["device"]["seconds"] / r0["grad_s"] >= 2)),
         ("fwd+grad <= 2.5x own forward (device, k=1)", f"{r0['grad_s'] / fwd:.2f}x",

@@ -1,7 +1,6 @@
 """show_config, OpenMP reporting and denormal handling of the compiled core."""
 
 import numpy as np
-import pytest
 
 import wavecore
 from wavecore._cpu import _runtime

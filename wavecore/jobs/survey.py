@@ -14,7 +14,6 @@ import logging
 import multiprocessing
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
