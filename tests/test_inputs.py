@@ -2,6 +2,7 @@
 
 import sys
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -165,7 +166,10 @@ def test_batched_model_batch_mismatch():
     ("dt", -1e-11, ValueError, "dt must be a finite number > 0"),
     ("dt", float("nan"), ValueError, "dt"),
     ("stencil", 3, ValueError, "stencil must be one of"),
-    ("stencil", True, ValueError, "stencil"),
+    ("stencil", True, TypeError, "stencil must be an integer"),
+    ("stencil", 4.0, TypeError, "stencil must be an integer among .*got 4.0"),
+    ("stencil", 4.5, TypeError, "stencil must be an integer"),
+    ("stencil", "4", TypeError, "stencil must be an integer"),
     ("pml_width", -1, ValueError, "pml_width values must be >= 0"),
     ("pml_width", (1, 2, 3), ValueError, "pml_width must be an int, 2 values"),
     ("max_vel", 1.0, ValueError, "below the model's fastest speed"),
@@ -210,3 +214,65 @@ def test_errors_come_before_heavy_work(monkeypatch):
     with pytest.raises(ValueError, match="receiver_location"):
         call(source_amplitude=None, source_location=None, nt=10**9,
              receiver_location=np.array([[[0, NX]]]))
+
+
+def test_stencil_is_stored_as_a_python_int():
+    for value in (4, np.int64(4), np.int32(4)):
+        order = call(stencil=value).plan.order
+        assert order == 4 and type(order) is int
+
+
+def test_errors_show_the_users_shapes_not_the_flattened_ones():
+    # Shared shots with a batched model: the arrays are broadcast to [B, S, ...]
+    # inside; messages must quote the shapes the caller passed.
+    b = good()
+    batched = {k: np.stack([b[k]] * 3) for k in ("epsilon", "sigma", "mu")}
+    for models in ({}, batched):
+        with pytest.raises(ValueError, match=r"got shape \(2, 1, 3\)$"):
+            call(**models, source_location=np.array([[[2, 3, 4]], [[5, 6, 7]]]))
+        with pytest.raises(ValueError, match=r"source_location \(2, 2, 2\) must match "
+                                             r"source_amplitude \(2, 1, 8\)"):
+            call(**models, source_location=np.array([[[2, 3], [1, 1]], [[5, 6], [1, 1]]]))
+        with pytest.raises(ValueError, match=r"receiver_location must end with .* got shape "
+                                             r"\(2, 2, 1\)"):
+            call(**models, receiver_location=np.array([[[1], [9]], [[0], [4]]]))
+
+
+# -- unit mistakes: UnitWarning before any work (issue 15, item 6) ---------------
+
+def test_unit_warning_is_a_user_warning():
+    assert issubclass(wavecore.UnitWarning, UserWarning)
+
+
+@pytest.mark.parametrize("changes,match", [
+    (dict(epsilon=np.full((NZ, NX), 4.0) * wavecore.EP0),
+     r"dt = 1e-11 s needs [\d,]+ internal steps per sample .*epsilon looks absolute .*"
+     r"epsilon / wavecore.EP0"),
+    (dict(dt=1e-6), r"needs [\d,]+ internal steps .*dt = 1e-06 s is long .*in seconds"),
+    (dict(mu=np.ones((NZ, NX)) * wavecore.MU0), r"mu looks absolute .*mu / wavecore.MU0"),
+    (dict(grid_spacing=1e-6), r"grid_spacing \(1e-06, 1e-06\) is below 0.1 mm"),
+    (dict(dt=5e-8), r"needs 1,071 internal steps per sample .*check the units"),
+])
+def test_unit_mistakes_warn_before_any_work(monkeypatch, changes, match):
+    import wavecore._driver as module
+
+    def no_heavy_work(*args, **kwargs):
+        raise AssertionError("buffers were prepared before the unit warning")
+
+    monkeypatch.setattr(module, "prepare_buffers", no_heavy_work)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wavecore.UnitWarning)
+        with pytest.raises(wavecore.UnitWarning, match=match):
+            call(**changes)
+        with pytest.raises(wavecore.UnitWarning, match=match):
+            wavecore.estimate_memory(**{**good(), **changes})
+
+
+def test_unit_warning_points_at_the_callers_line_and_quiet_runs_stay_quiet():
+    with pytest.warns(wavecore.UnitWarning) as record:
+        call(dt=1e-6, source_amplitude=np.ones((2, 1, 2)))
+    assert record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        call(dt=2e-10, source_amplitude=np.ones((2, 1, 4)))  # sub-stepped (ratio 12), fine
+        call(epsilon=np.full((NZ, NX), 0.5))  # below 1 but relative-looking: no warning

@@ -9,10 +9,12 @@ estimate_memory   bytes a run allocates, before it starts
 cfl_condition     internal time step and sub-stepping ratio
 wavelets          ricker, gaussian, gaussian_derivative, morlet, sine_burst
 show_config       version, backends, OpenMP, threads, build flags
+UnitWarning       warned before a run whose arguments look like a unit mistake
 clear_cuda_graph_cache, cuda_graph_cache_info, set_cuda_graph_cache_size
                   the module-level cache of experimental_cuda_graph runs
 """
 
+from ._checks import UnitWarning
 from ._gpu.graphs import clear_cuda_graph_cache, cuda_graph_cache_info, set_cuda_graph_cache_size
 from ._maxwell3d import maxwell3d
 from ._tm2d import tm2d
@@ -33,5 +35,5 @@ __all__ = [
     "MemoryEstimate", "Gradients", "cfl_condition", "max_stable_dt", "show_config", "CallbackState",
     "ForwardResult", "WaveState", "ricker", "gaussian", "gaussian_derivative", "morlet",
     "sine_burst", "EP0", "MU0", "C0", "clear_cuda_graph_cache", "cuda_graph_cache_info",
-    "set_cuda_graph_cache_size", "__version__",
+    "set_cuda_graph_cache_size", "UnitWarning", "__version__",
 ]

@@ -9,11 +9,32 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
+import sys
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class UnitWarning(UserWarning):
+    """An argument looks like it is in the wrong unit (absolute permittivity,
+    ``dt`` not in seconds, ...): the run would be wrong or take far too many
+    internal steps. Raised as a warning before any work; make it an error with
+    ``warnings.simplefilter("error", wavecore.UnitWarning)``."""
+
+
+def warn(message: str, category=UserWarning) -> None:
+    """``warnings.warn`` attributed to the first caller outside the wavecore
+    package (the user's line, whichever public function led here)."""
+    frame, level = sys._getframe(0), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def describe(value) -> str:
@@ -69,6 +90,21 @@ def integer(value, name: str, minimum: int | None = None) -> int:
     if minimum is not None and result < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {result}")
     return result
+
+
+def stencil_order(value, orders: Sequence[int]) -> int:
+    """The stencil order as a Python int: an integer (numpy integers too) among
+    ``orders``. Floats are refused, ``4.0`` included, like every integer option."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"stencil must be an integer among {tuple(orders)}, got {value!r}")
+    try:
+        order = operator.index(value)
+    except TypeError:
+        raise TypeError(f"stencil must be an integer among {tuple(orders)}, got "
+                        f"{describe(value)}") from None
+    if order not in orders:
+        raise ValueError(f"stencil must be one of {tuple(orders)}, got {order!r}")
+    return int(order)
 
 
 def boolean(value, name: str) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _checks as checks
 from ._gradient import GradientContext, attach_chunk, detach_snapshots, segments
-from ._inputs import check_callback, validate_acquisition, validate_models
+from ._inputs import check_callback, check_units, validate_acquisition, validate_models
 from ._xp import any_cupy, from_dlpack_like, to_cupy, to_numpy
 from .backends import backend_class
 from .backends.cpu import resolve_threads
@@ -206,7 +206,7 @@ def _run_with_graphs(physics: Physics, plan: Plan, models, acq, initial, callbac
             graphs.refresh(entry, host, plan.kind)
         graphs.run_chunks(entry, chunks, callback_at, (*physics.fields, *physics.memories))
         memory = entry.backend.memory
-        data = receiver_data(plan, b, memory)
+        data = receiver_data(plan, b, memory, padded=host.rec_padded)
         state = final_state(physics, plan, b, memory)
     if cupy_io:
         data, state = to_cupy(data), WaveState(to_cupy(dict(state)))
@@ -271,8 +271,7 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
     if o.compute_precision != "default":
         raise ValueError(f"compute_precision must be 'default' (the model dtype sets the "
                          f"precision), got {o.compute_precision!r}")
-    if isinstance(o.stencil, bool) or o.stencil not in ORDERS:
-        raise ValueError(f"stencil must be one of {ORDERS}, got {o.stencil!r}")
+    o.stencil = checks.stencil_order(o.stencil, ORDERS)  # a Python int, or an error
     python_backend = checks.boolean(o.python_backend, "python_backend")
     src_comp, rec_comps, comp_axis = _components(physics, source_component, receiver_component)
     models = validate_models(epsilon, sigma, mu, ndim=ndim)
@@ -343,6 +342,7 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
         receiver_components=rec_comps, component_axis=comp_axis)
     shapes = state_shapes(axes, plan.batch_shape, physics.memories, physics.fields)
     initial = validate_initial_state(o.initial_state, shapes, models.dtype, plan.batch_shape)
+    check_units(models, spacing, dt, max_vel, o.max_vel is not None, step_ratio)
     return plan, models, acq, initial
 
 
@@ -463,6 +463,8 @@ def prepare_buffers(physics: Physics, plan: Plan, models, acq, initial: dict
         src_term=src_term, src_index=src_index,
         rec_data=np.zeros((n, n_channels, plan.nt_internal), dtype),
         rec_index=_flat_index(plan, acq.receiver_location),
+        # Padding sources/receivers (location -1): masks [N, n] on the host, or None.
+        src_padded=acq.source_padded, rec_padded=acq.receiver_padded,
         models=padded,
         # The internal source amplitude, kept for source gradients.
         src_amplitude=amplitude if plan.targets else None,
@@ -536,12 +538,20 @@ def run_forward(physics: Physics, plan: Plan, backend, b, callback, store=None) 
         detach_snapshots(physics, b)
 
 
-def receiver_data(plan: Plan, b, memory=HOST) -> np.ndarray:
+def receiver_data(plan: Plan, b, memory=HOST, padded="buffers") -> np.ndarray:
+    """The user's receiver data; padding receivers (``padded``, by default the
+    buffers' ``rec_padded`` mask) read zeros."""
     data = memory.to_host(b.rec_data)
     if plan.step_ratio > 1 and data.size:
         data = sample_receivers(data, plan.step_ratio, plan.receiver_positions,
                                 plan.resampling.time_taper)
     data = np.ascontiguousarray(data)
+    if isinstance(padded, str):
+        padded = getattr(b, "rec_padded", None)
+    if padded is not None:
+        mask = np.broadcast_to(padded[:, None, :], (data.shape[0], len(
+            plan.receiver_components), plan.n_receivers))
+        data.reshape(mask.shape + data.shape[-1:])[mask] = 0
     if plan.component_axis:
         data = data.reshape(data.shape[0], len(plan.receiver_components), plan.n_receivers,
                             data.shape[-1])

@@ -99,6 +99,11 @@ class GradientContext:
         checks.finite(g, "grad_receiver_data")
         g = g.astype(plan.dtype, copy=False).reshape(
             plan.n_total_shots, len(plan.receiver_components) * plan.n_receivers, plan.nt)
+        padded = getattr(self.b, "rec_padded", None)
+        if padded is not None:  # padding receivers inject no adjoint source
+            g = g.reshape(plan.n_total_shots, -1, plan.n_receivers, plan.nt) * \
+                ~padded[:, None, :, None]
+            g = g.reshape(plan.n_total_shots, -1, plan.nt)
         if plan.step_ratio > 1 and g.size:
             g = sample_receivers_adjoint(g, plan.step_ratio, plan.receiver_positions,
                                          plan.resampling.time_taper)
@@ -207,6 +212,8 @@ class GradientContext:
         host = self.memory.to_host
         cb_at_source = host(b.cb).reshape(plan.n_models, -1)[model[:, None], host(b.src_index)]
         g = host(b.src_grad).astype(np.float64) * (cb_at_source[..., None] * scale)
+        if getattr(b, "src_padded", None) is not None:  # padding sources: no gradient
+            g[b.src_padded] = 0.0
         if plan.step_ratio > 1:
             r = plan.resampling
             g = upsample_adjoint(g, plan.step_ratio, r.freq_taper_frac, r.time_pad_frac,
