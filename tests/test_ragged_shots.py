@@ -172,3 +172,26 @@ def test_ragged_lists_must_differ_only_in_their_counts():
     amp = [ragged["source_amplitude"][0], np.ones((2, 25))]
     with pytest.raises(ValueError, match=r"source_amplitude\[1\] has shape \(2, 25\)"):
         wavecore.tm2d(**dict(ragged, source_amplitude=amp))
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_padding_with_cached_cuda_graphs(system):
+    # experimental_cuda_graph caches buffers across calls of one layout: the
+    # padding of each call (not of the first) decides which receivers read zeros.
+    from wavecore._gpu import graphs
+
+    run, p, _, _ = problem(system, seed=9)
+    kw = dict(stencil=4, pml_width=3, device="cuda-emulated")
+    other = p["receiver_location"].copy()
+    other[0, 2], other[1, 0] = other[1, 2], -1  # the padding moves to shot 1
+    graphs.clear_cuda_graph_cache()
+    try:
+        for rec in (p["receiver_location"], other, p["receiver_location"]):
+            eager = run(**dict(p, receiver_location=rec), **kw).receiver_data
+            with_graphs = run(**dict(p, receiver_location=rec), experimental_cuda_graph=True,
+                              **kw).receiver_data
+            np.testing.assert_array_equal(with_graphs, eager)
+        assert graphs.cuda_graph_cache_info()["replays"] >= 3
+        assert np.all(eager[0, 2] == 0) and np.any(eager[0, :2] != 0)
+    finally:
+        graphs.clear_cuda_graph_cache()

@@ -143,7 +143,7 @@ def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude
     if plan.targets:
         gradient = GradientContext(physics, plan, backend, buffers, store, acq.source_shape,
                                    cupy_io)
-    data = receiver_data(plan, buffers, backend.memory)
+    data = receiver_data(plan, buffers, backend.memory, padded=buffers.rec_padded)
     state = final_state(physics, plan, buffers, backend.memory)
     if cupy_io:
         data, state = to_cupy(data), WaveState(to_cupy(dict(state)))
@@ -538,16 +538,14 @@ def run_forward(physics: Physics, plan: Plan, backend, b, callback, store=None) 
         detach_snapshots(physics, b)
 
 
-def receiver_data(plan: Plan, b, memory=HOST, padded="buffers") -> np.ndarray:
-    """The user's receiver data; padding receivers (``padded``, by default the
-    buffers' ``rec_padded`` mask) read zeros."""
+def receiver_data(plan: Plan, b, memory=HOST, padded=None) -> np.ndarray:
+    """The user's receiver data; padding receivers (mask ``padded`` [N, Nr], the
+    run's ``acq.receiver_padded``) read zeros."""
     data = memory.to_host(b.rec_data)
     if plan.step_ratio > 1 and data.size:
         data = sample_receivers(data, plan.step_ratio, plan.receiver_positions,
                                 plan.resampling.time_taper)
     data = np.ascontiguousarray(data)
-    if isinstance(padded, str):
-        padded = getattr(b, "rec_padded", None)
     if padded is not None:
         mask = np.broadcast_to(padded[:, None, :], (data.shape[0], len(
             plan.receiver_components), plan.n_receivers))
