@@ -29,6 +29,12 @@ class MemoryEstimate:
     sources_receivers: int
     snapshots: int
     adjoint: int
+    #: Host bytes available when it was computed (the least of MemAvailable, the
+    #: cgroup limits and RLIMIT_AS/RLIMIT_DATA), whether the run fits them and,
+    #: if not, why (the MemoryError the run raises).
+    available: int | None = field(default=None, compare=False)
+    fits: bool = field(default=True, compare=False)
+    reason: str = field(default="", compare=False)
 
     @property
     def forward(self) -> int:
