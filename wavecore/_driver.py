@@ -236,10 +236,10 @@ def estimate(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
 def check_fits(physics: Physics, plan: Plan) -> None:
     """Raise before anything is allocated if the snapshots or the whole run do not
     fit (the errors ``estimate`` reports as ``fits=False``)."""
-    plan.storage.check()
-    est = memory_fit(physics, plan)
+    est = memory_fit(physics, plan)  # the whole run, snapshots in RAM included
     if not est.fits:
         raise MemoryError(est.reason)
+    plan.storage.check()  # storage limits, device memory, disk space
 
 
 # -- planning -------------------------------------------------------------------
@@ -444,7 +444,7 @@ def memory_fit(physics: Physics, plan: Plan) -> MemoryEstimate:
             available = _memory.Available(free, "free device memory")
     if need <= available.bytes:
         return replace(est, available=available.bytes)
-    gib = lambda b: f"{b / 2**30:.3g} GiB"  # noqa: E731
+    gib = _memory.format_bytes
     shape = " x ".join(map(str, plan.model_shape))
     padded = " x ".join(map(str, plan.padded_shape))
     snap = {"device": "all snapshots in memory", "cpu": "all snapshots in host memory",

@@ -229,7 +229,15 @@ class Available:
     source: str  #: e.g. "MemAvailable", "cgroup v2 /slurm/job_1 (memory.max 1.5 GiB)"
 
     def describe(self) -> str:
-        return f"{self.bytes / 2**30:.3g} GiB ({self.source})"
+        return f"{format_bytes(self.bytes)} ({self.source})"
+
+
+def format_bytes(n: int) -> str:
+    """Bytes in MiB, GiB or TiB, three significant digits."""
+    for unit, shift in (("TiB", 40), ("GiB", 30)):
+        if n >= 1 << shift:
+            return f"{n / 2**shift:.3g} {unit}"
+    return f"{n / 2**20:.3g} MiB"
 
 
 def _read_int(path: str) -> int | None:

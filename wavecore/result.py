@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .gradients import Gradients
+from .memory import format_bytes
 from .plan import Plan
 from .state import WaveState
 
@@ -47,7 +48,7 @@ class MemoryEstimate:
         return self.forward + self.adjoint
 
     def describe(self) -> str:
-        mib = lambda n: f"{n / 2**20:.1f} MiB"  # noqa: E731
+        mib = format_bytes
         return (f"forward {mib(self.forward)} (fields {mib(self.fields)}, CPML memories "
                 f"{mib(self.cpml_memories)}, coefficients {mib(self.coefficients)}, "
                 f"snapshots {mib(self.snapshots)}), adjoint +{mib(self.adjoint)}")
