@@ -31,6 +31,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 import warnings
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,6 +49,7 @@ __all__ = ["StorageOptions", "StoragePlan", "SnapshotStore", "available_memory",
 
 MODES = ("device", "cpu", "disk", "none", "auto")
 _DEFAULT_CHUNK_BYTES = 64 << 20  # disk transfers of about this size
+_THREAD_NAME = "wavecore-snapshots"
 
 
 def to_bf16(values: np.ndarray) -> np.ndarray:
@@ -321,7 +323,10 @@ def _read_all(fd: int, data: memoryview, offset: int, what: str) -> None:
 def _close_disk(fds: list, io) -> None:
     """Close a disk store's files (which frees them) and stop its thread."""
     if io is not None:
-        io.shutdown(wait=True, cancel_futures=True)
+        # Dropped from the store's own thread (its last task held the last
+        # reference): that thread is finishing, it cannot wait for itself.
+        own = threading.current_thread().name.startswith(_THREAD_NAME)
+        io.shutdown(wait=not own, cancel_futures=True)
     while fds:
         try:
             os.close(fds.pop())
@@ -425,7 +430,7 @@ class SnapshotStore:
             self._folder = plan.path
             clean_stale_folders(plan.path)
             fds: list[int] = []  # closed by close(), or when the store is dropped
-            self._io = ThreadPoolExecutor(1, thread_name_prefix="wavecore-snapshots")
+            self._io = ThreadPoolExecutor(1, thread_name_prefix=_THREAD_NAME)
             self._finalizer = weakref.finalize(self, _close_disk, fds, self._io)
             for n in plan.names:
                 fds.append(_open_unlinked(plan.path, n))
