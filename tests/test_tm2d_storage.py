@@ -243,7 +243,7 @@ def test_memory_limits_are_checked_up_front(monkeypatch):
     with pytest.raises(MemoryError, match="storage_bytes_limit_host"):
         wavecore.tm2d(*args, requires_grad="epsilon", storage_mode="cpu",
                       storage_bytes_limit_host=1000)
-    monkeypatch.setattr(memory, "host_available", lambda: memory.Available(1000, "test"))
+    monkeypatch.setattr(memory, "meminfo_available", lambda: memory.Available(1000, "test"))
     with pytest.raises(MemoryError, match="of host memory but .* is available"):
         wavecore.tm2d(*args, requires_grad="epsilon", storage_mode="device")
 

@@ -29,8 +29,8 @@ from .cfl import cfl_condition
 from .constants import C0, EP0, MU0
 from .gradients import parse_requires_grad
 from .grid import Axis, CpmlOptions, cpml_profiles
-from . import memory as _memory
-from .memory import HOST, device_free_bytes, zeros_block
+from .memory import (HOST, Available, device_free_bytes, format_bytes, host_available,
+                     zeros_block)
 from .plan import Plan, Resampling
 from .resampling import sample_receivers, source_shift, upsample
 from .result import ForwardResult, MemoryEstimate
@@ -432,7 +432,7 @@ def memory_fit(physics: Physics, plan: Plan) -> MemoryEstimate:
     storage = plan.storage
     host_snapshots = est.snapshots if host_backend or storage.mode in ("cpu", "disk") else 0
     need = _host_bytes(est, plan, host_backend) + host_snapshots
-    have = _memory.host_available()
+    have = host_available()
     where, available = "host memory", have
     if need <= have.bytes and not host_backend:
         free = device_free_bytes(plan.backend)
@@ -441,10 +441,10 @@ def memory_fit(physics: Physics, plan: Plan) -> MemoryEstimate:
             on_device += 2 * storage.chunk * storage.bytes_per_snapshot  # staging chunks
         if free is not None and on_device > free:
             need, where = on_device, "device memory"
-            available = _memory.Available(free, "free device memory")
+            available = Available(free, "free device memory")
     if need <= available.bytes:
         return replace(est, available=available.bytes)
-    gib = _memory.format_bytes
+    gib = format_bytes
     shape = " x ".join(map(str, plan.model_shape))
     padded = " x ".join(map(str, plan.padded_shape))
     snap = {"device": "all snapshots in memory", "cpu": "all snapshots in host memory",

@@ -40,9 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import memory as _memory
 from ._checks import describe, integer
-from .memory import HOST
+from .memory import HOST, host_available
 
 __all__ = ["StorageOptions", "StoragePlan", "SnapshotStore", "available_memory",
            "to_bf16", "from_bf16", "MODES"]
@@ -71,7 +70,7 @@ def available_memory() -> int:
     """Bytes of host memory available to new allocations: the least of MemAvailable,
     the room under the process's cgroup limits and RLIMIT_AS / RLIMIT_DATA (see
     :func:`wavecore.memory.host_available`)."""
-    return _memory.host_available().bytes
+    return host_available().bytes
 
 
 @dataclass(frozen=True)
@@ -183,7 +182,7 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
             where = "" if opts.mode != "cpu" else " on the CPU backend (same RAM as 'device')"
             raise ValueError(f"storage_chunk_steps sets the size of transfers to host memory or "
                              f"disk; it has no effect with storage_mode={opts.mode!r}{where}")
-    if opts.path is not None and opts.mode in ("device", "cpu", "none"):
+    if opts.path is not None and opts.mode in ("device", "cpu"):
         raise ValueError(f"storage_path is the folder of disk snapshots; it has no effect with "
                          f"storage_mode={opts.mode!r} (use storage_mode='disk' or 'auto')")
     itemsize = 2 if opts.compression == "bf16" else np.dtype(dtype).itemsize
@@ -197,7 +196,7 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
         raise ValueError("model gradients need stored snapshots, but storage_mode='none'; "
                          "use 'device', 'cpu', 'disk' or 'auto' (or request only "
                          "'source_amplitude')")
-    host = _memory.host_available()
+    host = host_available()
     ram = max(host.bytes - reserved, 0)  # what the snapshots may take of the host
     device_ram = ram if host_backend or device_memory is None else device_memory
     limit_device = (opts.bytes_limit_device if opts.bytes_limit_device is not None
