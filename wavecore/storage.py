@@ -18,7 +18,9 @@ asks for the chunks again, last first. The store decides where they live:
 ``"none"``    nothing stored (only source gradients are possible).
 ``"auto"``    ``"device"`` if the snapshots fit ``storage_bytes_limit_device``,
               else ``"cpu"`` if they fit ``storage_bytes_limit_host``, else
-              ``"disk"``; the choice is reported in ``result.storage``.
+              ``"disk"``; the choice is reported in ``result.storage``. The
+              limits default to the memory the rest of the run leaves of what
+              is available (MemAvailable, cgroup limits, RLIMIT_AS/DATA).
 
 With ``storage_compression="bf16"`` (float32 runs) every value is rounded to
 the nearest bfloat16 (ties to even) when stored: half the bytes.
