@@ -1,8 +1,16 @@
-"""Host buffers: one zeroed, huge-page aligned block for a run's many arrays."""
+"""Host buffers (one zeroed, huge-page aligned block) and the memory a run may use
+(MemAvailable, cgroup v1/v2 limits, rlimits) checked before anything is allocated."""
+
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
+import pytest
 
 import wavecore
+from wavecore import memory
 from wavecore.memory import HUGE_PAGE, zeros_block
 
 
@@ -39,15 +47,6 @@ def test_runs_allocate_their_fields_from_one_block():
 
 
 # -- available memory: cgroup v2 / v1 limits and rlimits (fake trees) --------------
-
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import textwrap  # noqa: E402
-
-import pytest  # noqa: E402
-
-from wavecore import memory  # noqa: E402
 
 GIB = 1 << 30
 
