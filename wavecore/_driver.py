@@ -10,8 +10,9 @@ and the 3-D system (field names, CPML memories, the kernel's geometry) is a
 
 from __future__ import annotations
 
+import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Callable, Mapping
 
@@ -28,7 +29,8 @@ from .cfl import cfl_condition
 from .constants import C0, EP0, MU0
 from .gradients import parse_requires_grad
 from .grid import Axis, CpmlOptions, cpml_profiles
-from .memory import HOST, device_free_bytes, zeros_block
+from .memory import (HOST, Available, device_free_bytes, format_bytes, host_available,
+                     zeros_block)
 from .plan import Plan, Resampling
 from .resampling import sample_receivers, source_shift, upsample
 from .result import ForwardResult, MemoryEstimate
@@ -125,6 +127,7 @@ def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude
     plan, models, acq, initial = plan_run(physics, epsilon, sigma, mu, grid_spacing, dt,
                                           source_amplitude, source_location,
                                           receiver_location, **options)
+    check_fits(physics, plan)  # before any of the run's arrays is allocated
     if _use_cuda_graph(plan, options):
         return _run_with_graphs(physics, plan, models, acq, initial,
                                 options.get("forward_callback"), cupy_io)
@@ -227,7 +230,16 @@ def estimate(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
     options = {**options, "forward_callback": None, "backward_callback": None}
     plan = plan_run(physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
                     source_location, receiver_location, **options)[0]
-    return plan.storage, memory_estimate(physics, plan)
+    return plan.storage, memory_fit(physics, plan)
+
+
+def check_fits(physics: Physics, plan: Plan) -> None:
+    """Raise before anything is allocated if the snapshots or the whole run do not
+    fit (the errors ``estimate`` reports as ``fits=False``)."""
+    est = memory_fit(physics, plan)  # the whole run, snapshots in RAM included
+    if not est.fits:
+        raise MemoryError(est.reason)
+    plan.storage.check()  # storage limits, device memory, disk space
 
 
 # -- planning -------------------------------------------------------------------
@@ -326,10 +338,6 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
     axes = tuple(Axis(models.shape[d], widths[2 * d], widths[2 * d + 1], o.stencil)
                  for d in range(ndim))
     n_total = models.n_models * acq.n_shots
-    storage = plan_storage(storage_opts, physics.snapshot_names(targets), acq.nt * step_ratio,
-                           interval, (n_total, *(a.n_padded for a in axes)),
-                           models.dtype, host_backend=python_backend or o.device == "cpu",
-                           device_memory=device_free_bytes(o.device))
     plan = Plan(
         kind=physics.kind, dtype=models.dtype.name, order=o.stencil, axes=axes,
         spacing=spacing, n_models=models.n_models, model_batched=models.batched,
@@ -338,8 +346,16 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
         step_ratio=step_ratio, nt=acq.nt, max_vel=max_vel, cpml=cpml, resampling=resampling,
         callback_frequency=callback_frequency,
         backend="reference" if python_backend else o.device, n_threads=threads,
-        targets=targets, interval=interval, storage=storage, source_component=src_comp,
+        targets=targets, interval=interval, storage=_NO_STORAGE, source_component=src_comp,
         receiver_components=rec_comps, component_axis=comp_axis)
+    # Snapshots in RAM get what the rest of the run leaves of the available memory.
+    host_backend = python_backend or o.device == "cpu"
+    rest = _host_bytes(memory_estimate(physics, plan), plan, host_backend)
+    storage = plan_storage(storage_opts, physics.snapshot_names(targets), acq.nt * step_ratio,
+                           interval, (n_total, *(a.n_padded for a in axes)),
+                           models.dtype, host_backend=host_backend,
+                           device_memory=device_free_bytes(o.device), reserved=rest)
+    plan = replace(plan, storage=storage)
     shapes = state_shapes(axes, plan.batch_shape, physics.memories, physics.fields)
     initial = validate_initial_state(o.initial_state, shapes, models.dtype, plan.batch_shape)
     check_units(models, spacing, dt, max_vel, o.max_vel is not None, step_ratio)
@@ -371,12 +387,15 @@ def _check_gradient_options(targets, acq, interval, storage_opts, backward_callb
                              "no snapshots are stored")
 
 
+_NO_STORAGE = StoragePlan("none", "none", (), 0, 1, (), 1, "none", 1, None)
+
+
 def memory_estimate(physics: Physics, plan: Plan) -> MemoryEstimate:
     """Bytes of the arrays a run allocates (computed from the plan alone)."""
     item = np.dtype(plan.dtype).itemsize
     n = plan.n_total_shots
-    cells = int(np.prod(plan.padded_shape))
-    memory_cells = sum(int(np.prod(s)) for s in state_shapes(
+    cells = math.prod(plan.padded_shape)
+    memory_cells = sum(math.prod(s) for s in state_shapes(
         plan.axes, (n,), physics.memories, ()).values())
     fields = n * cells * len(physics.fields) * item
     memories = memory_cells * item
@@ -394,6 +413,52 @@ def memory_estimate(physics: Physics, plan: Plan) -> MemoryEstimate:
                    + n * plan.n_receivers * len(plan.receiver_components) * plan.nt * item)
     return MemoryEstimate(fields=fields, cpml_memories=memories, coefficients=coefficients,
                           sources_receivers=records, snapshots=snapshots, adjoint=adjoint)
+
+
+def _host_bytes(est: MemoryEstimate, plan: Plan, host_backend: bool) -> int:
+    """Host bytes of a run without its snapshots: everything on a host backend;
+    the prepared arrays (which the backend then copies to its memory) otherwise."""
+    if host_backend:
+        return est.peak - est.snapshots
+    return est.fields + est.cpml_memories + est.coefficients + est.sources_receivers
+
+
+def memory_fit(physics: Physics, plan: Plan) -> MemoryEstimate:
+    """``memory_estimate`` with ``available``, ``fits`` and ``reason``: the host
+    bytes of the whole run (and, on a device backend, its device bytes) against
+    what is available (MemAvailable, cgroup limits, RLIMIT_AS/RLIMIT_DATA)."""
+    est = memory_estimate(physics, plan)
+    host_backend = plan.backend in ("cpu", "reference", "cuda-emulated")
+    storage = plan.storage
+    host_snapshots = est.snapshots if host_backend or storage.mode in ("cpu", "disk") else 0
+    need = _host_bytes(est, plan, host_backend) + host_snapshots
+    have = host_available()
+    where, available = "host memory", have
+    if need <= have.bytes and not host_backend:
+        free = device_free_bytes(plan.backend)
+        on_device = est.peak - host_snapshots
+        if storage.mode in ("cpu", "disk"):
+            on_device += 2 * storage.chunk * storage.bytes_per_snapshot  # staging chunks
+        if free is not None and on_device > free:
+            need, where = on_device, "device memory"
+            available = Available(free, "free device memory")
+    if need <= available.bytes:
+        return replace(est, available=available.bytes)
+    gib = format_bytes
+    shape = " x ".join(map(str, plan.model_shape))
+    padded = " x ".join(map(str, plan.padded_shape))
+    snap = {"device": "all snapshots in memory", "cpu": "all snapshots in host memory",
+            "disk": "two chunks of snapshots in RAM", "none": "no snapshots"}[storage.mode]
+    advice = ("storage_mode='disk', bf16 compression or a larger "
+              "model_gradient_sampling_interval, " if storage.mode in ("device", "cpu") else "")
+    reason = (f"this run needs {gib(need)} of {where} but {available.describe()} is "
+              f"available: {est.describe()}. It grows with the shots ({plan.n_shots} shots x "
+              f"{plan.n_models} models), the model size ({shape}, padded to {padded} by "
+              f"pml_width={plan.pml_width}), nt ({plan.nt_internal} internal steps of "
+              f"traces{' and snapshots' if storage.mode != 'none' else ''}) and the storage "
+              f"mode (storage_mode={storage.requested_mode!r}: {snap}); use {advice}fewer shots "
+              "per run, a smaller model or a narrower pml_width")
+    return replace(est, available=available.bytes, fits=False, reason=reason)
 
 
 # -- buffers --------------------------------------------------------------------

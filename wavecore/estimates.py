@@ -7,6 +7,8 @@ the run would.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import _driver
 from ._maxwell3d import MAXWELL3D
 from ._tm2d import TM2D
@@ -29,7 +31,10 @@ def estimate_storage(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
     """The snapshot storage a run with the same arguments would use.
 
     Returns a :class:`~wavecore.storage.StoragePlan`: ``.bytes`` (total snapshot
-    bytes), ``.mode`` (what ``"auto"`` chooses), ``.n_snapshots``, ``.chunk``.
+    bytes), ``.mode`` (what ``"auto"`` chooses), ``.n_snapshots``, ``.chunk``,
+    and ``.fits`` / ``.available`` / ``.reason``: a plan that does not fit (a
+    storage limit, the memory or the disk space) is returned with
+    ``fits=False``, not raised; the run raises it. Invalid arguments raise.
     """
     return _driver.estimate(_physics(system), epsilon, sigma, mu, grid_spacing, dt,
                             source_amplitude, source_location, receiver_location, **options)[0]
@@ -46,7 +51,15 @@ def estimate_memory(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sour
 
     Returns a :class:`~wavecore.result.MemoryEstimate` (``.forward``,
     ``.adjoint``, ``.peak``, ``.describe()``); a finished run reports the same
-    in ``result.memory``.
+    in ``result.memory``. ``.available`` is the host memory available now (the
+    least of MemAvailable, the cgroup limits and RLIMIT_AS/RLIMIT_DATA), and
+    ``.fits`` / ``.reason`` say whether the whole run (with its snapshots, see
+    :func:`estimate_storage`) fits it: the run raises that MemoryError before
+    it allocates anything; this function does not.
     """
-    return _driver.estimate(_physics(system), epsilon, sigma, mu, grid_spacing, dt,
-                            source_amplitude, source_location, receiver_location, **options)[1]
+    storage, memory = _driver.estimate(_physics(system), epsilon, sigma, mu, grid_spacing, dt,
+                                       source_amplitude, source_location, receiver_location,
+                                       **options)
+    if memory.fits and not storage.fits:  # the snapshots' limit is the one the run hits
+        memory = replace(memory, fits=False, reason=storage.reason)
+    return memory

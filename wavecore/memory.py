@@ -10,6 +10,10 @@ is copied.
 
 from __future__ import annotations
 
+import os
+import resource
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -204,3 +208,182 @@ def device_free_bytes(device: str) -> int | None:
         return int(cupy.cuda.runtime.memGetInfo()[0])
     except Exception:  # noqa: BLE001 - no usable GPU: the backend will say why
         return None
+
+
+# -- how much host memory a run may allocate -------------------------------------
+
+#: Where the cgroup hierarchies are mounted and where this process's cgroups are
+#: listed; tests point these at fake trees.
+CGROUP_ROOT = "/sys/fs/cgroup"
+PROC_SELF_CGROUP = "/proc/self/cgroup"
+PROC_MEMINFO = "/proc/meminfo"
+PROC_SELF_STATUS = "/proc/self/status"
+_UNLIMITED = 1 << 60  # cgroup v1 writes "no limit" as ~2^63 rounded to a page
+
+
+@dataclass(frozen=True)
+class Available:
+    """Bytes of host memory new allocations can get, and the limit that sets it."""
+
+    bytes: int
+    source: str  #: e.g. "MemAvailable", "cgroup v2 /slurm/job_1 (memory.max 1.5 GiB)"
+
+    def describe(self) -> str:
+        return f"{format_bytes(self.bytes)} ({self.source})"
+
+
+def format_bytes(n: int) -> str:
+    """Bytes in MiB, GiB or TiB, three significant digits."""
+    for unit, shift in (("TiB", 40), ("GiB", 30)):
+        if n >= 1 << shift:
+            return f"{n / 2**shift:.3g} {unit}"
+    return f"{n / 2**20:.3g} MiB"
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    if text == "max":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _stat_value(path: str, key: str) -> int:
+    """``key``'s value in a cgroup ``memory.stat`` (0 if absent)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _cgroup_dirs(root: str, mount: str, relative: str) -> list[str]:
+    """The process's cgroup directory under ``root/mount`` and its parents up to
+    the mount point (a relative path that does not exist there, as seen from
+    inside a container's namespace, falls back to the mount point itself)."""
+    base = os.path.join(root, mount) if mount else root
+    rel = relative.strip("/")
+    here = os.path.join(base, rel) if rel else base
+    if not os.path.isdir(here):
+        here = base
+    dirs = []
+    while True:
+        dirs.append(here)
+        if os.path.normpath(here) == os.path.normpath(base):
+            return dirs
+        here = os.path.dirname(here)
+
+
+def cgroup_limits(root: str | None = None, self_cgroup: str | None = None) -> list[Available]:
+    """Room left under every cgroup memory limit of this process (v1 and v2).
+
+    v2: ``memory.max - memory.current`` of the process's cgroup and each parent.
+    v1: ``memory.limit_in_bytes - memory.usage_in_bytes`` likewise. In both the
+    cgroup's inactive file cache (``memory.stat``) counts as free: the kernel
+    reclaims it before it kills anything."""
+    root = CGROUP_ROOT if root is None else root
+    self_cgroup = PROC_SELF_CGROUP if self_cgroup is None else self_cgroup
+    try:
+        with open(self_cgroup) as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f if line.strip()]
+    except OSError:
+        return []
+    found = []
+    for parts in lines:
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # cgroup v2 (unified); mounted at root or root/unified
+            mounts = [m for m in ("", "unified")
+                      if os.path.exists(os.path.join(root, m, "cgroup.controllers"))]
+            for mount in mounts[:1]:
+                for d in _cgroup_dirs(root, mount, path):
+                    limit = _read_int(os.path.join(d, "memory.max"))
+                    if limit is None or limit >= _UNLIMITED:
+                        continue
+                    used = _read_int(os.path.join(d, "memory.current")) or 0
+                    used -= _stat_value(os.path.join(d, "memory.stat"), "inactive_file")
+                    found.append(Available(max(limit - max(used, 0), 0),
+                                           f"cgroup v2 {d}: memory.max {limit / 2**30:.3g} GiB"))
+        elif "memory" in controllers.split(","):
+            mount = next((m for m in (controllers, "memory")
+                          if os.path.isdir(os.path.join(root, m))), None)
+            if mount is None:
+                continue
+            for d in _cgroup_dirs(root, mount, path):
+                limit = _read_int(os.path.join(d, "memory.limit_in_bytes"))
+                if limit is None or limit >= _UNLIMITED:
+                    continue
+                used = _read_int(os.path.join(d, "memory.usage_in_bytes")) or 0
+                used -= _stat_value(os.path.join(d, "memory.stat"), "total_inactive_file")
+                found.append(Available(max(limit - max(used, 0), 0),
+                                       f"cgroup v1 {d}: memory.limit_in_bytes "
+                                       f"{limit / 2**30:.3g} GiB"))
+    return found
+
+
+def _status_kib(key: str) -> int:
+    try:
+        with open(PROC_SELF_STATUS) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def rlimit_limits() -> list[Available]:
+    """Room left under RLIMIT_AS (address space) and RLIMIT_DATA, where set."""
+    found = []
+    for name, status_key in (("RLIMIT_AS", "VmSize"), ("RLIMIT_DATA", "VmData")):
+        which = getattr(resource, name, None)
+        if which is None:
+            continue
+        soft = resource.getrlimit(which)[0]
+        if soft == resource.RLIM_INFINITY or soft < 0:
+            continue
+        used = _status_kib(status_key)
+        found.append(Available(max(soft - used, 0), f"{name} {soft / 2**30:.3g} GiB"))
+    return found
+
+
+def meminfo_available() -> Available | None:
+    try:
+        with open(PROC_MEMINFO) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return Available(int(line.split()[1]) * 1024, "MemAvailable")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return Available(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"),
+                         "free physical pages")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def host_available() -> Available:
+    """The host memory new allocations can get: the least of MemAvailable, the room
+    under every cgroup memory limit (v2, v1, the process's cgroup and its parents:
+    SLURM ``--mem``, containers) and RLIMIT_AS / RLIMIT_DATA."""
+    candidates = [a for a in (meminfo_available(), *cgroup_limits(), *rlimit_limits())
+                  if a is not None]
+    if not candidates:
+        return Available(1 << 62, "unknown")
+    return min(candidates, key=lambda a: a.bytes)
+
+
+def available_memory() -> int:
+    """Bytes of host memory available to new allocations (see :func:`host_available`)."""
+    return host_available().bytes

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .gradients import Gradients
+from .memory import format_bytes
 from .plan import Plan
 from .state import WaveState
 
@@ -29,6 +30,12 @@ class MemoryEstimate:
     sources_receivers: int
     snapshots: int
     adjoint: int
+    #: Host bytes available when it was computed (the least of MemAvailable, the
+    #: cgroup limits and RLIMIT_AS/RLIMIT_DATA), whether the run fits them and,
+    #: if not, why (the MemoryError the run raises).
+    available: int | None = field(default=None, compare=False)
+    fits: bool = field(default=True, compare=False)
+    reason: str = field(default="", compare=False)
 
     @property
     def forward(self) -> int:
@@ -41,7 +48,7 @@ class MemoryEstimate:
         return self.forward + self.adjoint
 
     def describe(self) -> str:
-        mib = lambda n: f"{n / 2**20:.1f} MiB"  # noqa: E731
+        mib = format_bytes
         return (f"forward {mib(self.forward)} (fields {mib(self.fields)}, CPML memories "
                 f"{mib(self.cpml_memories)}, coefficients {mib(self.coefficients)}, "
                 f"snapshots {mib(self.snapshots)}), adjoint +{mib(self.adjoint)}")

@@ -8,13 +8,19 @@ asks for the chunks again, last first. The store decides where they live:
 ``"cpu"``     host RAM; on the CPU backend the same memory as ``"device"``.
 ``"disk"``    files under ``storage_path``: chunks are written by a background
               thread while the next chunk is computed, and read back (one
-              chunk ahead) during the reverse pass. The files are deleted when
-              the store closes: after ``vjp``, by ``close()``, on errors, on
-              KeyboardInterrupt and at interpreter exit.
+              chunk ahead) during the reverse pass. The files have no name:
+              they are unlinked as soon as they are created (``O_TMPFILE``
+              where the file system has it), so the kernel frees their space
+              when the store closes them (after ``vjp``, by ``close()``, when
+              the result is dropped) or when the process ends, however it
+              ends (SIGKILL, SIGTERM, SIGHUP included). Every write and read
+              is complete or raises, naming the path and the bytes.
 ``"none"``    nothing stored (only source gradients are possible).
 ``"auto"``    ``"device"`` if the snapshots fit ``storage_bytes_limit_device``,
               else ``"cpu"`` if they fit ``storage_bytes_limit_host``, else
-              ``"disk"``; the choice is reported in ``result.storage``.
+              ``"disk"``; the choice is reported in ``result.storage``. The
+              limits default to the memory the rest of the run leaves of what
+              is available (MemAvailable, cgroup limits, RLIMIT_AS/DATA).
 
 With ``storage_compression="bf16"`` (float32 runs) every value is rounded to
 the nearest bfloat16 (ties to even) when stored: half the bytes.
@@ -22,26 +28,29 @@ the nearest bfloat16 (ties to even) when stored: half the bytes.
 
 from __future__ import annotations
 
-import atexit
+import errno
 import os
 import shutil
+import stat
 import tempfile
 import threading
+import warnings
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ._checks import describe, integer
-from .memory import HOST
+from .memory import HOST, host_available
 
 __all__ = ["StorageOptions", "StoragePlan", "SnapshotStore", "available_memory",
            "to_bf16", "from_bf16", "MODES"]
 
 MODES = ("device", "cpu", "disk", "none", "auto")
 _DEFAULT_CHUNK_BYTES = 64 << 20  # disk transfers of about this size
+_THREAD_NAME = "wavecore-snapshots"
 
 
 def to_bf16(values: np.ndarray) -> np.ndarray:
@@ -60,18 +69,10 @@ def from_bf16(bits: np.ndarray) -> np.ndarray:
 
 
 def available_memory() -> int:
-    """Bytes of RAM available to new allocations (MemAvailable), or a large number if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62
+    """Bytes of host memory available to new allocations: the least of MemAvailable,
+    the room under the process's cgroup limits and RLIMIT_AS / RLIMIT_DATA (see
+    :func:`wavecore.memory.host_available`)."""
+    return host_available().bytes
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,13 @@ class StoragePlan:
     compression: str
     chunk: int
     path: str | None
+    #: Whether the run can store these snapshots: False when they exceed a
+    #: storage limit, the memory left for them or the free disk space; ``reason``
+    #: says which, ``available`` the bytes that limit leaves (the run raises).
+    fits: bool = field(default=True, compare=False)
+    available: int | None = field(default=None, compare=False)
+    reason: str = field(default="", compare=False)
+    error: type = field(default=MemoryError, compare=False, repr=False)
 
     @property
     def bytes_per_snapshot(self) -> int:
@@ -145,27 +153,43 @@ class StoragePlan:
 
     def describe(self) -> str:
         auto = " (chosen by 'auto')" if self.requested_mode == "auto" else ""
-        return (f"{self.mode}{auto}: {self.n_snapshots} snapshots of {len(self.names)} arrays, "
+        text = (f"{self.mode}{auto}: {self.n_snapshots} snapshots of {len(self.names)} arrays, "
                 f"{self.bytes / 2**20:.1f} MiB ({self.compression})")
+        return text if self.fits else f"{text}; does not fit: {self.reason}"
+
+    def check(self) -> None:
+        """Raise the run's error (MemoryError, or OSError for disk space) if the
+        snapshots do not fit."""
+        if not self.fits:
+            raise self.error(self.reason)
 
 
 def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int, interval: int,
                  slot_shape: tuple[int, ...], dtype, host_backend: bool = True,
-                 device_memory: int | None = None) -> StoragePlan:
+                 device_memory: int | None = None, reserved: int = 0) -> StoragePlan:
     """Resolve the mode and check limits, memory and disk space up front.
 
     On a host backend (the CPU core, the reference) "device" and "cpu" are the
-    same RAM, so ``storage_chunk_steps`` only acts with "disk" (or "auto"). On a
-    device backend "device" means its memory (``device_memory`` bytes free) and
-    "cpu" and "disk" chunks pass through a staging chunk there."""
+    same RAM, so ``storage_chunk_steps`` only acts with "disk" (or "auto"), and
+    ``storage_path`` only with "disk" or "auto" on every backend. On a device
+    backend "device" means its memory (``device_memory`` bytes free) and "cpu"
+    and "disk" chunks pass through a staging chunk there. ``reserved`` is the
+    host memory the rest of the run needs (fields, memories, coefficients,
+    traces, adjoint): snapshots in RAM get what is left of the available memory.
+
+    Arguments that are wrong raise; a plan that is valid but does not fit is
+    returned with ``fits=False`` and the reason (the run raises it)."""
     if opts.chunk_steps is not None:
         if opts.mode in ("device", "none") or (opts.mode == "cpu" and host_backend):
             where = "" if opts.mode != "cpu" else " on the CPU backend (same RAM as 'device')"
             raise ValueError(f"storage_chunk_steps sets the size of transfers to host memory or "
                              f"disk; it has no effect with storage_mode={opts.mode!r}{where}")
+    if opts.path is not None and opts.mode in ("device", "cpu"):
+        raise ValueError(f"storage_path is the folder of disk snapshots; it has no effect with "
+                         f"storage_mode={opts.mode!r} (use storage_mode='disk' or 'auto')")
     itemsize = 2 if opts.compression == "bf16" else np.dtype(dtype).itemsize
     n_snapshots = -(-nt_internal // interval) if names else 0
-    per_snapshot = len(names) * int(np.prod(slot_shape)) * itemsize
+    per_snapshot = len(names) * _prod(slot_shape) * itemsize
     total = n_snapshots * per_snapshot
     mode = opts.mode
     if not names:
@@ -174,7 +198,8 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
         raise ValueError("model gradients need stored snapshots, but storage_mode='none'; "
                          "use 'device', 'cpu', 'disk' or 'auto' (or request only "
                          "'source_amplitude')")
-    ram = available_memory()
+    host = host_available()
+    ram = max(host.bytes - reserved, 0)  # what the snapshots may take of the host
     device_ram = ram if host_backend or device_memory is None else device_memory
     limit_device = (opts.bytes_limit_device if opts.bytes_limit_device is not None
                     else device_ram)
@@ -182,21 +207,27 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
     if mode == "auto":
         mode = "device" if total <= limit_device else "cpu" if total <= limit_host else "disk"
     gib = lambda n: f"{n / 2**30:.3g} GiB"  # noqa: E731
+    rest = f" (the rest of the run takes {gib(reserved)})" if reserved else ""
+    problem, available, error = "", None, MemoryError
     if (mode == "cpu" or (mode == "device" and host_backend)) and total > ram:
-        raise MemoryError(f"the snapshots need {gib(total)} of RAM but only {gib(ram)} is "
-                          "available; use storage_mode='disk', bf16 compression or a larger "
-                          "model_gradient_sampling_interval")
-    if mode == "device" and not host_backend and total > device_ram:
-        raise MemoryError(f"the snapshots need {gib(total)} of device memory but only "
-                          f"{gib(device_ram)} is free; use storage_mode='cpu', 'disk' or "
-                          "'auto', bf16 compression or a larger model_gradient_sampling_interval")
-    if mode == "device" and total > limit_device:
-        raise MemoryError(f"the snapshots need {gib(total)} but storage_bytes_limit_device "
-                          f"allows {gib(limit_device)}; use storage_mode='disk' or 'auto', "
-                          "bf16 compression or a larger model_gradient_sampling_interval")
-    if mode == "cpu" and total > limit_host:
-        raise MemoryError(f"the snapshots need {gib(total)} but storage_bytes_limit_host "
-                          f"allows {gib(limit_host)}; use storage_mode='disk' or 'auto'")
+        problem, available = (f"the snapshots need {gib(total)} of RAM but only {gib(ram)} is "
+                              f"left of the {host.describe()} available{rest}; use "
+                              "storage_mode='disk', bf16 compression or a larger "
+                              "model_gradient_sampling_interval"), ram
+    elif mode == "device" and not host_backend and total > device_ram:
+        problem, available = (f"the snapshots need {gib(total)} of device memory but only "
+                              f"{gib(device_ram)} is free; use storage_mode='cpu', 'disk' or "
+                              "'auto', bf16 compression or a larger "
+                              "model_gradient_sampling_interval"), device_ram
+    elif mode == "device" and total > limit_device:
+        problem, available = (f"the snapshots need {gib(total)} but storage_bytes_limit_device "
+                              f"allows {gib(limit_device)}; use storage_mode='disk' or 'auto', "
+                              "bf16 compression or a larger model_gradient_sampling_interval"
+                              ), limit_device
+    elif mode == "cpu" and total > limit_host:
+        problem, available = (f"the snapshots need {gib(total)} but storage_bytes_limit_host "
+                              f"allows {gib(limit_host)}; use storage_mode='disk' or 'auto'"
+                              ), limit_host
     path = None
     chunk = max(n_snapshots, 1)
     if mode == "disk" or (mode == "cpu" and not host_backend):
@@ -206,12 +237,29 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
             chunk = int(min(max(1, _DEFAULT_CHUNK_BYTES // max(per_snapshot, 1)),
                             max(n_snapshots, 1)))
     if mode == "disk":
-        path = _check_disk(opts.path, total, 2 * chunk * per_snapshot)
+        path, free = _check_disk(opts.path)
+        if total > free and not problem:
+            problem, available, error = (
+                f"the snapshots need {gib(total)} on disk but {path!r} has {gib(free)} free; "
+                "use another storage_path, bf16 compression or a larger "
+                "model_gradient_sampling_interval"), free, OSError
+    if not problem and available is None:
+        available = free if mode == "disk" else device_ram if mode == "device" else \
+            ram if mode == "cpu" else None
     return StoragePlan(mode, opts.mode, names, n_snapshots, interval, tuple(slot_shape),
-                       itemsize, opts.compression, chunk, path)
+                       itemsize, opts.compression, chunk, path, fits=not problem,
+                       available=available, reason=problem, error=error)
 
 
-def _check_disk(path: str | None, total: int, ring: int) -> str:
+def _prod(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def _check_disk(path: str | None) -> tuple[str, int]:
+    """The disk folder (must exist and be writable) and its free bytes."""
     base = Path(path) if path is not None else Path(tempfile.gettempdir())
     if not base.is_dir():
         raise ValueError(f"storage_path {str(base)!r} is not an existing directory")
@@ -220,33 +268,135 @@ def _check_disk(path: str | None, total: int, ring: int) -> str:
             pass
     except OSError as exc:
         raise ValueError(f"storage_path {str(base)!r} is not writable: {exc}") from None
-    free = shutil.disk_usage(base).free
-    if total > free:
-        raise OSError(f"the snapshots need {total / 2**30:.3g} GiB on disk but {str(base)!r} has "
-                      f"{free / 2**30:.3g} GiB free")
-    if ring > available_memory():
-        raise MemoryError(f"the disk transfer buffers need {ring / 2**30:.3g} GiB of RAM; "
-                          "lower storage_chunk_steps")
-    return str(base)
+    return str(base), shutil.disk_usage(base).free
 
 
-# Folders of open disk stores, removed at interpreter exit if still there.
-_LIVE_DIRS: set[str] = set()
-_LIVE_LOCK = threading.Lock()
+def _open_unlinked(folder: str, name: str) -> int:
+    """A read-write file in ``folder`` that has no name: the kernel frees it when
+    its last descriptor closes, also when the process is killed."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if flag:
+        try:
+            return os.open(folder, os.O_RDWR | flag | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except OSError as exc:  # file systems without O_TMPFILE
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+                raise
+    fd, filename = tempfile.mkstemp(prefix=f"wavecore-{name}-", suffix=".bin", dir=folder)
+    os.unlink(filename)
+    return fd
 
 
-@atexit.register
-def _remove_live_dirs() -> None:  # pragma: no cover - runs at exit
-    with _LIVE_LOCK:
-        for folder in list(_LIVE_DIRS):
+def _write_all(fd: int, data: memoryview, offset: int, what: str) -> None:
+    """Write all of ``data`` at ``offset`` (looping on short writes) or raise an
+    OSError naming ``what`` and the bytes."""
+    done, total = 0, data.nbytes
+    while done < total:
+        try:
+            n = os.pwrite(fd, data[done:], offset + done)
+        except InterruptedError:
+            continue
+        except OSError as exc:
+            raise OSError(exc.errno, f"writing {what}: {done} of {total} bytes at offset "
+                          f"{offset} written: {exc.strerror or exc}") from exc
+        if n <= 0:
+            raise OSError(errno.ENOSPC, f"writing {what}: the disk took {done} of {total} "
+                          f"bytes at offset {offset} ({os.strerror(errno.ENOSPC)})")
+        done += n
+
+
+def _read_all(fd: int, data: memoryview, offset: int, what: str) -> None:
+    """Fill ``data`` from ``offset`` (looping on short reads) or raise."""
+    done, total = 0, data.nbytes
+    while done < total:
+        try:
+            n = os.preadv(fd, [data[done:]], offset + done)
+        except InterruptedError:
+            continue
+        except OSError as exc:
+            raise OSError(exc.errno, f"reading {what}: {done} of {total} bytes at offset "
+                          f"{offset} read: {exc.strerror or exc}") from exc
+        if n <= 0:
+            raise OSError(errno.EIO, f"short read of {what}: {done} of {total} bytes at offset "
+                          f"{offset} (the file ends there)")
+        done += n
+
+
+def _close_disk(fds: list, io) -> None:
+    """Close a disk store's files (which frees them) and stop its thread."""
+    if io is not None:
+        # Dropped from the store's own thread (its last task held the last
+        # reference): that thread is finishing, it cannot wait for itself.
+        own = threading.current_thread().name.startswith(_THREAD_NAME)
+        io.shutdown(wait=not own, cancel_futures=True)
+    while fds:
+        try:
+            os.close(fds.pop())
+        except OSError:
+            pass
+
+
+def clean_stale_folders(base: str) -> list[str]:
+    """Remove ``wavecore-snapshots-*`` folders that older versions of wavecore
+    left in ``base`` when their process was killed; warn about each.
+
+    A folder is removed when it belongs to this user, holds only snapshot files,
+    and no live process has a file of it open (``/proc/*/fd``); folders that
+    may be in use, or that cannot be checked, are reported and kept."""
+    try:
+        entries = [e for e in os.scandir(base)
+                   if e.name.startswith("wavecore-snapshots-") and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+    if not entries:
+        return []
+    open_paths = _open_file_paths()
+    removed = []
+    for entry in entries:
+        folder = entry.path
+        try:
+            files = list(os.scandir(folder))
+            size = sum(f.stat(follow_symlinks=False).st_size for f in files)
+            mine = entry.stat(follow_symlinks=False).st_uid == os.getuid()
+        except OSError:
+            continue
+        only_snapshots = all(f.name.endswith(".bin") and stat.S_ISREG(
+            f.stat(follow_symlinks=False).st_mode) for f in files)
+        in_use = open_paths is None or any(p.startswith(folder + os.sep) for p in open_paths)
+        if mine and only_snapshots and not in_use:
             shutil.rmtree(folder, ignore_errors=True)
-        _LIVE_DIRS.clear()
+            removed.append(folder)
+            warnings.warn(f"removed {folder!r} ({size / 2**20:.1f} MiB): snapshots left by a "
+                          "wavecore run that was killed (older versions kept named files)",
+                          ResourceWarning, stacklevel=3)
+        else:
+            why = ("it may be in use" if mine and only_snapshots else
+                   "it belongs to another user" if not mine else "it holds other files")
+            warnings.warn(f"{folder!r} ({size / 2**20:.1f} MiB) looks like snapshots left by a "
+                          f"killed wavecore run; not removed because {why}", ResourceWarning,
+                          stacklevel=3)
+    return removed
 
 
-def _remove_dir(folder: str) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
-    with _LIVE_LOCK:
-        _LIVE_DIRS.discard(folder)
+def _open_file_paths() -> list[str] | None:
+    """Paths of every file open in a process this user can see (None: unknown)."""
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    paths = []
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    paths.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                except OSError:
+                    pass
+        except PermissionError:
+            if os.stat(f"/proc/{pid}").st_uid == os.getuid():
+                return None  # one of ours we cannot read: cannot tell
+        except OSError:
+            pass
+    return paths
 
 
 class SnapshotStore:
@@ -259,6 +409,7 @@ class SnapshotStore:
         self.closed = False
         self._arrays: dict[str, np.ndarray] = {}
         self._folder: str | None = None
+        self._fds: dict[str, int] = {}
         self._io: ThreadPoolExecutor | None = None
         self._pending: dict[int, Future] = {}
         shape = plan.slot_shape
@@ -277,15 +428,16 @@ class SnapshotStore:
             self._arrays = {n: host_empty((plan.n_snapshots, *shape), self.store_dtype)
                             for n in plan.names}
         elif plan.mode == "disk":
-            self._folder = tempfile.mkdtemp(prefix="wavecore-snapshots-", dir=plan.path)
-            with _LIVE_LOCK:
-                _LIVE_DIRS.add(self._folder)
-            self._finalizer = weakref.finalize(self, _remove_dir, self._folder)
-            self._files = {n: open(os.path.join(self._folder, f"{n}.bin"), "w+b")
-                           for n in plan.names}
+            self._folder = plan.path
+            clean_stale_folders(plan.path)
+            fds: list[int] = []  # closed by close(), or when the store is dropped
+            self._io = ThreadPoolExecutor(1, thread_name_prefix=_THREAD_NAME)
+            self._finalizer = weakref.finalize(self, _close_disk, fds, self._io)
+            for n in plan.names:
+                fds.append(_open_unlinked(plan.path, n))
+                self._fds[n] = fds[-1]
             self._ring = [{n: host_empty((plan.chunk, *shape), self.store_dtype)
                            for n in plan.names} for _ in range(2)]
-            self._io = ThreadPoolExecutor(1, thread_name_prefix="wavecore-snapshots")
         if memory.separate and plan.mode in ("cpu", "disk"):
             self._staging = [{n: memory.empty((plan.chunk, *shape), self.store_dtype)
                               for n in plan.names} for _ in range(2)]
@@ -340,13 +492,13 @@ class SnapshotStore:
         if self.plan.mode != "disk":
             return
         ring = self._ring[c % 2]
-        offset = first * int(np.prod(self.plan.slot_shape)) * self.store_dtype.itemsize
+        offset = first * _prod(self.plan.slot_shape) * self.store_dtype.itemsize
         count = last - first
 
         def write():
             for name, array in ring.items():
-                os.pwrite(self._files[name].fileno(), memoryview(array[:count]).cast("B"),
-                          offset)
+                _write_all(self._fds[name], memoryview(array[:count]).cast("B"), offset,
+                           f"snapshot chunk {c} of {name!r} to {self._folder!r}")
 
         self._pending[c] = self._io.submit(write)
 
@@ -391,12 +543,10 @@ class SnapshotStore:
 
     def _read(self, c: int) -> None:
         first, last = self.chunk_range(c)
-        offset = first * int(np.prod(self.plan.slot_shape)) * self.store_dtype.itemsize
+        offset = first * _prod(self.plan.slot_shape) * self.store_dtype.itemsize
         for name, array in self._ring[c % 2].items():
-            view = memoryview(array[: last - first]).cast("B")
-            got = os.preadv(self._files[name].fileno(), [view], offset)
-            if got != view.nbytes:
-                raise OSError(f"short read of snapshot chunk {c} from {self._folder}")
+            _read_all(self._fds[name], memoryview(array[: last - first]).cast("B"), offset,
+                      f"snapshot chunk {c} of {name!r} from {self._folder!r}")
 
     def _wait(self, c: int) -> None:
         future = self._pending.pop(c, None)
@@ -405,7 +555,8 @@ class SnapshotStore:
         try:
             future.result()
         except OSError as exc:
-            raise OSError(f"snapshot storage on disk failed in {self._folder!r}: {exc}") from exc
+            raise OSError(exc.errno, f"snapshot storage on disk failed in {self._folder!r}: "
+                          f"{exc.strerror or exc}") from exc
 
     def _check_open(self) -> None:
         if self.closed:
@@ -426,14 +577,16 @@ class SnapshotStore:
         if self.plan.mode == "disk":
             for future in self._pending.values():
                 future.cancel()
-            self._io.shutdown(wait=True)
             self._pending.clear()
-            for f in self._files.values():
-                f.close()
+            self._finalizer()  # waits for the thread, closes (and so frees) the files
+            self._fds = {}
             self._ring = []
-            self._finalizer()
 
     @property
     def folder(self) -> str | None:
-        """The folder of a disk store (deleted at close)."""
+        """The folder of a disk store's files (which have no name there)."""
         return self._folder
+
+    def disk_bytes(self) -> int:
+        """Bytes the disk store's files hold now (0 once closed)."""
+        return sum(os.fstat(fd).st_size for fd in self._fds.values())
