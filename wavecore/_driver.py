@@ -132,6 +132,8 @@ def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude
                                 options.get("progress", False))
     buffers = prepare_buffers(physics, plan, models, acq, initial)
     backend = backend_class(plan.kind, plan.backend)(plan, buffers)
+    if options.get("n_threads") is None and hasattr(backend, "threads"):
+        backend.threads.follow_contention()  # the default count adapts to busy cores
     store = None
     if plan.storage.mode != "none":
         store = SnapshotStore(plan.storage, plan.dtype, backend.memory)
