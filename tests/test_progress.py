@@ -65,3 +65,10 @@ def test_progress_without_tqdm_is_a_clear_error(monkeypatch):
     with pytest.raises(ImportError, match="progress=True .* tqdm is not installed"):
         _tm2d(progress=True)
     _tm2d(progress=False)  # runs without tqdm
+
+
+def test_progress_with_cuda_graphs(capsys):
+    """The graph-replaying forward path (emulated) drives the bar too."""
+    res = _tm2d(progress=True, device="cuda-emulated", experimental_cuda_graph=True)
+    err = capsys.readouterr().err
+    assert "tm2d forward: 100%" in err and f"{res.nt_internal}/{res.nt_internal}" in err, err
