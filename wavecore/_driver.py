@@ -21,6 +21,7 @@ import numpy as np
 from . import _checks as checks
 from ._gradient import GradientContext, attach_chunk, detach_snapshots, segments
 from ._inputs import check_callback, check_units, validate_acquisition, validate_models
+from ._stepping import StepChunks, check_progress, progress_bar
 from ._xp import any_cupy, from_dlpack_like, to_cupy, to_numpy
 from .backends import backend_class
 from .backends.cpu import resolve_threads
@@ -90,7 +91,7 @@ RUN_DEFAULTS = dict(
     requires_grad=(), model_gradient_sampling_interval=1, storage_mode="auto",
     storage_path=None, storage_compression=False, storage_bytes_limit_device=None,
     storage_bytes_limit_host=None, storage_chunk_steps=None, backward_callback=None,
-    experimental_cuda_graph=False)
+    experimental_cuda_graph=False, progress=False)
 
 GRADIENT_OPTIONS = {"requires_grad", "model_gradient_sampling_interval", "storage_mode",
                     "storage_path", "storage_compression", "storage_bytes_limit_device",
@@ -130,14 +131,18 @@ def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude
     check_fits(physics, plan)  # before any of the run's arrays is allocated
     if _use_cuda_graph(plan, options):
         return _run_with_graphs(physics, plan, models, acq, initial,
-                                options.get("forward_callback"), cupy_io)
+                                options.get("forward_callback"), cupy_io,
+                                options.get("progress", False))
     buffers = prepare_buffers(physics, plan, models, acq, initial)
     backend = backend_class(plan.kind, plan.backend)(plan, buffers)
+    if options.get("n_threads") is None and hasattr(backend, "threads"):
+        backend.threads.follow_contention()  # the default count adapts to busy cores
     store = None
     if plan.storage.mode != "none":
         store = SnapshotStore(plan.storage, plan.dtype, backend.memory)
     try:
-        run_forward(physics, plan, backend, buffers, options.get("forward_callback"), store)
+        run_forward(physics, plan, backend, buffers, options.get("forward_callback"), store,
+                    progress=options.get("progress", False))
     except BaseException:  # errors and KeyboardInterrupt: no files left behind
         if store is not None:
             store.close()
@@ -145,7 +150,7 @@ def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude
     gradient = None
     if plan.targets:
         gradient = GradientContext(physics, plan, backend, buffers, store, acq.source_shape,
-                                   cupy_io)
+                                   cupy_io, progress=options.get("progress", False))
     data = receiver_data(plan, buffers, backend.memory, padded=buffers.rec_padded)
     state = final_state(physics, plan, buffers, backend.memory)
     if cupy_io:
@@ -181,7 +186,7 @@ def _use_cuda_graph(plan: Plan, options: dict) -> bool:
 
 
 def _run_with_graphs(physics: Physics, plan: Plan, models, acq, initial, callback,
-                     cupy_io: bool) -> ForwardResult:
+                     cupy_io: bool, progress: bool = False) -> ForwardResult:
     """A forward run replaying cached CUDA graphs (wavecore._gpu.graphs)."""
     from ._gpu import graphs  # noqa: PLC0415 - only with experimental_cuda_graph
 
@@ -195,8 +200,16 @@ def _run_with_graphs(physics: Physics, plan: Plan, models, acq, initial, callbac
         entry, fresh = graphs.new_entry(backend_class(plan.kind, plan.backend), plan, host), True
         graphs.store(key, entry)
     b = entry.buffers
+    bar, done = progress_bar(progress, plan.nt_internal, f"{plan.kind} forward"), [0]
+
+    def advance(t: int) -> None:  # the bar, after the graphs before step t ran
+        if bar is not None and t > done[0]:
+            entry.backend.synchronize()
+            bar.update(t - done[0])
+            done[0] = t
 
     def callback_at(t0: int) -> None:
+        advance(t0)
         if callback is None or t0 % plan.callback_frequency:
             return
         state = callback_state(physics, plan, b, t0)
@@ -207,7 +220,12 @@ def _run_with_graphs(physics: Physics, plan: Plan, models, acq, initial, callbac
     with entry.lock:
         if not fresh:
             graphs.refresh(entry, host, plan.kind)
-        graphs.run_chunks(entry, chunks, callback_at, (*physics.fields, *physics.memories))
+        try:
+            graphs.run_chunks(entry, chunks, callback_at, (*physics.fields, *physics.memories))
+            advance(plan.nt_internal)
+        finally:
+            if bar is not None:
+                bar.close()
         memory = entry.backend.memory
         data = receiver_data(plan, b, memory, padded=host.rec_padded)
         state = final_state(physics, plan, b, memory)
@@ -285,6 +303,7 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
                          f"precision), got {o.compute_precision!r}")
     o.stencil = checks.stencil_order(o.stencil, ORDERS)  # a Python int, or an error
     python_backend = checks.boolean(o.python_backend, "python_backend")
+    check_progress(o.progress)
     src_comp, rec_comps, comp_axis = _components(physics, source_component, receiver_component)
     models = validate_models(epsilon, sigma, mu, ndim=ndim)
     spacing = checks.spacing(grid_spacing, "grid_spacing", ndim)
@@ -581,23 +600,32 @@ def callback_state(physics: Physics, plan: Plan, b, step: int) -> CallbackState:
         models=models, axes=plan.axes, model_batched=plan.model_batched)
 
 
-def run_forward(physics: Physics, plan: Plan, backend, b, callback, store=None) -> None:
+def run_forward(physics: Physics, plan: Plan, backend, b, callback, store=None, *,
+                progress: bool = False) -> None:
     """Advance all internal steps, calling ``callback`` before steps 0, f, 2f, ...
-    and filling the snapshot chunks of ``store``."""
+    and filling the snapshot chunks of ``store``. The backend runs the steps in
+    calls of about 0.1 s (wavecore._stepping), so Ctrl-C stops a compiled run
+    quickly; ``progress`` draws a tqdm bar over the internal steps."""
     current = None
-    for t0, t1 in segments(plan, store, callback is not None):
-        if callback is not None and t0 % plan.callback_frequency == 0:
-            callback(callback_state(physics, plan, b, t0))
-        if store is not None:
-            c = store.chunk_of_step(t0)
-            if c != current:
-                attach_chunk(b, store, c, store.chunk_for_writing(c))
-                current = c
-        backend.forward(t0, t1 - t0)
-        if store is not None and t1 == store.chunk_steps(current, plan.nt_internal)[1]:
-            backend.synchronize()
-            store.chunk_written(current)
-    backend.synchronize()
+    bar = progress_bar(progress, plan.nt_internal, f"{plan.kind} forward")
+    chunks = StepChunks(bar, backend.synchronize)
+    try:
+        for t0, t1 in segments(plan, store, callback is not None):
+            if callback is not None and t0 % plan.callback_frequency == 0:
+                callback(callback_state(physics, plan, b, t0))
+            if store is not None:
+                c = store.chunk_of_step(t0)
+                if c != current:
+                    attach_chunk(b, store, c, store.chunk_for_writing(c))
+                    current = c
+            chunks.forward(backend.forward, t0, t1)
+            if store is not None and t1 == store.chunk_steps(current, plan.nt_internal)[1]:
+                backend.synchronize()
+                store.chunk_written(current)
+        backend.synchronize()
+    finally:
+        if bar is not None:
+            bar.close()
     if store is not None:
         store.finish_forward()
         detach_snapshots(physics, b)

@@ -14,6 +14,7 @@ from ._xp import from_dlpack_like, to_cupy, to_numpy
 from .callbacks import CallbackState
 from .gradients import Gradients, fold_padding, material_gradients
 from .plan import Plan
+from ._stepping import StepChunks, progress_bar
 from .resampling import sample_receivers_adjoint, source_shift, upsample_adjoint
 
 __all__ = ["GradientContext", "segments", "attach_chunk", "detach_snapshots"]
@@ -48,7 +49,7 @@ class GradientContext:
     """What the reverse pass of one forward run needs."""
 
     def __init__(self, physics, plan: Plan, backend, buffers, store, source_shape,
-                 cupy_io: bool = False):
+                 cupy_io: bool = False, progress: bool = False):
         self.physics = physics
         self.plan = plan
         self.backend = backend
@@ -58,6 +59,7 @@ class GradientContext:
         self.source_shape = source_shape  # the user's source_amplitude shape
         self.cupy_io = cupy_io  # the run's inputs were CuPy arrays: so are the gradients
         self.closed = False
+        self.progress = progress  # a tqdm bar over the reverse steps
 
     # -- public -------------------------------------------------------------------
     def vjp(self, grad_receiver_data, *, keep: bool = False, backward_callback=None
@@ -144,16 +146,23 @@ class GradientContext:
     def _reverse(self, callback) -> None:
         plan, b, store = self.plan, self.b, self.store
         current = None
-        for t0, t1 in reversed(segments(plan, store, callback is not None)):
-            if store is not None:
-                c = store.chunk_of_step(t0)
-                if c != current:
-                    attach_chunk(b, store, c, store.chunk_for_reading(c))
-                    current = c
-            self.backend.adjoint(t1, t1 - t0)
-            if callback is not None and t0 % plan.callback_frequency == 0:
-                callback(self._callback_state(t0))
-        self.backend.synchronize()
+        # Calls of about 0.1 s each (wavecore._stepping): Ctrl-C acts between them.
+        bar = progress_bar(self.progress, plan.nt_internal, f"{plan.kind} gradient")
+        chunks = StepChunks(bar, self.backend.synchronize)
+        try:
+            for t0, t1 in reversed(segments(plan, store, callback is not None)):
+                if store is not None:
+                    c = store.chunk_of_step(t0)
+                    if c != current:
+                        attach_chunk(b, store, c, store.chunk_for_reading(c))
+                        current = c
+                chunks.reverse(self.backend.adjoint, t0, t1)
+                if callback is not None and t0 % plan.callback_frequency == 0:
+                    callback(self._callback_state(t0))
+            self.backend.synchronize()
+        finally:
+            if bar is not None:
+                bar.close()
 
     def _per_model(self, array):
         if array is None:

@@ -59,8 +59,8 @@ def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
               storage_bytes_limit_device: int | None = None,
               storage_bytes_limit_host: int | None = None,
               storage_chunk_steps: int | None = None,
-              backward_callback=None, experimental_cuda_graph: bool = False
-              ) -> ForwardResult:
+              backward_callback=None, experimental_cuda_graph: bool = False,
+              progress: bool = False) -> ForwardResult:
     """Simulate 3-D electromagnetic waves on the Yee grid with CPML boundaries.
 
     Axes are ``z`` (depth, axis 0), ``y`` (axis 1) and ``x`` (axis 2). The
@@ -108,7 +108,7 @@ def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
     compute_precision, pml_power, pml_sigma0_scale, pml_kappa_max, pml_alpha_max,
     requires_grad, model_gradient_sampling_interval, storage_mode, storage_path,
     storage_compression, storage_bytes_limit_device, storage_bytes_limit_host,
-    storage_chunk_steps, backward_callback, experimental_cuda_graph
+    storage_chunk_steps, backward_callback, experimental_cuda_graph, progress
         As in :func:`wavecore.tm2d`. The state (``initial_state``,
         ``final_state``, callback wavefields) holds the six fields and the
         twelve CPML memories ``psi_<field>_<axis>``, each memory only over the
@@ -138,5 +138,5 @@ def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
         storage_bytes_limit_device=storage_bytes_limit_device,
         storage_bytes_limit_host=storage_bytes_limit_host,
         storage_chunk_steps=storage_chunk_steps, backward_callback=backward_callback,
-        experimental_cuda_graph=experimental_cuda_graph)
+        experimental_cuda_graph=experimental_cuda_graph, progress=progress)
 

@@ -47,8 +47,8 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
          storage_mode: str = "auto", storage_path=None, storage_compression=False,
          storage_bytes_limit_device: int | None = None,
          storage_bytes_limit_host: int | None = None, storage_chunk_steps: int | None = None,
-         backward_callback=None, experimental_cuda_graph: bool = False
-         ) -> ForwardResult:
+         backward_callback=None, experimental_cuda_graph: bool = False,
+         progress: bool = False) -> ForwardResult:
     """Simulate 2-D TM-mode electromagnetic waves (Ey, Hx, Hz) with CPML boundaries.
 
     The model varies in depth ``z`` (axis 0) and ``x`` (axis 1); ``Ey`` points
@@ -145,6 +145,11 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
         else the whole run) in CUDA graphs, cached with their buffers for later
         compatible calls (see docs/performance.md). Ignored with a warning that
         says why elsewhere (gradients, the CPU, the reference).
+    progress : bool
+        Draw a tqdm progress bar over the internal steps of the forward run, and
+        another over the reverse steps of each ``vjp`` (needs ``tqdm``: ``pip
+        install tqdm`` or ``wavecore[hpc]``; an ImportError before the run
+        otherwise). The bar advances about ten times a second.
 
     Returns
     -------
@@ -169,5 +174,5 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
         storage_bytes_limit_device=storage_bytes_limit_device,
         storage_bytes_limit_host=storage_bytes_limit_host,
         storage_chunk_steps=storage_chunk_steps, backward_callback=backward_callback,
-        experimental_cuda_graph=experimental_cuda_graph)
+        experimental_cuda_graph=experimental_cuda_graph, progress=progress)
 

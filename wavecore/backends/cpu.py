@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -150,16 +151,22 @@ class CpuBackend:
         self._kernels = require_cpu_core(plan.kind)
         self.plan = plan
         self.buffers = buffers
+        self.threads = ThreadGovernor(plan.n_threads)  # the driver enables adaptation
         if plan.kind == "maxwell3d":
             buffers.uniform_e = uniform_rows(plan, buffers.ca, buffers.cb)
             buffers.uniform_h = uniform_rows(plan, buffers.cq)
 
     def forward(self, t0: int, n_steps: int) -> None:
-        self._kernels.forward(self.buffers, self.plan.order, t0, n_steps, self.plan.n_threads)
+        governor = self.threads
+        governor.before()
+        self._kernels.forward(self.buffers, self.plan.order, t0, n_steps, governor.n)
+        governor.after()
 
     def adjoint(self, t_end: int, n_steps: int) -> None:
-        self._kernels.adjoint(self.buffers, self.plan.order, t_end, n_steps,
-                              self.plan.n_threads)
+        governor = self.threads
+        governor.before()
+        self._kernels.adjoint(self.buffers, self.plan.order, t_end, n_steps, governor.n)
+        governor.after()
 
     def synchronize(self) -> None:
         pass
@@ -181,3 +188,99 @@ def uniform_rows(plan: Plan, *coefficients: np.ndarray) -> np.ndarray:
         bits = row.view(np.dtype(f"u{row.itemsize}"))
         uniform &= (bits == bits[..., :1]).all(axis=-1)
     return uniform.astype(np.uint8).ravel()
+
+
+def _run_queue_ns() -> int | None:
+    """Nanoseconds the threads of this process have waited for a CPU while
+    runnable (the second field of Linux's /proc/<pid>/task/<tid>/schedstat),
+    summed over its threads; None where the kernel does not report it."""
+    total = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat", "rb") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended, or no schedstat
+    return total
+
+
+def _idle_cpu_seconds() -> float | None:
+    """Idle time of all CPUs since boot, seconds (/proc/stat), or None."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            fields = f.readline().split()
+        return (int(fields[4]) + int(fields[5])) / _CLOCK_TICKS  # idle + iowait
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class ThreadGovernor:
+    """The thread count of each compiled call of a run (``n``).
+
+    With ``n_threads`` left to its default, a run adapts its thread count to
+    CPU contention between the calls of its time loop (each call runs about
+    0.1 s of steps, wavecore/_stepping.py): the OpenMP threads of a step meet
+    at three barriers, so a thread that shares its core with another program
+    holds up all the others, and a 2-thread run on a machine with one busy core
+    ran 1.3-37x slower than with 1 thread. After every window of at least
+    :attr:`WINDOW` seconds of calls the governor compares the time the
+    process's threads waited for a CPU (Linux schedstat) with the window: above
+    :attr:`STARVED` of it, one thread fewer. While below ``n_threads``, it
+    watches the idle time of the machine (/proc/stat) over windows of
+    :attr:`IDLE_WINDOW` seconds, and adds a thread when a core's worth is
+    idle. Results do not depend on the thread count (bit for bit), only the
+    speed does. An explicit ``n_threads``, or a platform without these
+    counters, keeps the count fixed.
+    """
+
+    WINDOW = 0.02        #: seconds of calls per contention check
+    STARVED = 0.25       #: run-queue wait / window that counts as contention
+    IDLE_WINDOW = 0.3    #: seconds of calls per idle check while reduced
+    IDLE_CORE = 0.8      #: idle cores per extra thread
+    clock = staticmethod(time.perf_counter)
+
+    def __init__(self, n_threads: int):
+        self.limit = self.n = max(1, int(n_threads))
+        self.adapt = False
+        self.history = []  # (seconds into the run, thread count) at each change
+        self._start = self.clock()
+        self._window = None
+
+    def follow_contention(self) -> bool:
+        """Adapt the thread count from now on (where the counters exist)."""
+        self.adapt = self.limit > 1 and _run_queue_ns() is not None
+        return self.adapt
+
+    def before(self) -> None:
+        if self.adapt and self._window is None:
+            self._window = (self.clock(), _run_queue_ns(), _idle_cpu_seconds())
+
+    def after(self) -> None:
+        if not self.adapt:
+            return
+        t0, wait0, idle0 = self._window
+        elapsed = self.clock() - t0
+        reduced = self.n < self.limit
+        if elapsed < (self.IDLE_WINDOW if reduced else self.WINDOW):
+            return
+        self._window = None
+        starved = (_run_queue_ns() - wait0) * 1e-9 / elapsed
+        if self.n > 1 and starved > self.STARVED:
+            self._set(self.n - max(1, int(starved + 0.5)))
+        elif reduced:
+            idle1 = _idle_cpu_seconds()
+            if idle0 is not None and idle1 is not None:
+                self._set(self.n + int((idle1 - idle0) / elapsed / self.IDLE_CORE))
+
+    def _set(self, n: int) -> None:
+        n = max(1, min(self.limit, n))
+        if n != self.n:
+            self.n = n
+            self.history.append((round(self.clock() - self._start, 3), n))
