@@ -13,6 +13,8 @@ same as one call over the whole range.
 
 from __future__ import annotations
 
+import importlib
+
 import time
 
 __all__ = ["CHUNK_SECONDS", "StepChunks", "check_progress", "progress_bar"]
@@ -74,7 +76,7 @@ def check_progress(progress) -> bool:
     progress = checks.boolean(progress, "progress")
     if progress:
         try:
-            import tqdm  # noqa: F401, PLC0415 - optional
+            importlib.import_module("tqdm")  # optional
         except ImportError:
             raise ImportError("progress=True draws a tqdm progress bar, and tqdm is not "
                               "installed: pip install tqdm (or wavecore[hpc]), or pass "
