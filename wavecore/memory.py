@@ -307,29 +307,30 @@ def cgroup_limits(root: str | None = None, self_cgroup: str | None = None) -> li
             mounts = [m for m in ("", "unified")
                       if os.path.exists(os.path.join(root, m, "cgroup.controllers"))]
             for mount in mounts[:1]:
-                for d in _cgroup_dirs(root, mount, path):
-                    limit = _read_int(os.path.join(d, "memory.max"))
-                    if limit is None or limit >= _UNLIMITED:
-                        continue
-                    used = _read_int(os.path.join(d, "memory.current")) or 0
-                    used -= _stat_value(os.path.join(d, "memory.stat"), "inactive_file")
-                    found.append(Available(max(limit - max(used, 0), 0),
-                                           f"cgroup v2 {d}: memory.max {limit / 2**30:.3g} GiB"))
+                found += [a for d in _cgroup_dirs(root, mount, path)
+                          if (a := _cgroup_room(d, "v2", "memory.max", "memory.current",
+                                                "inactive_file"))]
         elif "memory" in controllers.split(","):
             mount = next((m for m in (controllers, "memory")
                           if os.path.isdir(os.path.join(root, m))), None)
             if mount is None:
                 continue
-            for d in _cgroup_dirs(root, mount, path):
-                limit = _read_int(os.path.join(d, "memory.limit_in_bytes"))
-                if limit is None or limit >= _UNLIMITED:
-                    continue
-                used = _read_int(os.path.join(d, "memory.usage_in_bytes")) or 0
-                used -= _stat_value(os.path.join(d, "memory.stat"), "total_inactive_file")
-                found.append(Available(max(limit - max(used, 0), 0),
-                                       f"cgroup v1 {d}: memory.limit_in_bytes "
-                                       f"{limit / 2**30:.3g} GiB"))
+            found += [a for d in _cgroup_dirs(root, mount, path)
+                      if (a := _cgroup_room(d, "v1", "memory.limit_in_bytes",
+                                            "memory.usage_in_bytes", "total_inactive_file"))]
     return found
+
+
+def _cgroup_room(d: str, version: str, limit_file: str, usage_file: str, inactive: str):
+    """What cgroup folder ``d`` leaves (its limit minus its usage, the inactive
+    file cache counting as free), or None without a limit."""
+    limit = _read_int(os.path.join(d, limit_file))
+    if limit is None or limit >= _UNLIMITED:
+        return None
+    used = _read_int(os.path.join(d, usage_file)) or 0
+    used -= _stat_value(os.path.join(d, "memory.stat"), inactive)
+    return Available(max(limit - max(used, 0), 0),
+                     f"cgroup {version} {d}: {limit_file} {limit / 2**30:.3g} GiB")
 
 
 def _status_kib(key: str) -> int:

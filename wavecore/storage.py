@@ -288,36 +288,32 @@ def _open_unlinked(folder: str, name: str) -> int:
 
 def _write_all(fd: int, data: memoryview, offset: int, what: str) -> None:
     """Write all of ``data`` at ``offset`` (looping on short writes) or raise an
-    OSError naming ``what`` and the bytes."""
-    done, total = 0, data.nbytes
-    while done < total:
-        try:
-            n = os.pwrite(fd, data[done:], offset + done)
-        except InterruptedError:
-            continue
-        except OSError as exc:
-            raise OSError(exc.errno, f"writing {what}: {done} of {total} bytes at offset "
-                          f"{offset} written: {exc.strerror or exc}") from exc
-        if n <= 0:
-            raise OSError(errno.ENOSPC, f"writing {what}: the disk took {done} of {total} "
-                          f"bytes at offset {offset} ({os.strerror(errno.ENOSPC)})")
-        done += n
+    OSError (ENOSPC when the disk takes nothing) naming ``what`` and the bytes."""
+    _transfer_all(lambda view, at: os.pwrite(fd, view, at), data, offset, f"writing {what}",
+                  "written", errno.ENOSPC, "the disk took no more")
 
 
 def _read_all(fd: int, data: memoryview, offset: int, what: str) -> None:
-    """Fill ``data`` from ``offset`` (looping on short reads) or raise."""
+    """Fill ``data`` from ``offset`` (looping on short reads) or raise (EIO when
+    the file ends early)."""
+    _transfer_all(lambda view, at: os.preadv(fd, [view], at), data, offset, f"reading {what}",
+                  "read", errno.EIO, "the file ends there")
+
+
+def _transfer_all(op, data: memoryview, offset: int, doing: str, done_word: str,
+                  short_errno: int, short_reason: str) -> None:
     done, total = 0, data.nbytes
     while done < total:
         try:
-            n = os.preadv(fd, [data[done:]], offset + done)
+            n = op(data[done:], offset + done)
         except InterruptedError:
             continue
         except OSError as exc:
-            raise OSError(exc.errno, f"reading {what}: {done} of {total} bytes at offset "
-                          f"{offset} read: {exc.strerror or exc}") from exc
+            raise OSError(exc.errno, f"{doing}: {done} of {total} bytes at offset {offset} "
+                          f"{done_word}: {exc.strerror or exc}") from exc
         if n <= 0:
-            raise OSError(errno.EIO, f"short read of {what}: {done} of {total} bytes at offset "
-                          f"{offset} (the file ends there)")
+            raise OSError(short_errno, f"{doing}: {done} of {total} bytes at offset {offset} "
+                          f"{done_word}, {short_reason} ({os.strerror(short_errno)})")
         done += n
 
 
