@@ -23,7 +23,7 @@ from ..constants import C0
 from ..estimates import estimate_memory
 from ..wavelets import ricker
 from .config import DEFAULT_EXECUTOR, ConfigError, JobConfig, load_config
-from .io import ShotFile, load_models
+from .io import ShotFile, data_keys, load_models
 
 log = logging.getLogger("wavecore.jobs")
 
@@ -179,7 +179,7 @@ def run_forward_job(config, *, quiet: bool = True, dry_run: bool = False,
                 stencil=payload["options"]["stencil"], nt=payload["amplitude"].size,
                 options={k: v for k, v in payload["options"].items()})
     out = ShotFile(cfg.resolve(cfg.output["path"]), cfg, shot_shape, payload["epsilon"].dtype,
-                   meta, payload["sources"], payload["receivers"])
+                   meta, payload["sources"], payload["receivers"], data_keys(cfg, payload))
     start = time.perf_counter()
     try:
         finished = out.finished()
