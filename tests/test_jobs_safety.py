@@ -211,3 +211,114 @@ def test_files_of_the_old_text_hash(tmp_path):
     assert (summary["run"], summary["skipped"]) == (3, 3)
     assert "data_sha256" in read_shots(tmp_path / "out.h5")["attrs"]
     assert run_forward_job(other)["skipped"] == 6  # now keyed on the data
+
+
+# -- item 8: workers die with their parent --------------------------------------
+
+def _table():
+    """{pid: (ppid, state)} of every process."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[int(d)] = (int(stat[1]), stat[0])
+    return out
+
+
+def _descendants(root):
+    table, found, todo = _table(), set(), [root]
+    while todo:
+        p = todo.pop()
+        for child, (ppid, _) in table.items():
+            if ppid == p and child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pids):
+    table = _table()
+    return sorted(p for p in pids if p in table and table[p][1] != "Z")
+
+
+def _cmdline(pid):
+    try:
+        return open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("executor", ["processes", "dask"])
+def test_workers_die_with_a_killed_job(tmp_path, executor):
+    if executor == "dask":
+        pytest.importorskip("distributed", reason="Dask runs need wavecore[hpc]")
+    # Shots long enough (about a second each on 2 cores) that the workers are
+    # busy when the job is killed; 40 of them would take far longer than the wait.
+    text = (JOB.replace("spacing = 0.05", "spacing = 0.02").replace("nt = 80", "nt = 20000")
+            .replace("shots = 6", "shots = 40").replace("step = [0, 5]", "step = [0, 2]")
+            + f'\n[parallel]\nexecutor = "{executor}"\nworkers = 2\n')
+    path = write(tmp_path, text)
+    job = subprocess.Popen([sys.executable, "-m", "wavecore", "forward", str(path), "--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = set()
+    try:
+        deadline = time.monotonic() + 120  # a bound against hanging, not a timing
+        while time.monotonic() < deadline and job.poll() is None:
+            seen |= _descendants(job.pid)
+            workers = [p for p in _alive(seen) if "spawn_main" in _cmdline(p)]
+            if len(workers) >= 2 and (tmp_path / "out.h5").exists():
+                time.sleep(1.0)  # let them start on their shots
+                break
+            time.sleep(0.1)
+        seen |= _descendants(job.pid)
+        assert job.poll() is None, job.communicate()
+        assert len([p for p in _alive(seen) if "spawn_main" in _cmdline(p)]) >= 2
+        os.kill(job.pid, signal.SIGKILL)
+        job.wait()
+        deadline = time.monotonic() + 20
+        while _alive(seen) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        survivors = {p: _cmdline(p)[:120] for p in _alive(seen)}
+        assert not survivors, f"processes outlived the killed job: {survivors}"
+    finally:
+        if job.poll() is None:
+            job.kill()
+        for p in _alive(seen):
+            os.kill(p, signal.SIGKILL)
+
+
+def test_sigterm_ends_the_job_and_its_workers(tmp_path):
+    """SIGTERM (SLURM's time limit) exits the job (128 + 15) with its workers,
+    the finished shots kept."""
+    text = (JOB.replace("spacing = 0.05", "spacing = 0.02").replace("nt = 80", "nt = 20000")
+            .replace("shots = 6", "shots = 40").replace("step = [0, 5]", "step = [0, 2]")
+            + '\n[parallel]\nexecutor = "processes"\nworkers = 2\n')
+    path = write(tmp_path, text)
+    job = subprocess.Popen([sys.executable, "-m", "wavecore", "forward", str(path), "--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = set()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and job.poll() is None:
+            seen |= _descendants(job.pid)
+            if len([p for p in _alive(seen) if "spawn_main" in _cmdline(p)]) >= 2:
+                time.sleep(1.0)
+                break
+            time.sleep(0.1)
+        seen |= _descendants(job.pid)
+        job.send_signal(signal.SIGTERM)
+        assert job.wait(60) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 20
+        while _alive(seen) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(seen)
+        assert not read_shots(tmp_path / "out.h5")["done"].all()  # readable, partial
+    finally:
+        if job.poll() is None:
+            job.kill()
+        for p in _alive(seen):
+            os.kill(p, signal.SIGKILL)
