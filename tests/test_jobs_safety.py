@@ -322,3 +322,34 @@ def test_sigterm_ends_the_job_and_its_workers(tmp_path):
             job.kill()
         for p in _alive(seen):
             os.kill(p, signal.SIGKILL)
+
+
+# -- item 15: the job of docs/jobs.md runs as written ---------------------------
+
+def test_the_job_of_docs_jobs_md_fits_its_model(tmp_path, monkeypatch):
+    """docs/jobs.md makes its model files (420 cells wide) and its job's line
+    needs at least 417: the plan of the job as written works, one column less
+    is refused up front."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "jobs.md").read_text()
+    make_models = re.findall(r"```python\n(.*?)```", doc, re.S)[0]
+    job = re.findall(r"```toml\n(.*?)```", doc, re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(make_models, {})
+    path = write(tmp_path, job, name="survey.toml")
+    plan = run_forward_job(path, dry_run=True)
+    assert (plan["shots"], plan["steps"]) == (100, 600)
+    for name, key in (("eps.npy", None), ("m.npz", "sigma"), ("m.h5", "mu")):
+        if key is None:
+            np.save(name, np.load(name)[:, :416])
+        elif name.endswith(".npz"):
+            np.savez(name, sigma=np.load(name)["sigma"][:, :416])
+        else:
+            with h5py.File(name, "a") as f:
+                mu = f["mu"][:, :416]
+                del f["mu"]
+                f["mu"] = mu
+    with pytest.raises(ConfigError, match=r"\[acquisition\] receivers leave the model "
+                                          r"\(60, 416\)"):
+        run_forward_job(path, dry_run=True)

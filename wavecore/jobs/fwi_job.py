@@ -34,6 +34,7 @@ from ..inversion import Bounds, invert
 from ..inversion.fwi import shot_gradients
 from .config import DEFAULT_EXECUTOR, ConfigError, JobConfig, load_config
 from .io import read_shots
+from ._extras import require_for_job
 from ._lifeline import shutdown_on_signals
 from .survey import dask_client, forward_batch, job_payload, mpi_pool, process_pool, progress_bar
 
@@ -107,6 +108,7 @@ def run_fwi_job(config, *, quiet: bool = True, dry_run: bool = False) -> dict:
     cfg = config if isinstance(config, JobConfig) else load_config(config)
     if not cfg.inversion:
         raise ConfigError(f"{cfg.path}: [inversion] is required for `wavecore fwi`")
+    require_for_job(cfg)  # h5py (the observed data), scipy, distributed/mpi4py
     inv = cfg.inversion
     payload = job_payload(cfg)
     if dry_run:

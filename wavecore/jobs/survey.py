@@ -23,6 +23,7 @@ from ..constants import C0
 from ..estimates import estimate_memory
 from ..wavelets import ricker
 from .config import DEFAULT_EXECUTOR, ConfigError, JobConfig, load_config
+from ._extras import require_for_job
 from ._lifeline import die_with_parent, lifeline, shutdown_on_signals, terminate_pool
 from .io import ShotFile, data_keys, load_models
 
@@ -202,6 +203,7 @@ def run_forward_job(config, *, quiet: bool = True, dry_run: bool = False,
     seconds, output path (and the plan with ``dry_run``).
     """
     cfg = config if isinstance(config, JobConfig) else load_config(config)
+    require_for_job(cfg, own_executor=executor is None)  # h5py, dask, mpi4py: before any work
     payload = job_payload(cfg)
     n = len(payload["sources"])
     per_task = cfg.parallel.get("shots_per_task", 1)
