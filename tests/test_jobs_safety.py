@@ -63,7 +63,10 @@ def no_simulation(monkeypatch):
 
 # -- item 1: booleans are TOML booleans --------------------------------------
 
-@pytest.mark.parametrize("section, key", [(s, k) for s, ks in getattr(job_config, "BOOLEANS", {"output": {"overwrite"}}).items()
+BOOLEAN_KEYS = getattr(job_config, "BOOLEANS", {"output": {"overwrite"}})
+
+
+@pytest.mark.parametrize("section, key", [(s, k) for s, ks in BOOLEAN_KEYS.items()
                                           for k in sorted(ks)])
 @pytest.mark.parametrize("value", ['"false"', '"true"', "0", "1", '""'])
 def test_booleans_must_be_toml_booleans(tmp_path, section, key, value):

@@ -184,8 +184,8 @@ def _check(cfg: JobConfig) -> None:
             _fail(p, f"solver.{key}", "is a maxwell3d option (solver.system = 'maxwell3d')")
         values = s[key] if isinstance(s[key], list) and key == "receiver_component" else [s[key]]
         if not values or not all(isinstance(v, str) and v in allowed for v in values):
-            _fail(p, f"solver.{key}", f"must be {'one or a list of ' if len(allowed) > 3 else ''}"
-                                      f"{allowed}, got {s[key]!r}")
+            what = "one or a list of" if key == "receiver_component" else "one of"
+            _fail(p, f"solver.{key}", f"must be {what} {allowed}, got {s[key]!r}")
     m = cfg.model
     if "builtin" in m:
         if m["builtin"] != "buried_pipe_and_void":
