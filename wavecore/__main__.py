@@ -1,5 +1,6 @@
-"""Command line: ``wavecore demo``, ``wavecore forward CONFIG`` and ``wavecore info``
-(also ``python -m wavecore``)."""
+"""Command line: ``wavecore demo``, ``wavecore forward CONFIG``, ``wavecore fwi
+CONFIG``, ``wavecore plot``, ``wavecore export``, ``wavecore info`` and
+``wavecore --version`` (also ``python -m wavecore``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="wavecore", description="Differentiable Maxwell FDTD for ground-penetrating radar.")
+    parser.add_argument("--version", action="version", version=f"wavecore {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="simulate a 2-D GPR B-scan over a built-in model")
     demo.add_argument("--out", default="wavecore_demo", help="output folder (default: %(default)s)")
@@ -19,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     demo.add_argument("--fwi", action="store_true",
                       help="invert a built-in synthetic for permittivity instead (needs scipy)")
-    commands.add_parser("info", help="show the build configuration (show_config)")
+    commands.add_parser("info", help="show the build configuration and the optional "
+                        "packages installed (show_config)")
     forward = commands.add_parser("forward", help="run the forward job of a TOML file "
                                   "(receiver data to HDF5; a rerun resumes)")
     forward.add_argument("config", help="the job's TOML file")
@@ -48,12 +51,20 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "forward":
         return _forward(args)
-    if args.command == "plot":
-        return _plot(args)
     if args.command == "fwi":
         return _fwi(args)
-    if args.command == "export":
-        return _export(args)
+    if args.command in ("plot", "export"):
+        from .jobs._extras import MissingExtra, require
+
+        try:
+            require("h5py", "wavecore plot and export read HDF5 job files") \
+                if not str(args.file).endswith(".npz") else None
+            require(*(("matplotlib", "wavecore plot draws with matplotlib")
+                      if args.command == "plot" else ("segyio", "SEG-Y is written by segyio")))
+        except MissingExtra as exc:
+            print(f"wavecore {args.command}: {exc}", file=sys.stderr)
+            return 2
+        return _plot(args) if args.command == "plot" else _export(args)
 
     if args.command == "info":
         from .config import show_config
@@ -86,14 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def _job(args, command: str, run):
     """The summary of a job (``--dry-run``: its plan, printed), or None after
-    printing a configuration error."""
+    printing a configuration error or the optional package to install."""
     from .jobs import ConfigError
+    from .jobs._extras import MissingExtra
 
     try:
         summary = run(args.config, quiet=args.quiet, dry_run=args.dry_run)
-    except ConfigError as exc:
+    except (ConfigError, MissingExtra) as exc:
         print(f"wavecore {command}: {exc}", file=sys.stderr)
         return None
     if args.dry_run:
@@ -165,11 +183,12 @@ def _plot(args) -> int:
     out, dt, _ = _job_data(args.file)
     data = out["receiver_data"]
     data = data.reshape(data.shape[0], -1, data.shape[-1])  # components and receivers flat
+    # Few traces are drawn as wiggles (an image would interpolate between them).
     if args.shot is None:
-        ax = plots.radargram(data[:, args.receiver], dt,
+        ax = plots.radargram(data[:, args.receiver], dt, xlabel="shot",
                              title=f"B-scan, receiver {args.receiver}")
     else:
-        ax = plots.radargram(data[args.shot], dt, title=f"shot {args.shot}")
+        ax = plots.radargram(data[args.shot], dt, xlabel="receiver", title=f"shot {args.shot}")
     print(f"wrote {plots.save(ax, args.out)}")
     return 0
 

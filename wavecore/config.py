@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import platform
@@ -39,7 +40,39 @@ def config() -> dict:
         info["threads"] = 1
     # Never imports cupy: only reports whether it is installed.
     info["cupy"] = "installed" if importlib.util.find_spec("cupy") else "not installed"
+    info["extras"] = extras()
     return info
+
+
+# The optional packages of the batch-job layer: (module, distribution, what
+# needs it, how to install it). Reported by `wavecore info`; a job checks the
+# ones it needs before any work (wavecore.jobs._extras.require).
+EXTRAS = (
+    ("h5py", "h5py", "batch jobs: HDF5 files", 'pip install "wavecore[hpc]"'),
+    ("tqdm", "tqdm", "progress bars", 'pip install "wavecore[hpc]"'),
+    ("distributed", "distributed", 'executor = "dask"', 'pip install "wavecore[hpc]"'),
+    ("segyio", "segyio", "SEG-Y export", 'pip install "wavecore[hpc]"'),
+    ("mpi4py", "mpi4py", 'executor = "mpi"', "pip install mpi4py (needs an MPI library)"),
+    ("matplotlib", "matplotlib", "figures: demo, wavecore plot",
+     'pip install "wavecore[plot]"'),
+    ("scipy", "scipy", "inversion: wavecore fwi", 'pip install "wavecore[fwi]"'),
+)
+
+
+def extras() -> dict:
+    """``{package: version or "not installed (...)"}`` for the optional
+    packages, found without importing them."""
+    out = {}
+    for module, dist, purpose, install in EXTRAS:
+        if importlib.util.find_spec(module) is None:
+            out[module] = f"not installed (for {purpose}): {install}"
+            continue
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            version = "installed"
+        out[module] = f"{version} (for {purpose})"
+    return out
 
 
 def _variants(cpu, runtime) -> dict:
@@ -71,12 +104,21 @@ def show_config() -> dict:
     Returns the same facts as a dict.
     """
     info = config()
-    width = max(len(k) for k in info)
+    for line in format_config(info):
+        print(line)
+    return info
+
+
+def format_config(info: dict) -> list[str]:
+    """The lines of :func:`show_config`: one column of keys (nested ones
+    indented by two), the values aligned after it."""
+    width = max([len(k) for k in info]
+                + [len(k) + 2 for v in info.values() if isinstance(v, dict) for k in v])
+    lines = []
     for key, value in info.items():
         if isinstance(value, dict):
-            print(f"{key:<{width}} :")
-            for k, v in value.items():
-                print(f"  {k:<{width - 2}} : {v}")
+            lines.append(f"{key:<{width}} :")
+            lines += [f"  {k:<{width - 2}} : {v}" for k, v in value.items()]
         else:
-            print(f"{key:<{width}} : {value}")
-    return info
+            lines.append(f"{key:<{width}} : {value}")
+    return lines

@@ -25,20 +25,47 @@ def _axes(ax):
     return pyplot().subplots(figsize=(8, 4.5), constrained_layout=True)[1]
 
 
+WIGGLE_TRACES = 24  # radargrams of at most this many traces are drawn as wiggles
+
+
 def radargram(traces: np.ndarray, dt: float, *, ax=None, clip: float = 0.99,
-              gain: float | None = 1.0, title: str = "radargram"):
+              gain: float | None = 1.0, title: str = "radargram", style: str = "auto",
+              xlabel: str = "trace"):
     """Traces ``[n_traces, nt]`` as a B-scan (time down, ns), with a time-power
-    gain ``t**gain`` (None: no gain) and a symmetric colour scale clipped at
-    the ``clip`` quantile of |amplitude|."""
+    gain ``t**gain`` (None: no gain) and a symmetric scale clipped at the
+    ``clip`` quantile of |amplitude|.
+
+    ``style``: ``"image"`` (one column of pixels per trace, never interpolated
+    between traces), ``"wiggle"`` (a curve per trace, positive lobes filled),
+    or ``"auto"``: wiggles for at most ``WIGGLE_TRACES`` traces, where an
+    image would show too few columns to read (and smoothing across them
+    would draw events that are not in the data).
+    """
+    if style not in ("auto", "image", "wiggle"):
+        raise ValueError(f"style must be 'auto', 'image' or 'wiggle', got {style!r}")
     ax = _axes(ax)
-    data = np.asarray(traces, np.float64).T
+    data = np.asarray(traces, np.float64)
+    if data.ndim != 2:
+        raise ValueError(f"traces must be [n_traces, nt], got shape {data.shape}")
+    data = data.T
     t = np.arange(data.shape[0]) * dt
     if gain:
         data = data * (t[:, None] / t[-1] if t[-1] else 1.0) ** gain
     v = np.quantile(np.abs(data), clip) or 1.0
-    ax.imshow(data, aspect="auto", cmap="gray", vmin=-v, vmax=v,
-              extent=(-0.5, data.shape[1] - 0.5, t[-1] * 1e9, 0))
-    ax.set_xlabel("trace")
+    if style == "wiggle" or (style == "auto" and data.shape[1] <= WIGGLE_TRACES):
+        t_ns = t * 1e9
+        for k in range(data.shape[1]):
+            x = k + 0.45 * np.clip(data[:, k] / v, -1.0, 1.0)
+            ax.plot(x, t_ns, color="k", lw=0.7)
+            ax.fill_betweenx(t_ns, k, x, where=x > k, color="k", lw=0, interpolate=True)
+        ax.set_xlim(-0.6, data.shape[1] - 0.4)
+        ax.set_ylim(t_ns[-1], 0)
+        if data.shape[1] <= 12:
+            ax.set_xticks(range(data.shape[1]))
+    else:
+        ax.imshow(data, aspect="auto", cmap="gray", vmin=-v, vmax=v, interpolation="nearest",
+                  extent=(-0.5, data.shape[1] - 0.5, t[-1] * 1e9, 0))
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("time (ns)")
     ax.set_title(title)
     return ax

@@ -34,11 +34,14 @@ common-offset line survey::
 
 from __future__ import annotations
 
+import errno
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import _checks as checks
+from ..state import M3D_FIELDS
 
 SECTIONS = {
     "model": {"builtin", "epsilon", "sigma", "mu", "shape", "spacing"},
@@ -55,6 +58,10 @@ SECTIONS = {
 REQUIRED = {"model": {"spacing"}, "wavelet": {"frequency", "nt"},
             "acquisition": {"first_source", "shots", "receiver_offsets"},
             "output": {"path"}}
+# Keys whose values must be TOML booleans (true/false); a string such as
+# "false" is an error, never truthy.
+BOOLEANS = {"output": {"overwrite"}}
+DEVICES = ("cpu", "cuda", "cuda-emulated")
 EXECUTORS = ("processes", "serial", "dask", "mpi")
 DEFAULT_EXECUTOR = "processes"
 
@@ -142,6 +149,11 @@ def load_config(path) -> JobConfig:
     for section, keys in REQUIRED.items():
         for key in sorted(keys - set(data.get(section, {}))):
             _fail(path, f"{section}.{key}", "is required")
+    for section, keys in BOOLEANS.items():
+        for key in sorted(keys & set(data.get(section, {}))):
+            if not isinstance(data[section][key], bool):
+                _fail(path, f"{section}.{key}", "must be true or false (a TOML boolean, "
+                                                f"unquoted), got {data[section][key]!r}")
     cfg = JobConfig(path=path, text=text, **{s: dict(data.get(s, {})) for s in SECTIONS})
     _check(cfg)
     return cfg
@@ -156,6 +168,24 @@ def _check(cfg: JobConfig) -> None:
         _fail(p, "solver.stencil", f"must be 2, 4, 6 or 8, got {s['stencil']!r}")
     if "n_threads" in s:
         _number(p, "solver.n_threads", s["n_threads"], integer=True, minimum=1)
+    if "pml_width" in s:
+        try:
+            checks.pml_widths(s["pml_width"], cfg.ndim)
+        except (TypeError, ValueError) as exc:
+            _fail(p, "solver.pml_width", f"{str(exc).removeprefix('pml_width ')} (cells: an "
+                                         "integer >= 0, or one per axis, or two per axis)")
+    if s.get("device", "cpu") not in DEVICES:
+        _fail(p, "solver.device", f"must be one of {DEVICES}, got {s['device']!r}")
+    for key, allowed in (("source_component", ("ex", "ey", "ez")),
+                         ("receiver_component", M3D_FIELDS)):
+        if key not in s:
+            continue
+        if cfg.ndim != 3:
+            _fail(p, f"solver.{key}", "is a maxwell3d option (solver.system = 'maxwell3d')")
+        values = s[key] if isinstance(s[key], list) and key == "receiver_component" else [s[key]]
+        if not values or not all(isinstance(v, str) and v in allowed for v in values):
+            what = "one or a list of" if key == "receiver_component" else "one of"
+            _fail(p, f"solver.{key}", f"must be {what} {allowed}, got {s[key]!r}")
     m = cfg.model
     if "builtin" in m:
         if m["builtin"] != "buried_pipe_and_void":
@@ -171,6 +201,8 @@ def _check(cfg: JobConfig) -> None:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 if "shape" not in m:
                     _fail(p, "model.shape", f"is required when model.{key} is a number")
+                _number(p, f"model.{key}", value, **({"minimum": 0} if key == "sigma"
+                                                       else {"positive": True}))
             elif isinstance(value, str):
                 if not cfg.resolve(value).exists():
                     _fail(p, f"model.{key}", f"file {str(cfg.resolve(value))!r} does not exist")
@@ -186,9 +218,10 @@ def _check(cfg: JobConfig) -> None:
                                          f"got {value!r}")
         if "shape" in m:
             _cells(p, "model.shape", m["shape"], cfg.ndim)
-    spacing = m["spacing"]
-    for v in spacing if isinstance(spacing, list) else [spacing]:
-        _number(p, "model.spacing", v, positive=True)
+    try:
+        checks.spacing(m["spacing"], "[model.spacing]", cfg.ndim)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{p}: {exc} (metres)") from None
     w = cfg.wavelet
     if w.get("type", "ricker") != "ricker":
         _fail(p, "wavelet.type", f"only 'ricker' is available, got {w['type']!r}")
@@ -211,10 +244,59 @@ def _check(cfg: JobConfig) -> None:
             _number(p, f"parallel.{key}", par[key], integer=True, minimum=1)
     if "retries" in par:
         _number(p, "parallel.retries", par["retries"], integer=True, minimum=0)
-    if not isinstance(cfg.output["path"], str):
+    if not isinstance(cfg.output["path"], str) or not cfg.output["path"]:
         _fail(p, "output.path", f"must be a file name, got {cfg.output['path']!r}")
     if cfg.inversion:
         _check_inversion(cfg)
+    check_output(cfg, hdf5=not cfg.inversion)
+
+
+def check_output(cfg: JobConfig, *, hdf5: bool) -> None:
+    """The output path can be written: its folder exists and accepts files (a
+    probe file is created and removed), it is not a folder, and an existing
+    file to resume (``hdf5``, without ``output.overwrite``) is an HDF5 file."""
+    p = cfg.path
+    out = cfg.resolve(cfg.output["path"])
+    parent = out.parent
+    if not parent.is_dir():
+        _fail(p, "output.path", f"{str(out)!r}: the folder {str(parent)!r} does not exist"
+                                f"{'' if not parent.exists() else ' (it is not a folder)'}; "
+                                "create it first")
+    if out.is_dir():
+        _fail(p, "output.path", f"{str(out)!r} is a folder; give a file name")
+    if out.exists():
+        if hdf5 and not cfg.output.get("overwrite", False) and not _is_hdf5(out):
+            _fail(p, "output.path", f"{str(out)!r} exists and is not an HDF5 file (so it holds "
+                                    "no job to resume); set output.overwrite = true to "
+                                    "replace it, or choose another path")
+        try:
+            os.close(os.open(out, os.O_RDWR))
+        except OSError as exc:
+            _fail(p, "output.path", f"{str(out)!r} cannot be written: {_reason(exc)}")
+        return
+    probe = parent / f".wavecore-probe-{os.getpid()}"
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as exc:
+        _fail(p, "output.path", f"{str(out)!r} cannot be created: {_reason(exc)}")
+    os.unlink(probe)
+
+
+def _is_hdf5(path: Path) -> bool:
+    with open(path, "rb") as f:  # the superblock signature, at 0, 512, 1024, ...
+        for offset in (0, 512, 1024, 2048, 4096):
+            f.seek(offset)
+            if f.read(8) == b"\x89HDF\r\n\x1a\n":
+                return True
+    return False
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.EROFS:
+        return f"the folder is on a read-only file system ({exc.strerror})"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied ({exc.strerror})"
+    return exc.strerror or str(exc)
 
 
 def _check_inversion(cfg: JobConfig) -> None:

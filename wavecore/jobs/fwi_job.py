@@ -23,9 +23,7 @@ history; ``[parallel]`` spreads the shots of every gradient over workers.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import logging
-import multiprocessing
 import os
 import time
 
@@ -36,37 +34,26 @@ from ..inversion import Bounds, invert
 from ..inversion.fwi import shot_gradients
 from .config import DEFAULT_EXECUTOR, ConfigError, JobConfig, load_config
 from .io import read_shots
-from .survey import forward_batch, job_payload, progress_bar
+from ._extras import require_for_job
+from ._lifeline import shutdown_on_signals
+from .survey import dask_client, forward_batch, job_payload, mpi_pool, process_pool, progress_bar
 
 log = logging.getLogger("wavecore.jobs")
 
 
 def _executor(cfg: JobConfig):
-    """(executor or None, closer) for the gradient shots."""
+    """(executor or None, closer) for the gradient shots; the workers of local
+    processes, a LocalCluster or MPI die with this process."""
     par = cfg.parallel
     kind = par.get("executor", DEFAULT_EXECUTOR)
     if kind == "serial":
-        return None, (lambda: None)
+        return None, (lambda kill=False: None)
     workers = par.get("workers", os.cpu_count() or 1)
     if kind == "mpi":
-        from mpi4py.futures import MPIPoolExecutor  # noqa: PLC0415 - where MPI is used
-
-        pool = MPIPoolExecutor(max_workers=par.get("workers"))
-        return pool, pool.shutdown
+        return mpi_pool(par.get("workers"))
     if kind == "processes":
-        pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        return pool, pool.shutdown
-    from distributed import Client, LocalCluster  # noqa: PLC0415
-
-    cluster = None if par.get("scheduler") else LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    client = Client(par["scheduler"]) if cluster is None else Client(cluster)
-
-    def close():
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
+        return process_pool(workers)
+    client, close = dask_client(par, workers)
     return client.get_executor(pure=False), close
 
 
@@ -121,6 +108,7 @@ def run_fwi_job(config, *, quiet: bool = True, dry_run: bool = False) -> dict:
     cfg = config if isinstance(config, JobConfig) else load_config(config)
     if not cfg.inversion:
         raise ConfigError(f"{cfg.path}: [inversion] is required for `wavecore fwi`")
+    require_for_job(cfg)  # h5py (the observed data), scipy, distributed/mpi4py
     inv = cfg.inversion
     payload = job_payload(cfg)
     if dry_run:
@@ -135,6 +123,19 @@ def run_fwi_job(config, *, quiet: bool = True, dry_run: bool = False) -> dict:
     if observed.shape[0] != n or observed.shape[-1] != amplitude.shape[-1]:
         raise ConfigError(f"{cfg.path}: [inversion.observed] holds data {observed.shape}, "
                           f"but the job has {n} shots of {amplitude.shape[-1]} samples")
+    with shutdown_on_signals():  # SIGTERM/SIGHUP: end the workers, then exit
+        result = _invert(cfg, payload, observed, amplitude, quiet, n)
+    out = cfg.resolve(cfg.output["path"])
+    history = result.history
+    np.savez(out, inverted=result.epsilon, epsilon=result.epsilon, sigma=result.sigma,
+             start=payload["epsilon"], misfit=np.array([h["misfit"] for h in history]),
+             stage=np.array([h["stage"] for h in history]))
+    return dict(iterations=len(history), misfit_first=history[0]["misfit"],
+                misfit_last=history[-1]["misfit"], output=str(out))
+
+
+def _invert(cfg, payload, observed, amplitude, quiet, n):
+    inv = cfg.inversion
     bounds = Bounds(**{k: tuple(v) for k, v in inv.get("bounds", {}).items()})
     mask = np.ones(payload["epsilon"].shape, bool)
     mask[:inv.get("fixed_rows", 0)] = False
@@ -166,13 +167,10 @@ def run_fwi_job(config, *, quiet: bool = True, dry_run: bool = False) -> dict:
                         callback=report, executor=executor,
                         shots_per_task=cfg.parallel.get("shots_per_task", 1),
                         **_storage(inv), **payload["options"])
-    finally:
+    except BaseException:  # a failure, Ctrl-C, SIGTERM: end the workers now
         bar.close()
-        close()
-    out = cfg.resolve(cfg.output["path"])
-    history = result.history
-    np.savez(out, inverted=result.epsilon, epsilon=result.epsilon, sigma=result.sigma,
-             start=payload["epsilon"], misfit=np.array([h["misfit"] for h in history]),
-             stage=np.array([h["stage"] for h in history]))
-    return dict(iterations=len(history), misfit_first=history[0]["misfit"],
-                misfit_last=history[-1]["misfit"], output=str(out))
+        close(kill=True)
+        raise
+    bar.close()
+    close()
+    return result

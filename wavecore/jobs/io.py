@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from .._checks import pml_widths
 from ..models import buried_pipe_and_void
 from .config import ConfigError, JobConfig
 
@@ -44,6 +45,11 @@ def load_models(cfg: JobConfig):
     m = cfg.model
     spacing = m["spacing"]
     if "builtin" in m:
+        if isinstance(spacing, list):
+            if len(set(spacing)) != 1:
+                raise ConfigError(f"{cfg.path}: [model.spacing] the built-in model has one "
+                                  f"spacing for both axes, got {spacing!r}")
+            spacing = spacing[0]
         model = buried_pipe_and_void(spacing=float(spacing))
         arrays = [model.epsilon, model.sigma, model.mu]
     else:
@@ -56,14 +62,97 @@ def load_models(cfg: JobConfig):
         if arrays[0].ndim != cfg.ndim:
             raise ConfigError(f"{cfg.path}: [model] the arrays are {arrays[0].ndim}-D but "
                               f"solver.system needs {cfg.ndim}-D")
+    for key, a in zip(("epsilon", "sigma", "mu"), arrays):
+        _check_material(cfg, key, a)
     dtype = np.result_type(*arrays, np.float32)
     spacing = tuple(float(v) for v in spacing) if isinstance(spacing, list) else \
         (float(spacing),) * cfg.ndim
     return (*(np.ascontiguousarray(a, dtype) for a in arrays), spacing)
 
 
+def _check_material(cfg: JobConfig, key: str, a: np.ndarray) -> None:
+    """A model array is real, finite, and positive (sigma: >= 0), before any run."""
+    where = f"{cfg.path}: [model.{key}]"
+    if a.dtype.kind not in "fiu":
+        raise ConfigError(f"{where} must hold real numbers, got dtype {a.dtype}")
+    bad = ~np.isfinite(a)
+    if bad.any():
+        raise ConfigError(f"{where} must be finite, but {int(bad.sum())} value(s) are NaN or "
+                          f"infinite (first at cell {np.argwhere(bad)[0].tolist()})")
+    low = (a < 0) if key == "sigma" else (a <= 0)
+    if low.any():
+        what = {"epsilon": "relative permittivity, > 0 (1 in air)",
+                "mu": "relative permeability, > 0 (1 in most soils)",
+                "sigma": "conductivity in S/m, >= 0"}[key]
+        raise ConfigError(f"{where} is the {what}; got {float(a.min())!r} at cell "
+                          f"{np.argwhere(low)[0].tolist()}")
+
+
 def config_digest(cfg: JobConfig) -> str:
+    """SHA-256 of the configuration text (stored for reference; resume keys on
+    :func:`data_digest`)."""
     return hashlib.sha256(cfg.text.encode()).hexdigest()
+
+
+# What determines the receiver data, as a flat {key: value} of the validated
+# configuration with its defaults filled in; execution-only keys ([parallel],
+# [output], solver.n_threads, comments, key order) are not in it, so editing
+# them does not stop a resume. Model arrays enter by a digest of their values
+# (not their file names), so a rewritten model file is noticed.
+DATA_KEYS_VERSION = 1
+
+
+def _array_digest(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    return (f"sha256:{hashlib.sha256(a.tobytes()).hexdigest()[:32]} "
+            f"{a.dtype} {list(a.shape)}")
+
+
+def data_keys(cfg: JobConfig, payload: dict) -> dict:
+    """The keys that determine the job's data, normalized (defaults filled in,
+    numbers as floats, the time step as used)."""
+    w, a = cfg.wavelet, cfg.acquisition
+    keys = {
+        "model.epsilon": _array_digest(payload["epsilon"]),
+        "model.sigma": _array_digest(payload["sigma"]),
+        "model.mu": _array_digest(payload["mu"]),
+        "model.spacing": [float(v) for v in payload["spacing"]],
+        "wavelet.type": w.get("type", "ricker"),
+        "wavelet.frequency": float(w["frequency"]),
+        "wavelet.nt": int(w["nt"]),
+        "wavelet.dt": float(payload["dt"]),
+        "wavelet.amplitude": float(w.get("amplitude", 1.0)),
+        "acquisition.first_source": list(a["first_source"]),
+        "acquisition.step": list(a.get("step", [0] * cfg.ndim)),
+        "acquisition.shots": int(a["shots"]),
+        "acquisition.receiver_offsets": [list(r) for r in a["receiver_offsets"]],
+        "solver.system": payload["system"],
+    }
+    for k, v in sorted(payload["options"].items()):
+        if k != "n_threads":  # how fast, not what: every thread count gives the same data
+            keys[f"solver.{k}"] = v
+    keys["solver.stencil"] = int(keys["solver.stencil"])
+    keys["solver.pml_width"] = list(pml_widths(keys["solver.pml_width"], cfg.ndim))
+    return keys
+
+
+def data_digest(keys: dict) -> str:
+    text = json.dumps({"version": DATA_KEYS_VERSION, **keys}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _differences(old: dict, new: dict) -> str:
+    out = []
+    for k in sorted(set(old) | set(new)):
+        if old.get(k) != new.get(k):
+            out.append(f"[{k}] {_short(old.get(k, '(absent)'))} in the file, "
+                       f"{_short(new.get(k, '(absent)'))} now")
+    return "; ".join(out) or "(no key differs: the file was written by another version)"
+
+
+def _short(v) -> str:
+    text = json.dumps(v) if not isinstance(v, str) else v
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class ShotFile:
@@ -71,19 +160,19 @@ class ShotFile:
     shot, NaN until written), ``done [shots]``, the geometry and metadata."""
 
     def __init__(self, path: Path, cfg: JobConfig, shot_shape: tuple, dtype, meta: dict,
-                 sources: np.ndarray, receivers: np.ndarray):
+                 sources: np.ndarray, receivers: np.ndarray, keys: dict):
         import h5py  # noqa: PLC0415 - optional: wavecore[hpc]
 
         self.path = Path(path)
         n = len(sources)
-        digest = config_digest(cfg)
+        digest = data_digest(keys)
         if self.path.exists() and not cfg.output.get("overwrite", False):
             self.file = h5py.File(self.path, "a")
-            if self.file.attrs.get("config_sha256") != digest:
+            try:
+                self._check_resume(cfg, digest, keys)
+            except BaseException:
                 self.file.close()
-                raise ConfigError(
-                    f"{cfg.path}: [output.path] {str(self.path)!r} holds a job with another "
-                    "configuration; set output.overwrite = true or choose another path")
+                raise
             return
         self.file = h5py.File(self.path, "w")
         f = self.file
@@ -92,12 +181,36 @@ class ShotFile:
         f.create_dataset("done", (n,), dtype=bool)
         f.create_dataset("source_location", data=sources)
         f.create_dataset("receiver_location", data=receivers)
-        f.attrs.update({"config_sha256": digest, "config": cfg.text,
+        f.attrs.update({"data_sha256": digest, "data_keys": json.dumps(keys, sort_keys=True),
+                        "config_sha256": config_digest(cfg), "config": cfg.text,
                         "wavecore_version": __version__, "units": "V/m (E), A/m (H)",
                         "layout": "receiver_data[shot, (component,) receiver, time]",
                         **{k: (json.dumps(v) if isinstance(v, (dict, list, tuple)) else v)
                            for k, v in meta.items()}})
         f.flush()
+
+    def _check_resume(self, cfg: JobConfig, digest: str, keys: dict) -> None:
+        """Resume only a job with the same data keys; say which keys differ."""
+        attrs = self.file.attrs
+        where = f"{cfg.path}: [output.path] {str(self.path)!r}"
+        if "data_sha256" not in attrs:  # written before wavecore keyed resume on the data
+            if attrs.get("config_sha256") == config_digest(cfg):
+                # The very same text: same data. Record the data keys from now on.
+                attrs.update({"data_sha256": digest,
+                              "data_keys": json.dumps(keys, sort_keys=True)})
+                return
+            raise ConfigError(
+                f"{where} was written by an older wavecore, which recorded only a hash of the "
+                "configuration's text, and that text differs from this file's, so whether "
+                "the data would match cannot be told. Resume it with the original file "
+                "(its text is in the HDF5 attribute 'config'), or set output.overwrite = true "
+                "(the finished shots are discarded) or choose another path")
+        if attrs["data_sha256"] != digest:
+            old = json.loads(attrs.get("data_keys", "{}"))
+            raise ConfigError(
+                f"{where} holds a job with another configuration: {_differences(old, keys)}. "
+                "Restore those keys to resume, or set output.overwrite = true (the finished "
+                "shots are discarded) or choose another path")
 
     def finished(self) -> set:
         return set(np.flatnonzero(self.file["done"][...]).tolist())

@@ -23,7 +23,9 @@ from ..constants import C0
 from ..estimates import estimate_memory
 from ..wavelets import ricker
 from .config import DEFAULT_EXECUTOR, ConfigError, JobConfig, load_config
-from .io import ShotFile, load_models
+from ._extras import require_for_job
+from ._lifeline import die_with_parent, lifeline, shutdown_on_signals, terminate_pool
+from .io import ShotFile, data_keys, load_models
 
 log = logging.getLogger("wavecore.jobs")
 
@@ -83,6 +85,7 @@ _WORKER_PAYLOAD = None
 
 def _init_worker(payload):
     global _WORKER_PAYLOAD
+    die_with_parent()
     _WORKER_PAYLOAD = payload
 
 
@@ -121,41 +124,73 @@ class _Runner:
                                "rerun resumes") from failed[0][2]
 
 
-def _executor(cfg: JobConfig, payload: dict, executor):
-    """(submit function, closer) for the job's executor."""
-    par = cfg.parallel
-    kind = par.get("executor", DEFAULT_EXECUTOR)
-    if executor is not None:  # any concurrent.futures.Executor from the caller
-        return (lambda b: executor.submit(forward_batch, payload, b)), (lambda: None)
-    if kind == "serial":
-        pool = cf.ThreadPoolExecutor(1)  # one at a time, in this process
-        return (lambda b: pool.submit(forward_batch, payload, b)), pool.shutdown
-    workers = par.get("workers", os.cpu_count() or 1)
-    if kind == "mpi":
-        from mpi4py.futures import MPIPoolExecutor  # noqa: PLC0415 - where MPI is used
+def process_pool(workers: int, initializer=die_with_parent, initargs=()):
+    """A spawn ProcessPoolExecutor whose workers die with this process, and its
+    closer: ``close()`` waits for the running tasks, ``close(kill=True)``
+    (an error, a signal) terminates them."""
+    # spawn: a forked child of a process that ran OpenMP threads may hang.
+    pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=initializer, initargs=initargs)
 
-        pool = MPIPoolExecutor(max_workers=par.get("workers"))
-        return (lambda b: pool.submit(forward_batch, payload, b)), pool.shutdown
-    if kind == "processes":
-        # spawn: a forked child of a process that ran OpenMP threads may hang.
-        pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_init_worker, initargs=(payload,))
-        return (lambda b: pool.submit(_worker_batch, b)), pool.shutdown
+    def close(kill=False):
+        terminate_pool(pool) if kill else pool.shutdown()
+    return pool, close
+
+
+def mpi_pool(workers):
+    from mpi4py.futures import MPIPoolExecutor  # noqa: PLC0415 - where MPI is used
+
+    pool = MPIPoolExecutor(max_workers=workers, initializer=die_with_parent,
+                           initargs=lifeline())
+
+    def close(kill=False):
+        pool.shutdown(wait=not kill, cancel_futures=kill)
+    return pool, close
+
+
+def dask_client(par: dict, workers: int):
+    """(client, closer) of the job's scheduler, or of a LocalCluster whose
+    worker processes die with this process."""
     from distributed import Client, LocalCluster  # noqa: PLC0415 - optional: wavecore[hpc]
 
-    if par.get("scheduler"):
+    if par.get("scheduler"):  # someone else's cluster: its workers are not ours to end
         client, cluster = Client(par["scheduler"]), None
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None)
         client = Client(cluster)
-    scattered = client.scatter(payload, broadcast=True)  # the model goes once per worker
+        from ._dask_plugin import install  # noqa: PLC0415
 
-    def close():
+        install(client)
+
+    def close(kill=False):  # noqa: ARG001 - closing the cluster ends its workers
         client.close()
         if cluster is not None:
             cluster.close()
+    return client, close
 
+
+def _executor(cfg: JobConfig, payload: dict, executor):
+    """(submit function, closer) for the job's executor."""
+    par = cfg.parallel
+    kind = par.get("executor", DEFAULT_EXECUTOR)
+    if executor is not None:  # any concurrent.futures.Executor from the caller
+        return (lambda b: executor.submit(forward_batch, payload, b)), (lambda kill=False: None)
+    if kind == "serial":
+        pool = cf.ThreadPoolExecutor(1)  # one at a time, in this process
+
+        def close(kill=False):
+            pool.shutdown(wait=not kill, cancel_futures=kill)
+        return (lambda b: pool.submit(forward_batch, payload, b)), close
+    workers = par.get("workers", os.cpu_count() or 1)
+    if kind == "mpi":
+        pool, close = mpi_pool(par.get("workers"))
+        return (lambda b: pool.submit(forward_batch, payload, b)), close
+    if kind == "processes":
+        pool, close = process_pool(workers, _init_worker, (payload,))
+        return (lambda b: pool.submit(_worker_batch, b)), close
+    client, close = dask_client(par, workers)
+    scattered = client.scatter(payload, broadcast=True)  # the model goes once per worker
     executor = client.get_executor(pure=False)  # concurrent.futures interface
     return (lambda b: executor.submit(forward_batch, scattered, b)), close
 
@@ -168,6 +203,7 @@ def run_forward_job(config, *, quiet: bool = True, dry_run: bool = False,
     seconds, output path (and the plan with ``dry_run``).
     """
     cfg = config if isinstance(config, JobConfig) else load_config(config)
+    require_for_job(cfg, own_executor=executor is None)  # h5py, dask, mpi4py: before any work
     payload = job_payload(cfg)
     n = len(payload["sources"])
     per_task = cfg.parallel.get("shots_per_task", 1)
@@ -179,22 +215,26 @@ def run_forward_job(config, *, quiet: bool = True, dry_run: bool = False,
                 stencil=payload["options"]["stencil"], nt=payload["amplitude"].size,
                 options={k: v for k, v in payload["options"].items()})
     out = ShotFile(cfg.resolve(cfg.output["path"]), cfg, shot_shape, payload["epsilon"].dtype,
-                   meta, payload["sources"], payload["receivers"])
+                   meta, payload["sources"], payload["receivers"], data_keys(cfg, payload))
     start = time.perf_counter()
     try:
         finished = out.finished()
         todo = [s for s in range(n) if s not in finished]
         batches = [todo[i:i + per_task] for i in range(0, len(todo), per_task)]
-        submit, close = _executor(cfg, payload, executor)
-        progress = progress_bar(len(todo), quiet, "shot")
-        log.info("forward %s: %d shots to run, %d already in %s", cfg.path, len(todo),
-                 len(finished), out.path)
-        try:
-            for batch, data in _Runner(submit, cfg.parallel.get("retries", 1)).run(batches):
-                for shot, trace in zip(batch, data):
-                    out.write(shot, trace)
-                progress.update(len(batch))
-        finally:
+        with shutdown_on_signals():
+            submit, close = _executor(cfg, payload, executor)
+            progress = progress_bar(len(todo), quiet, "shot")
+            log.info("forward %s: %d shots to run, %d already in %s", cfg.path, len(todo),
+                     len(finished), out.path)
+            try:
+                for batch, data in _Runner(submit, cfg.parallel.get("retries", 1)).run(batches):
+                    for shot, trace in zip(batch, data):
+                        out.write(shot, trace)
+                    progress.update(len(batch))
+            except BaseException:  # a failure, Ctrl-C, SIGTERM: end the workers now
+                progress.close()
+                close(kill=True)
+                raise
             progress.close()
             close()
     finally:
