@@ -121,6 +121,8 @@ CASES = {
                                     "model.spacing", "must have 2 values"),
     "device gpu": (("stencil = 4", 'stencil = 4\ndevice = "gpu"'), None, "solver.device",
                    "must be one of"),
+    "stencil as a float": (("stencil = 4", "stencil = 4.0"), None, "solver.stencil",
+                           "must be an integer"),
     "model file with NaN": (None, _eps(np.nan), "model.epsilon", "must be finite"),
     "model file with epsilon 0": (None, _eps(0.0), "model.epsilon",
                                   "relative permittivity, > 0"),

@@ -164,8 +164,11 @@ def _check(cfg: JobConfig) -> None:
     s = cfg.solver
     if s.get("system", "tm2d") not in ("tm2d", "maxwell3d"):
         _fail(p, "solver.system", f"must be 'tm2d' or 'maxwell3d', got {s['system']!r}")
-    if "stencil" in s and s["stencil"] not in (2, 4, 6, 8):
-        _fail(p, "solver.stencil", f"must be 2, 4, 6 or 8, got {s['stencil']!r}")
+    if "stencil" in s:
+        try:
+            checks.stencil_order(s["stencil"], (2, 4, 6, 8))
+        except (TypeError, ValueError) as exc:
+            _fail(p, "solver.stencil", str(exc).removeprefix("stencil "))
     if "n_threads" in s:
         _number(p, "solver.n_threads", s["n_threads"], integer=True, minimum=1)
     if "pml_width" in s:
