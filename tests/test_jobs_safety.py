@@ -2,7 +2,6 @@
 path, resume keyed on the data, workers that die with their parent."""
 
 import errno
-import json
 import os
 import signal
 import subprocess
