@@ -1,4 +1,5 @@
-"""Shared fixtures: small random models and acquisitions, backend parametrization."""
+"""Shared fixtures: small random models and acquisitions, backend parametrization,
+the small batch job the job tests start from."""
 
 from __future__ import annotations
 
@@ -52,3 +53,40 @@ def rel_err(a, b):
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     return request.param
+
+
+# A 6-shot forward job over a built-in model, for the job and CLI tests.
+JOB = """
+[model]
+builtin = "buried_pipe_and_void"
+spacing = 0.05
+
+[wavelet]
+frequency = 3e8
+nt = 80
+
+[acquisition]
+first_source = [2, 4]
+step = [0, 5]
+shots = 6
+receiver_offsets = [[0, 3], [1, 6]]
+
+[solver]
+stencil = 4
+pml_width = 8
+
+[output]
+path = "out.h5"
+"""
+
+
+def write_job(tmp_path, text=JOB, name="job.toml", **sections):
+    """The job file, with lines added to (or a new) section: section="key = value"."""
+    for section, body in sections.items():
+        if f"[{section}]\n" in text:
+            text = text.replace(f"[{section}]\n", f"[{section}]\n{body}\n")
+        else:
+            text += f"\n[{section}]\n{body}\n"
+    path = tmp_path / name
+    path.write_text(text)
+    return path

@@ -11,26 +11,8 @@ import numpy as np
 import pytest
 
 import wavecore
+from conftest import write_job
 from wavecore.__main__ import main
-
-JOB = """
-[model]
-builtin = "buried_pipe_and_void"
-spacing = 0.05
-[wavelet]
-frequency = 3e8
-nt = 80
-[acquisition]
-first_source = [2, 4]
-step = [0, 5]
-shots = 6
-receiver_offsets = [[0, 3], [1, 6]]
-[solver]
-pml_width = 8
-[output]
-path = "out.h5"
-"""
-
 
 def test_version(capsys):
     with pytest.raises(SystemExit) as info:
@@ -58,8 +40,7 @@ def test_forward_without_h5py_names_the_extra_before_any_work(tmp_path, monkeypa
         raise AssertionError("a simulation ran before the missing package was reported")
     monkeypatch.setattr(survey, "forward_batch", refuse)
     monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py raises ImportError
-    path = tmp_path / "job.toml"
-    path.write_text(JOB)
+    path = write_job(tmp_path)
     for extra in ([], ["--dry-run"]):
         assert main(["forward", str(path), "--quiet", *extra]) == 2
         err = capsys.readouterr().err
@@ -86,8 +67,7 @@ def test_cli_plot_of_a_two_receiver_shot(tmp_path, monkeypatch):
     from wavecore import plots
     from wavecore.jobs import run_forward_job
 
-    path = tmp_path / "job.toml"
-    path.write_text(JOB)
+    path = write_job(tmp_path)
     run_forward_job(path)
     drawn = []
     save = plots.save

@@ -7,47 +7,13 @@ import numpy as np
 import pytest
 
 import wavecore
+from conftest import JOB, write_job as write
 from wavecore.__main__ import main
 from wavecore.jobs import ConfigError, load_config, run_forward_job
 from wavecore.jobs.io import read_shots
 from wavecore.jobs.survey import forward_batch, job_payload
 
 h5py = pytest.importorskip("h5py", reason="batch jobs write HDF5 (pip install wavecore[hpc])")
-
-JOB = """
-[model]
-builtin = "buried_pipe_and_void"
-spacing = 0.05
-
-[wavelet]
-frequency = 3e8
-nt = 80
-
-[acquisition]
-first_source = [2, 4]
-step = [0, 5]
-shots = 6
-receiver_offsets = [[0, 3], [1, 6]]
-
-[solver]
-stencil = 4
-pml_width = 8
-
-[output]
-path = "out.h5"
-"""
-
-
-def write(tmp_path, text=JOB, name="job.toml", **sections):
-    """The job file, with lines added to (or a new) section: section="key = value"."""
-    for section, body in sections.items():
-        if f"[{section}]\n" in text:
-            text = text.replace(f"[{section}]\n", f"[{section}]\n{body}\n")
-        else:
-            text += f"\n[{section}]\n{body}\n"
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 def direct(cfg_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import JOB, write_job as write
 from wavecore.__main__ import main
 from wavecore.jobs import ConfigError, load_config, run_forward_job
 from wavecore.jobs import config as job_config
@@ -20,36 +21,8 @@ from wavecore.jobs.io import read_shots
 
 h5py = pytest.importorskip("h5py", reason="batch jobs write HDF5 (pip install wavecore[hpc])")
 
-JOB = """
-[model]
-builtin = "buried_pipe_and_void"
-spacing = 0.05
-
-[wavelet]
-frequency = 3e8
-nt = 80
-
-[acquisition]
-first_source = [2, 4]
-step = [0, 5]
-shots = 6
-receiver_offsets = [[0, 3], [1, 6]]
-
-[solver]
-stencil = 4
-pml_width = 8
-
-[output]
-path = "out.h5"
-"""
 FILE_MODEL = JOB.replace('builtin = "buried_pipe_and_void"\n',
                          'epsilon = "eps.npy"\nsigma = 0.0\nmu = 1.0\nshape = [30, 60]\n')
-
-
-def write(tmp_path, text=JOB, name="job.toml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture
