@@ -234,3 +234,33 @@ def test_a_real_rlimit_as_is_honoured(tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert "RLIMIT_AS" in out.stdout and "8 shots" in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("system", ["tm2d", "maxwell3d"])
+def test_the_estimate_counts_every_array_a_run_holds(monkeypatch, system):
+    """estimate.forward is what the prepared buffers of a forward run weigh:
+    every array counted (fields, CPML memories, coefficients, the padded models,
+    traces), within the CPML profiles and index arrays (a few hundred bytes)."""
+    from wavecore import _driver
+
+    held = []
+    prepare = _driver.prepare_buffers
+
+    def spy(*args, **kwargs):
+        b = prepare(*args, **kwargs)
+        arrays = [v for v in vars(b).values() if isinstance(v, np.ndarray)]
+        arrays += [v for d in vars(b).values() if isinstance(d, dict)
+                   for v in d.values() if isinstance(v, np.ndarray)]
+        held.append(sum(a.nbytes for a in arrays))
+        return b
+
+    monkeypatch.setattr(_driver, "prepare_buffers", spy)
+    shape = (30, 40) if system == "tm2d" else (12, 14, 16)
+    loc = [[[5] * len(shape)], [[7] * len(shape)]]
+    run = getattr(wavecore, system)
+    eps, sig, mu = np.full(shape, 4.0), np.full(shape, 1e-3), np.ones(shape)
+    amp = np.ones((2, 1, 20))
+    res = run(eps, sig, mu, 0.01, 1e-11, amp, np.array(loc), np.array(loc), pml_width=6)
+    est = res.memory
+    assert held and est.snapshots == 0
+    assert abs(held[0] - est.forward) <= 0.02 * held[0], (held[0], est.forward, est)

@@ -419,6 +419,7 @@ def memory_estimate(physics: Physics, plan: Plan) -> MemoryEstimate:
     fields = n * cells * len(physics.fields) * item
     memories = memory_cells * item
     coefficients = 3 * plan.n_models * cells * item
+    models = 3 * plan.n_models * cells * item  # epsilon, sigma, mu padded into the CPML
     records = n * (plan.n_sources + plan.n_receivers * len(plan.receiver_components)) \
         * plan.nt_internal * item
     snapshots = plan.storage.bytes if plan.storage.mode in ("device", "cpu") else (
@@ -431,7 +432,8 @@ def memory_estimate(physics: Physics, plan: Plan) -> MemoryEstimate:
                    + n * plan.n_sources * plan.nt_internal * item
                    + n * plan.n_receivers * len(plan.receiver_components) * plan.nt * item)
     return MemoryEstimate(fields=fields, cpml_memories=memories, coefficients=coefficients,
-                          sources_receivers=records, snapshots=snapshots, adjoint=adjoint)
+                          sources_receivers=records, snapshots=snapshots, adjoint=adjoint,
+                          models=models)
 
 
 def _host_bytes(est: MemoryEstimate, plan: Plan, host_backend: bool) -> int:
@@ -439,7 +441,7 @@ def _host_bytes(est: MemoryEstimate, plan: Plan, host_backend: bool) -> int:
     the prepared arrays (which the backend then copies to its memory) otherwise."""
     if host_backend:
         return est.peak - est.snapshots
-    return est.fields + est.cpml_memories + est.coefficients + est.sources_receivers
+    return est.fields + est.cpml_memories + est.coefficients + est.models + est.sources_receivers
 
 
 def memory_fit(physics: Physics, plan: Plan) -> MemoryEstimate:

@@ -19,7 +19,7 @@ class MemoryEstimate:
     """Bytes of the arrays a run allocates, computed from its plan before it starts.
 
     ``forward`` is what the forward run holds (fields, CPML memories,
-    coefficients, source and receiver traces, snapshots in RAM or the disk
+    coefficients, padded models, source and receiver traces, snapshots in RAM or the disk
     transfer buffers); ``adjoint`` what ``vjp`` adds on top (adjoint state,
     scratch arrays, gradient accumulators).
     """
@@ -30,6 +30,8 @@ class MemoryEstimate:
     sources_receivers: int
     snapshots: int
     adjoint: int
+    #: The models padded into the CPML (kept for callbacks and the chain rule).
+    models: int = 0
     #: Host bytes available when it was computed (the least of MemAvailable, the
     #: cgroup limits and RLIMIT_AS/RLIMIT_DATA), whether the run fits them and,
     #: if not, why (the MemoryError the run raises).
@@ -39,7 +41,7 @@ class MemoryEstimate:
 
     @property
     def forward(self) -> int:
-        return (self.fields + self.cpml_memories + self.coefficients
+        return (self.fields + self.cpml_memories + self.coefficients + self.models
                 + self.sources_receivers + self.snapshots)
 
     @property
@@ -50,7 +52,8 @@ class MemoryEstimate:
     def describe(self) -> str:
         mib = format_bytes
         return (f"forward {mib(self.forward)} (fields {mib(self.fields)}, CPML memories "
-                f"{mib(self.cpml_memories)}, coefficients {mib(self.coefficients)}, "
+                f"{mib(self.cpml_memories)}, coefficients {mib(self.coefficients)}, models "
+                f"{mib(self.models)}, "
                 f"snapshots {mib(self.snapshots)}), adjoint +{mib(self.adjoint)}")
 
 
