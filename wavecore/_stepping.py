@@ -14,7 +14,6 @@ same as one call over the whole range.
 from __future__ import annotations
 
 import importlib
-
 import time
 
 __all__ = ["CHUNK_SECONDS", "StepChunks", "check_progress", "progress_bar"]
