@@ -23,7 +23,10 @@ import time
 import pytest
 
 CHILD = textwrap.dedent(r"""
-    import json, os, sys
+    import json, os, signal, sys
+    # Python leaves SIGINT ignored when it starts with SIGINT ignored (a job
+    # started in the background by a shell): install its Ctrl-C handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import numpy as np
     import wavecore
     from wavecore.backends import cpu
