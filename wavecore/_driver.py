@@ -27,9 +27,9 @@ from .backends import backend_class
 from .backends.cpu import resolve_threads
 from .callbacks import CallbackState
 from .cfl import cfl_condition
-from .constants import C0, EP0, MU0
 from .gradients import parse_requires_grad
 from .grid import Axis, CpmlOptions, cpml_profiles
+from .materials import NON_DISPERSIVE, Material
 from .memory import (HOST, Available, device_free_bytes, format_bytes, host_available,
                      zeros_block)
 from .plan import Plan, Resampling
@@ -52,7 +52,8 @@ class Physics:
     ndim: int
     fields: tuple[str, ...]             #: wavefields, E components first
     memories: Mapping[str, int]         #: CPML memory -> axis whose slabs hold it
-    snapshots: Mapping[str, tuple]      #: "ca_cb" / "cq" -> snapshot arrays per step
+    snapshots: Mapping[str, tuple]      #: gradient path (Material.paths) -> snapshot
+    #: arrays per step
     scratch: tuple[str, ...]            #: adjoint scratch arrays over the padded grid
     geometry: Callable                  #: geometry(plan) -> the kernel's sizes
     edge: Mapping[str, int] = field(default_factory=dict)  #: fields held at 0 past the
@@ -60,14 +61,10 @@ class Physics:
     tail_scratch: tuple[str, ...] = ()  #: scratch arrays that need one zero plane more
     e_components: tuple[str, ...] = ("ey",)  #: possible source components
     record_components: tuple[str, ...] = ("ey",)  #: possible receiver components
+    material: Material = NON_DISPERSIVE  #: the medium's law (wavecore.materials)
 
     def snapshot_names(self, targets: frozenset) -> tuple[str, ...]:
-        names = ()
-        if targets & {"epsilon", "sigma"}:
-            names += tuple(self.snapshots["ca_cb"])
-        if "mu" in targets:
-            names += tuple(self.snapshots["cq"])
-        return names
+        return self.material.snapshot_names(self.snapshots, targets)
 
     @property
     def all_snapshots(self) -> tuple[str, ...]:
@@ -305,7 +302,7 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
     python_backend = checks.boolean(o.python_backend, "python_backend")
     check_progress(o.progress)
     src_comp, rec_comps, comp_axis = _components(physics, source_component, receiver_component)
-    models = validate_models(epsilon, sigma, mu, ndim=ndim)
+    models = validate_models(physics.material, (epsilon, sigma, mu), ndim=ndim)
     spacing = checks.spacing(grid_spacing, "grid_spacing", ndim)
     dt = checks.positive_float(dt, "dt")
     widths = checks.pml_widths(o.pml_width, ndim)
@@ -341,10 +338,10 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
     storage_opts = StorageOptions.from_arguments(
         o.storage_mode, o.storage_path, o.storage_compression, o.storage_bytes_limit_device,
         o.storage_bytes_limit_host, o.storage_chunk_steps, models.dtype)
-    _check_gradient_options(targets, acq, interval, storage_opts, o.backward_callback)
+    _check_gradient_options(physics.material, targets, acq, interval, storage_opts,
+                            o.backward_callback)
 
-    v_model = float(C0 / np.sqrt(np.min(models.epsilon.astype(np.float64)
-                                        * models.mu.astype(np.float64))))
+    v_model = physics.material.max_velocity(models.arrays)
     max_vel = o.max_vel
     if max_vel is None:
         max_vel = v_model
@@ -381,17 +378,19 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
     return plan, models, acq, initial
 
 
-def _check_gradient_options(targets, acq, interval, storage_opts, backward_callback):
+def _check_gradient_options(material, targets, acq, interval, storage_opts,
+                            backward_callback):
     """Options that only act with gradients must not be given without them."""
     if "source_amplitude" in targets and acq.source_amplitude is None:
         raise ValueError("requires_grad names 'source_amplitude' but the run has no sources")
     model_targets = targets - {"source_amplitude"}
+    names = material.describe_inputs()
     if not targets and backward_callback is not None:
         raise ValueError("backward_callback runs during vjp, which needs requires_grad")
     if not model_targets:
         if interval != 1:
             raise ValueError("model_gradient_sampling_interval only acts on model gradients "
-                             "(requires_grad with 'epsilon', 'sigma' or 'mu')")
+                             f"(requires_grad with {names})")
         defaults = StorageOptions()
         changed = [name for name, value, default in (
             ("storage_mode", storage_opts.mode, defaults.mode),
@@ -402,7 +401,7 @@ def _check_gradient_options(targets, acq, interval, storage_opts, backward_callb
             ("storage_chunk_steps", storage_opts.chunk_steps, None)) if value != default]
         if changed and not (changed == ["storage_mode"] and storage_opts.mode == "none"):
             raise ValueError(f"{', '.join(changed)} only act when model gradients are "
-                             "requested (requires_grad with 'epsilon', 'sigma' or 'mu'); "
+                             f"requested (requires_grad with {names}); "
                              "no snapshots are stored")
 
 
@@ -418,8 +417,9 @@ def memory_estimate(physics: Physics, plan: Plan) -> MemoryEstimate:
         plan.axes, (n,), physics.memories, ()).values())
     fields = n * cells * len(physics.fields) * item
     memories = memory_cells * item
-    coefficients = 3 * plan.n_models * cells * item
-    models = 3 * plan.n_models * cells * item  # epsilon, sigma, mu padded into the CPML
+    material = physics.material
+    coefficients = len(material.coefficients) * plan.n_models * cells * item
+    models = len(material.inputs) * plan.n_models * cells * item  # padded into the CPML
     records = n * (plan.n_sources + plan.n_receivers * len(plan.receiver_components)) \
         * plan.nt_internal * item
     snapshots = plan.storage.bytes if plan.storage.mode in ("device", "cpu") else (
@@ -427,7 +427,7 @@ def memory_estimate(physics: Physics, plan: Plan) -> MemoryEstimate:
         if plan.storage.mode == "disk" else 0)
     adjoint = 0
     if plan.targets:
-        n_grads = (2 if plan.targets & {"epsilon", "sigma"} else 0) + ("mu" in plan.targets)
+        n_grads = len(material.gradient_coefficients(plan.targets))
         adjoint = (fields + memories + n * cells * (len(physics.scratch) + n_grads) * item
                    + n * plan.n_sources * plan.nt_internal * item
                    + n * plan.n_receivers * len(plan.receiver_components) * plan.nt * item)
@@ -486,20 +486,7 @@ def memory_fit(physics: Physics, plan: Plan) -> MemoryEstimate:
 
 def _pad_models(plan: Plan, models) -> dict:
     pad = [(0, 0)] + [a.pad for a in plan.axes]
-    return {name: np.pad(getattr(models, name), pad, mode="edge")
-            for name in ("epsilon", "sigma", "mu")}
-
-
-def _coefficients(plan: Plan, padded: dict) -> dict:
-    """ca, cb, cq over the padded grid, computed in the model dtype."""
-    T = np.dtype(plan.dtype).type
-    dt = T(plan.inner_dt)
-    eps = T(EP0) * padded["epsilon"]
-    loss = T(0.5) * padded["sigma"] * dt
-    denominator = eps + loss
-    return {"ca": (eps - loss) / denominator,
-            "cb": dt / denominator,
-            "cq": dt / (T(MU0) * padded["mu"])}
+    return {name: np.pad(array, pad, mode="edge") for name, array in models.arrays.items()}
 
 
 def _flat_index(plan: Plan, locations: np.ndarray) -> np.ndarray:
@@ -517,7 +504,8 @@ def prepare_buffers(physics: Physics, plan: Plan, models, acq, initial: dict
     n = plan.n_total_shots
     shape = (n, *plan.padded_shape)
     padded = _pad_models(plan, models)
-    coeffs = _coefficients(plan, padded)
+    material = physics.material
+    coeffs = material.coefficients_of(padded, plan.inner_dt, plan.dtype)
     profiles = {}
     for letter, axis, h in zip(AXIS_LETTERS[plan.ndim], plan.axes, plan.spacing):
         prof = cpml_profiles(axis, h, plan.inner_dt, plan.cpml, dtype)
@@ -532,8 +520,8 @@ def prepare_buffers(physics: Physics, plan: Plan, models, acq, initial: dict
                                  r.time_pad_frac, r.time_taper,
                                  shift=source_shift(plan.step_ratio))
         model_of_shot = np.arange(n) // plan.n_shots
-        cb_at_source = coeffs["cb"].reshape(plan.n_models, -1)[model_of_shot[:, None],
-                                                               src_index]
+        at_source = coeffs[material.source_coefficient].reshape(plan.n_models, -1)
+        cb_at_source = at_source[model_of_shot[:, None], src_index]
         scale = dtype.type(-1.0 / float(np.prod(plan.spacing)))
         src_term = np.ascontiguousarray(amplitude * cb_at_source[..., None] * scale,
                                         dtype=dtype)
@@ -595,7 +583,7 @@ def model_view(plan: Plan, array: np.ndarray) -> np.ndarray:
 def callback_state(physics: Physics, plan: Plan, b, step: int) -> CallbackState:
     names = (*physics.fields, *physics.memories)
     models = {k: model_view(plan, v) for k, v in b.models.items()}
-    models.update({k: model_view(plan, getattr(b, k)) for k in ("ca", "cb", "cq")})
+    models.update({k: model_view(plan, getattr(b, k)) for k in physics.material.coefficients})
     return CallbackState(
         dt=plan.inner_dt, step=step, nt=plan.nt_internal,
         wavefields={k: batched(plan, getattr(b, k)) for k in names},

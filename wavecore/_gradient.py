@@ -12,7 +12,7 @@ import numpy as np
 from . import _checks as checks
 from ._xp import from_dlpack_like, to_cupy, to_numpy
 from .callbacks import CallbackState
-from .gradients import Gradients, fold_padding, material_gradients
+from .gradients import GRADIENT_TARGETS, Gradients, fold_padding, material_gradients
 from .plan import Plan
 from ._stepping import StepChunks, progress_bar
 from .resampling import sample_receivers_adjoint, source_shift, upsample_adjoint
@@ -73,7 +73,7 @@ class GradientContext:
             self._reverse(backward_callback)
             out = self._chain_rule()
             if self.cupy_io:
-                for name in ("epsilon", "sigma", "mu", "source_amplitude"):
+                for name in GRADIENT_TARGETS:
                     setattr(out, name, to_cupy(getattr(out, name)))
             return out
         except BaseException:
@@ -119,27 +119,27 @@ class GradientContext:
         # A tail scratch array is followed by one more zero plane: the 3-D
         # adjoint reads one plane past the last shot.
         tail = size + int(np.prod(full[2:]))
-        targets = plan.targets
-        wants_ab = bool(targets & {"epsilon", "sigma"})
+        material = physics.material
         shapes = {
             **{f"lam_{name}": full for name in physics.fields},
             **{name: (tail,) if name in physics.tail_scratch else full
                for name in physics.scratch},
             **{f"lam_{name}": getattr(b, name).shape for name in physics.memories},
-            **({"grad_ca": full, "grad_cb": full} if wants_ab else {}),
-            **({"grad_cq": full} if "mu" in targets else {}),
+            **{f"grad_{c}": full for c in material.gradient_coefficients(plan.targets)},
             "src_grad": b.src_term.shape}
         arrays = memory.zeros_many(shapes, dtype)
         for name in physics.tail_scratch:
             arrays[name] = arrays[name][:size].reshape(full)
-        b.grad_ca = b.grad_cb = b.grad_cq = None
+        for c in material.coefficients:
+            setattr(b, f"grad_{c}", None)
         for name, array in arrays.items():
             setattr(b, name, array)
         b.rec_grad = memory.adopt(g)
 
     def _release(self) -> None:
-        for name in (*self.physics.adjoint_names, *self.physics.scratch, "grad_ca",
-                     "grad_cb", "grad_cq", "rec_grad", "src_grad"):
+        grads = tuple(f"grad_{c}" for c in self.physics.material.coefficients)
+        for name in (*self.physics.adjoint_names, *self.physics.scratch, *grads,
+                     "rec_grad", "src_grad"):
             setattr(self.b, name, None)
         detach_snapshots(self.physics, self.b)
 
@@ -172,40 +172,37 @@ class GradientContext:
         return array.reshape(plan.n_models, plan.n_shots, *array.shape[1:]).sum(
             axis=1, dtype=np.float64)
 
-    def _coefficient_gradients(self):
-        """dJ/dca, dJ/dcb, dJ/dcq per model (float64), with the source scaling in cb."""
-        plan, b = self.plan, self.b
-        g_ca, g_cb, g_cq = (self._per_model(b.grad_ca), self._per_model(b.grad_cb),
-                            self._per_model(b.grad_cq))
-        if g_ca is not None and plan.storage.compression == "bf16":
-            g_ca, g_cb = self._from_increments(g_ca, g_cb)
-        if g_cb is not None and plan.n_sources:
+    def _coefficient_gradients(self) -> dict:
+        """The material's coefficient gradients per model (float64; None where not
+        accumulated), with the source scaling in the source coefficient."""
+        plan, b, material = self.plan, self.b, self.physics.material
+        host = self.memory.to_host
+        grads = {c: self._per_model(getattr(b, f"grad_{c}")) for c in material.coefficients}
+        if plan.storage.compression == "bf16":
+            grads = material.from_increments(
+                {c: host(getattr(b, c)) for c in material.coefficients}, grads)
+        g_src = grads[material.source_coefficient]
+        if g_src is not None and plan.n_sources:
             # f = amplitude * cb[source] * scale: d f / d cb = amplitude * scale.
             scale = -1.0 / float(np.prod(plan.spacing))
             per_source = np.einsum("nst,nst->ns",
-                                   self.memory.to_host(b.src_grad).astype(np.float64),
+                                   host(b.src_grad).astype(np.float64),
                                    b.src_amplitude.astype(np.float64)) * scale
             model = np.broadcast_to((np.arange(plan.n_total_shots) // plan.n_shots)[:, None],
                                     b.src_index.shape)
-            np.add.at(g_cb.reshape(plan.n_models, -1),
-                      (model, self.memory.to_host(b.src_index)), per_source)
-        return g_ca, g_cb, g_cq
+            np.add.at(g_src.reshape(plan.n_models, -1),
+                      (model, host(b.src_index)), per_source)
+        return grads
 
-    def _from_increments(self, g_de, g_mean):
-        """dJ/dca, dJ/dcb from the images of bf16 snapshots, the increment
-        dE = E_new - E_old and the mean (E_old + E_new) / 2 of each E update
-        (wc_hooks.h store_e_update): E_old = mean - dE / 2 and
-        curl = (E_new - ca E_old) / cb = ((1 - ca) mean + (1 + ca) dE / 2) / cb,
-        with the run's own ca and cb (exact for them; float64 here)."""
-        host = self.memory.to_host
-        ca, cb = host(self.b.ca).astype(np.float64), host(self.b.cb).astype(np.float64)
-        return g_mean - 0.5 * g_de, ((1.0 - ca) * g_mean + 0.5 * (1.0 + ca) * g_de) / cb
+    def _material_gradients(self) -> dict:
+        plan = self.plan
+        return material_gradients(self.b.models, plan.inner_dt, self._coefficient_gradients(),
+                                  plan.targets, self.physics.material)
 
     def _chain_rule(self) -> Gradients:
         plan, b = self.plan, self.b
         dtype = np.dtype(plan.dtype)
-        padded = material_gradients(b.models, plan.inner_dt, *self._coefficient_gradients(),
-                                    plan.targets)
+        padded = self._material_gradients()
         out = Gradients()
         for name, value in padded.items():
             grad = fold_padding(value, plan.axes).astype(dtype)
@@ -219,7 +216,8 @@ class GradientContext:
         scale = -1.0 / float(np.prod(plan.spacing))
         model = np.arange(plan.n_total_shots) // plan.n_shots
         host = self.memory.to_host
-        cb_at_source = host(b.cb).reshape(plan.n_models, -1)[model[:, None], host(b.src_index)]
+        coefficient = host(getattr(b, self.physics.material.source_coefficient))
+        cb_at_source = coefficient.reshape(plan.n_models, -1)[model[:, None], host(b.src_index)]
         g = host(b.src_grad).astype(np.float64) * (cb_at_source[..., None] * scale)
         if getattr(b, "src_padded", None) is not None:  # padding sources: no gradient
             g[b.src_padded] = 0.0
@@ -238,8 +236,7 @@ class GradientContext:
         names = self.physics.adjoint_names
         models = {k: (v if plan.model_batched else v[0]) for k, v in b.models.items()}
         grads = {k: (v if plan.model_batched else v[0]).astype(plan.dtype) for k, v in
-                 material_gradients(b.models, plan.inner_dt, *self._coefficient_gradients(),
-                                    plan.targets).items()}
+                 self._material_gradients().items()}
         return CallbackState(
             dt=plan.inner_dt, step=step, nt=plan.nt_internal,
             wavefields={k: batched(getattr(b, k)) for k in names}, models=models,

@@ -49,19 +49,26 @@ ABSOLUTE_LOOKING = 1e-3
 
 @dataclass
 class Models:
-    epsilon: np.ndarray  #: [B, *shape]
-    sigma: np.ndarray
-    mu: np.ndarray
+    """The validated arrays of a material law (``material.inputs`` -> ``[B, *shape]``),
+    also as attributes (``models.epsilon``)."""
+
+    arrays: dict  #: name -> [B, *shape], in the law's input order
     batched: bool
     dtype: np.dtype
 
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["arrays"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
     @property
     def n_models(self) -> int:
-        return self.epsilon.shape[0]
+        return next(iter(self.arrays.values())).shape[0]
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.epsilon.shape[1:]
+        return next(iter(self.arrays.values())).shape[1:]
 
 
 @dataclass
@@ -76,47 +83,41 @@ class Acquisition:
     receiver_padded: np.ndarray | None = None  #: [B*S, Nr] bool, None without padding
 
 
-def validate_models(epsilon, sigma, mu, ndim: int) -> Models:
-    """Check the three material arrays: same shape and dtype, finite,
-    ``epsilon > 0``, ``mu > 0``, ``sigma >= 0``; rank ``ndim`` or ``ndim + 1``."""
+def validate_models(material, values, ndim: int) -> Models:
+    """Check the arrays of a material law (``values`` in ``material.inputs`` order):
+    same shape and dtype, finite, rank ``ndim`` or ``ndim + 1``, then the law's own
+    bounds (``material.check_values``; e.g. ``epsilon > 0``, ``mu > 0``, ``sigma >= 0``)."""
+    names = material.inputs
     arrays = {}
-    for name, value in (("epsilon", epsilon), ("sigma", sigma), ("mu", mu)):
+    for name, value in zip(names, values, strict=True):
         arrays[name] = float_array(value, name)
-    cupy_inputs = [n for n, v in (("epsilon", epsilon), ("sigma", sigma), ("mu", mu))
-                   if is_cupy_array(v)]
+    cupy_inputs = [n for n, v in zip(names, values) if is_cupy_array(v)]
     if cupy_inputs:  # float_array already raised; kept for clarity of intent
         raise TypeError(f"mixed numpy/CuPy inputs: {cupy_inputs}")
-    eps = arrays["epsilon"]
+    first = names[0]
+    eps = arrays[first]
     if eps.ndim not in (ndim, ndim + 1):
         axes = ", ".join(_AXIS_NAMES[ndim])
         raise ValueError(
-            f"epsilon must have shape [{axes}] or [B, {axes}] ({ndim} or {ndim + 1} dims), "
+            f"{first} must have shape [{axes}] or [B, {axes}] ({ndim} or {ndim + 1} dims), "
             f"got shape {eps.shape}")
-    for name in ("sigma", "mu"):
+    for name in names[1:]:
         if arrays[name].shape != eps.shape:
-            raise ValueError(f"{name} must have the shape of epsilon {eps.shape}, "
+            raise ValueError(f"{name} must have the shape of {first} {eps.shape}, "
                              f"got {arrays[name].shape}")
         if arrays[name].dtype != eps.dtype:
-            raise TypeError(f"epsilon, sigma and mu must share one dtype; epsilon is "
-                            f"{eps.dtype} but {name} is {arrays[name].dtype}")
+            raise TypeError(f"{', '.join(names[:-1])} and {names[-1]} must share one dtype; "
+                            f"{first} is {eps.dtype} but {name} is {arrays[name].dtype}")
     if min(eps.shape[-ndim:]) < 1:
         raise ValueError(f"the model must have at least one cell per axis, got {eps.shape}")
     for name, array in arrays.items():
         finite(array, name)
-    if np.any(arrays["epsilon"] <= 0):
-        raise ValueError(f"epsilon (relative permittivity) must be > 0 everywhere, "
-                         f"min is {arrays['epsilon'].min()!r}")
-    if np.any(arrays["mu"] <= 0):
-        raise ValueError(f"mu (relative permeability) must be > 0 everywhere, "
-                         f"min is {arrays['mu'].min()!r}")
-    if np.any(arrays["sigma"] < 0):
-        raise ValueError(f"sigma (conductivity, S/m) must be >= 0 everywhere, "
-                         f"min is {arrays['sigma'].min()!r}")
+    material.check_values(arrays)
     batched = eps.ndim == ndim + 1
     if batched and eps.shape[0] < 1:
         raise ValueError("a batched model needs at least one model (B >= 1)")
     shaped = {n: np.ascontiguousarray(a if batched else a[None]) for n, a in arrays.items()}
-    return Models(shaped["epsilon"], shaped["sigma"], shaped["mu"], batched, eps.dtype)
+    return Models(shaped, batched, eps.dtype)
 
 
 def _split_batch(array: np.ndarray, name: str, tail: int, models: Models) -> np.ndarray:

@@ -1,14 +1,11 @@
 """From coefficient gradients to gradients with respect to the user's arrays.
 
-The kernels accumulate ``dJ/dca``, ``dJ/dcb`` and ``dJ/dcq`` on the padded grid
-(one accumulator per shot, summed here in a fixed order). This module applies
-the chain rule of
-
-    ca = (eps0 eps - sigma dt / 2) / (eps0 eps + sigma dt / 2)
-    cb = dt / (eps0 eps + sigma dt / 2),      cq = dt / (mu0 mu)
-
-and folds the edge-replicated padding (CPML and halo) back onto the edge cells
-of the model, so that every gradient is with respect to the user's arrays.
+The kernels accumulate the gradients of the material's coefficients (``dJ/dca``,
+``dJ/dcb``, ``dJ/dcq`` for the non-dispersive law) on the padded grid (one
+accumulator per shot, summed by the reverse pass in a fixed order). This module
+applies the material's chain rule (:mod:`wavecore.materials`) and folds the
+edge-replicated padding (CPML and halo) back onto the edge cells of the model,
+so that every gradient is with respect to the user's arrays.
 """
 
 from __future__ import annotations
@@ -18,13 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constants import EP0, MU0
+from .materials import NON_DISPERSIVE, Material
 
 __all__ = ["Gradients", "GRADIENT_TARGETS", "parse_requires_grad", "material_gradients",
            "fold_padding"]
 
 #: What ``requires_grad`` may name.
-GRADIENT_TARGETS = ("epsilon", "sigma", "mu", "source_amplitude")
+GRADIENT_TARGETS = (*NON_DISPERSIVE.inputs, "source_amplitude")
 
 
 @dataclass
@@ -42,7 +39,7 @@ class Gradients:
     source_amplitude: np.ndarray | None = None
 
     def __iter__(self):
-        yield from (self.epsilon, self.sigma, self.mu, self.source_amplitude)
+        yield from (getattr(self, name) for name in GRADIENT_TARGETS)
 
 
 def parse_requires_grad(requires_grad) -> frozenset[str]:
@@ -62,31 +59,15 @@ def parse_requires_grad(requires_grad) -> frozenset[str]:
     return names
 
 
-def material_gradients(padded: dict, dt: float, grad_ca, grad_cb, grad_cq,
-                       targets: frozenset[str]) -> dict:
-    """Chain rule from coefficient gradients to ``epsilon``, ``sigma``, ``mu``.
+def material_gradients(padded: dict, dt: float, grads: dict, targets: frozenset[str],
+                       material: Material = NON_DISPERSIVE) -> dict:
+    """Chain rule from coefficient gradients to the material's inputs.
 
-    ``padded`` holds the edge-padded models ``[B, ...]``; the coefficient
-    gradients have the same shape (None where not accumulated). Returns the
-    padded gradients of the requested targets, computed in float64.
+    ``padded`` holds the edge-padded models ``[B, ...]``; ``grads`` maps each
+    coefficient to its gradient of the same shape (None where not accumulated).
+    Returns the padded gradients of the requested targets, computed in float64.
     """
-    out = {}
-    if targets & {"epsilon", "sigma"}:
-        eps = padded["epsilon"].astype(np.float64)
-        sigma = padded["sigma"].astype(np.float64)
-        den = EP0 * eps + 0.5 * sigma * dt
-        g_ca = np.asarray(grad_ca, np.float64)
-        g_cb = np.asarray(grad_cb, np.float64)
-        if "epsilon" in targets:
-            # d ca / d eps = eps0 sigma dt / den^2,  d cb / d eps = -eps0 dt / den^2
-            out["epsilon"] = EP0 * dt * (sigma * g_ca - g_cb) / den**2
-        if "sigma" in targets:
-            # d ca / d sigma = -eps0 eps dt / den^2,  d cb / d sigma = -dt^2 / (2 den^2)
-            out["sigma"] = -dt * (EP0 * eps * g_ca + 0.5 * dt * g_cb) / den**2
-    if "mu" in targets:
-        mu = padded["mu"].astype(np.float64)
-        out["mu"] = -dt / (MU0 * mu**2) * np.asarray(grad_cq, np.float64)
-    return out
+    return material.chain_rule(padded, dt, grads, targets)
 
 
 def fold_padding(padded: np.ndarray, axes) -> np.ndarray:

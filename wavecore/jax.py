@@ -21,16 +21,17 @@ from ._maxwell3d import MAXWELL3D
 from ._maxwell3d import maxwell3d as _maxwell3d
 from ._tm2d import TM2D
 from ._tm2d import tm2d as _tm2d
+from .gradients import GRADIENT_TARGETS
 
 __all__ = ["tm2d", "maxwell3d"]
 
-_ALL = ("epsilon", "sigma", "mu", "source_amplitude")
+_ALL = GRADIENT_TARGETS  #: the material law's arrays, then source_amplitude
 
 
 def _output_shape(physics, args, options, shapes, dtype) -> tuple:
     """The receiver-data shape of a run, from a plan of placeholder arrays."""
-    eps, sig, mu, amp = (np.ones(s, dtype) for s in shapes)
-    plan = _driver.plan_run(physics, eps, sig, mu, args[0], args[1], amp, args[2], args[3],
+    *models, amp = (np.ones(s, dtype) for s in shapes)
+    plan = _driver.plan_run(physics, *models, args[0], args[1], amp, args[2], args[3],
                             **options)[0]
     comps = (len(plan.receiver_components),) if plan.component_axis else ()
     return (*plan.batch_shape, *comps, plan.n_receivers, plan.nt)
@@ -46,24 +47,24 @@ def _wrap(fn, physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
     shape = _output_shape(physics, args, options, [np.shape(x) for x in inputs], dtype)
     out = jax.ShapeDtypeStruct(shape, dtype)
 
-    def host_forward(e, s, m, a):
-        res = fn(np.asarray(e), np.asarray(s), np.asarray(m), args[0], args[1], np.asarray(a),
-                 args[2], args[3], **options)
-        return res.receiver_data.astype(dtype)
+    def call(xs, **kw):
+        *models, amp = (np.asarray(x) for x in xs)
+        return fn(*models, args[0], args[1], amp, args[2], args[3], **kw, **options)
 
-    def host_vjp(e, s, m, a, g):
-        res = fn(np.asarray(e), np.asarray(s), np.asarray(m), args[0], args[1], np.asarray(a),
-                 args[2], args[3], requires_grad=_ALL, **options)
-        grads = res.vjp(np.asarray(g))
-        return tuple(getattr(grads, n).astype(np.asarray(x).dtype) for n, x in
-                     zip(_ALL, (e, s, m, a)))
+    def host_forward(*xs):
+        return call(xs).receiver_data.astype(dtype)
+
+    def host_vjp(*xs_g):
+        *xs, g = xs_g
+        grads = call(xs, requires_grad=_ALL).vjp(np.asarray(g))
+        return tuple(getattr(grads, n).astype(np.asarray(x).dtype) for n, x in zip(_ALL, xs))
 
     @jax.custom_vjp
-    def run(e, s, m, a):
-        return jax.pure_callback(host_forward, out, e, s, m, a)
+    def run(*xs):
+        return jax.pure_callback(host_forward, out, *xs)
 
-    def run_fwd(e, s, m, a):
-        return run(e, s, m, a), (e, s, m, a)
+    def run_fwd(*xs):
+        return run(*xs), xs
 
     def run_bwd(saved, g):
         structs = tuple(jax.ShapeDtypeStruct(np.shape(x), x.dtype) for x in saved)

@@ -21,10 +21,12 @@ import torch
 
 from ._maxwell3d import maxwell3d as _maxwell3d
 from ._tm2d import tm2d as _tm2d
+from .gradients import GRADIENT_TARGETS
 
 __all__ = ["tm2d", "maxwell3d"]
 
-_GRAD_NAMES = ("epsilon", "sigma", "mu", "source_amplitude")
+#: The material law's arrays, then source_amplitude (the order of the tensors).
+_GRAD_NAMES = GRADIENT_TARGETS
 
 
 def _to_array(tensor):
@@ -47,19 +49,18 @@ def _to_tensor(array, like: torch.Tensor) -> torch.Tensor:
 
 class _Run(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, fn, args, options, epsilon, sigma, mu, source_amplitude):
-        tensors = (epsilon, sigma, mu, source_amplitude)
+    def forward(ctx, fn, args, options, *tensors):
         wanted = tuple(n for n, t in zip(_GRAD_NAMES, tensors) if t.requires_grad)
         arrays = [_to_array(t) for t in tensors]
-        result = fn(*arrays[:3], args[0], args[1], arrays[3], *args[2:],
+        result = fn(*arrays[:-1], args[0], args[1], arrays[-1], *args[2:],
                     requires_grad=wanted, **options)
         ctx.result, ctx.wanted, ctx.likes = result, wanted, tensors
-        return _to_tensor(result.receiver_data, epsilon)
+        return _to_tensor(result.receiver_data, tensors[0])
 
     @staticmethod
     def backward(ctx, grad_output):
         if not ctx.wanted:
-            return (None,) * 7
+            return (None,) * (3 + len(ctx.likes))
         # keep=True: autograd may call backward more than once (retain_graph,
         # gradcheck); the snapshots are freed with the graph.
         grads = ctx.result.vjp(_to_array(grad_output), keep=True)

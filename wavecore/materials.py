@@ -1,0 +1,167 @@
+"""Material laws: the inputs of a law, how they become the kernels' coefficients,
+the forward and reverse chain rule, and which snapshots each gradient needs.
+
+A :class:`Physics` (wavecore._driver) says what a Yee system is (fields,
+memories, the snapshot arrays of each gradient path); its ``material`` says
+what the medium is. The driver, the reverse pass, the memory estimate,
+callbacks and the adapters ask the material for names and formulas instead of
+spelling out ``epsilon, sigma, mu`` and ``ca, cb, cq``. Today there is one law,
+:data:`NON_DISPERSIVE`; a new law (Debye, Lorentz) is a new :class:`Material`
+here (or in its own module) plus its cell physics in ``_csrc``.
+
+What a new law would still touch outside its own file: the kernels (``_csrc``,
+the CUDA kernels and the Cython core, whose parameter structs are mirrored by
+hand in ``_cpu``; ``_gpu/params.py`` parses them from the headers, and a
+generated Cython mirror would need the struct text at build time), the public
+signatures (``tm2d``/``maxwell3d`` and the adapters name the arrays) and the
+:class:`~wavecore.gradients.Gradients` fields (public attributes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .constants import C0, EP0, MU0
+
+__all__ = ["GradientPath", "Material", "NonDispersive", "NON_DISPERSIVE"]
+
+
+@dataclass(frozen=True)
+class GradientPath:
+    """One way gradients flow through the kernels: the coefficients whose
+    gradients the adjoint kernels accumulate (``grad_<coefficient>``) from the
+    snapshots of the system's ``Physics.snapshots[name]``, and the law's inputs
+    whose gradients follow from them."""
+
+    name: str                        #: key of ``Physics.snapshots``
+    coefficients: tuple[str, ...]    #: accumulated as ``grad_<name>``
+    inputs: tuple[str, ...]          #: inputs whose gradients need this path
+
+
+class Material:
+    """A material law (subclass and fill in the class attributes and methods)."""
+
+    name: str = ""
+    inputs: tuple[str, ...] = ()        #: the law's arrays, in call order
+    coefficients: tuple[str, ...] = ()  #: kernel coefficient arrays on the padded grid
+    paths: tuple[GradientPath, ...] = ()
+    source_coefficient: str = ""        #: the coefficient that scales an E source
+
+    # -- names ----------------------------------------------------------------
+    def describe_inputs(self) -> str:
+        """``'a', 'b' or 'c'`` (for messages)."""
+        quoted = [repr(n) for n in self.inputs]
+        return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+    def active_paths(self, targets) -> tuple[GradientPath, ...]:
+        return tuple(p for p in self.paths if set(targets) & set(p.inputs))
+
+    def gradient_coefficients(self, targets) -> tuple[str, ...]:
+        """Coefficients whose gradients the adjoint accumulates for ``targets``."""
+        return tuple(c for p in self.active_paths(targets) for c in p.coefficients)
+
+    def snapshot_names(self, snapshots, targets) -> tuple[str, ...]:
+        """The snapshot arrays (``Physics.snapshots``) the gradients of ``targets`` need."""
+        return tuple(n for p in self.active_paths(targets) for n in snapshots[p.name])
+
+    # -- the law --------------------------------------------------------------
+    def check_values(self, arrays: dict) -> None:
+        """Raise on values outside the law's domain (arrays finite, one shape)."""
+        raise NotImplementedError
+
+    def max_velocity(self, arrays: dict) -> float:
+        """The fastest wave speed of the models (m/s), for the CFL condition."""
+        raise NotImplementedError
+
+    def coefficients_of(self, padded: dict, dt: float, dtype) -> dict:
+        """The kernel coefficients from the padded inputs, in the model dtype."""
+        raise NotImplementedError
+
+    def chain_rule(self, padded: dict, dt: float, grads: dict, targets) -> dict:
+        """Input gradients (padded, float64) from coefficient gradients ``grads``
+        (``{coefficient: array or None}``) for the requested ``targets``."""
+        raise NotImplementedError
+
+    def from_increments(self, coefficients: dict, grads: dict) -> dict:
+        """Coefficient gradients from the images of bf16 snapshots (see NonDispersive)."""
+        raise NotImplementedError
+
+
+class NonDispersive(Material):
+    """Relative permittivity ``epsilon``, conductivity ``sigma`` (S/m) and
+    relative permeability ``mu``:
+
+        ca = (eps0 eps - sigma dt / 2) / (eps0 eps + sigma dt / 2)
+        cb = dt / (eps0 eps + sigma dt / 2),      cq = dt / (mu0 mu)
+    """
+
+    name = "non-dispersive"
+    inputs = ("epsilon", "sigma", "mu")
+    coefficients = ("ca", "cb", "cq")
+    paths = (GradientPath("ca_cb", ("ca", "cb"), ("epsilon", "sigma")),
+             GradientPath("cq", ("cq",), ("mu",)))
+    source_coefficient = "cb"
+
+    def check_values(self, arrays: dict) -> None:
+        if np.any(arrays["epsilon"] <= 0):
+            raise ValueError(f"epsilon (relative permittivity) must be > 0 everywhere, "
+                             f"min is {arrays['epsilon'].min()!r}")
+        if np.any(arrays["mu"] <= 0):
+            raise ValueError(f"mu (relative permeability) must be > 0 everywhere, "
+                             f"min is {arrays['mu'].min()!r}")
+        if np.any(arrays["sigma"] < 0):
+            raise ValueError(f"sigma (conductivity, S/m) must be >= 0 everywhere, "
+                             f"min is {arrays['sigma'].min()!r}")
+
+    def max_velocity(self, arrays: dict) -> float:
+        return float(C0 / np.sqrt(np.min(arrays["epsilon"].astype(np.float64)
+                                          * arrays["mu"].astype(np.float64))))
+
+    def coefficients_of(self, padded: dict, dt: float, dtype) -> dict:
+        T = np.dtype(dtype).type
+        dt = T(dt)
+        eps = T(EP0) * padded["epsilon"]
+        loss = T(0.5) * padded["sigma"] * dt
+        denominator = eps + loss
+        return {"ca": (eps - loss) / denominator,
+                "cb": dt / denominator,
+                "cq": dt / (T(MU0) * padded["mu"])}
+
+    def chain_rule(self, padded: dict, dt: float, grads: dict, targets) -> dict:
+        out = {}
+        if targets & {"epsilon", "sigma"}:
+            eps = padded["epsilon"].astype(np.float64)
+            sigma = padded["sigma"].astype(np.float64)
+            den = EP0 * eps + 0.5 * sigma * dt
+            g_ca = np.asarray(grads["ca"], np.float64)
+            g_cb = np.asarray(grads["cb"], np.float64)
+            if "epsilon" in targets:
+                # d ca / d eps = eps0 sigma dt / den^2,  d cb / d eps = -eps0 dt / den^2
+                out["epsilon"] = EP0 * dt * (sigma * g_ca - g_cb) / den**2
+            if "sigma" in targets:
+                # d ca / d sigma = -eps0 eps dt / den^2,  d cb / d sigma = -dt^2 / (2 den^2)
+                out["sigma"] = -dt * (EP0 * eps * g_ca + 0.5 * dt * g_cb) / den**2
+        if "mu" in targets:
+            mu = padded["mu"].astype(np.float64)
+            out["mu"] = -dt / (MU0 * mu**2) * np.asarray(grads["cq"], np.float64)
+        return out
+
+    def from_increments(self, coefficients: dict, grads: dict) -> dict:
+        """dJ/dca, dJ/dcb from the images of bf16 snapshots, the increment
+        dE = E_new - E_old and the mean (E_old + E_new) / 2 of each E update
+        (wc_hooks.h store_e_update): E_old = mean - dE / 2 and
+        curl = (E_new - ca E_old) / cb = ((1 - ca) mean + (1 + ca) dE / 2) / cb,
+        with the run's own ca and cb (exact for them; float64 here)."""
+        g_de, g_mean = grads["ca"], grads["cb"]
+        if g_de is None:
+            return grads
+        ca = coefficients["ca"].astype(np.float64)
+        cb = coefficients["cb"].astype(np.float64)
+        return {**grads, "ca": g_mean - 0.5 * g_de,
+                "cb": ((1.0 - ca) * g_mean + 0.5 * (1.0 + ca) * g_de) / cb}
+
+
+#: The law of every run today.
+NON_DISPERSIVE = NonDispersive()
