@@ -29,7 +29,7 @@ from .callbacks import CallbackState
 from .cfl import cfl_condition
 from .gradients import parse_requires_grad
 from .grid import Axis, CpmlOptions, cpml_profiles
-from .materials import NON_DISPERSIVE, Material
+from ._materials import NON_DISPERSIVE, Material
 from .memory import (HOST, Available, device_free_bytes, format_bytes, host_available,
                      zeros_block)
 from .plan import Plan, Resampling
@@ -61,7 +61,7 @@ class Physics:
     tail_scratch: tuple[str, ...] = ()  #: scratch arrays that need one zero plane more
     e_components: tuple[str, ...] = ("ey",)  #: possible source components
     record_components: tuple[str, ...] = ("ey",)  #: possible receiver components
-    material: Material = NON_DISPERSIVE  #: the medium's law (wavecore.materials)
+    material: Material = NON_DISPERSIVE  #: the medium's law (wavecore._materials)
 
     def snapshot_names(self, targets: frozenset) -> tuple[str, ...]:
         return self.material.snapshot_names(self.snapshots, targets)

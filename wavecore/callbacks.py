@@ -62,8 +62,9 @@ class CallbackState:
         far (steps ``>= step``), over the padded grid, before the CPML region
         is folded onto the edge cells (copies, not live).
     models : Mapping[str, ndarray]
-        ``epsilon, sigma, mu`` (edge-replicated over the padded grid) and
-        ``ca, cb, cq``, shape ``[nz_padded, nx_padded]`` or ``[B, ...]``.
+        The material law's arrays (``epsilon, sigma, mu``, edge-replicated over
+        the padded grid) and its coefficients (``ca, cb, cq``),
+        shape ``[nz_padded, nx_padded]`` or ``[B, ...]``.
         Read-only: the run's coefficients are fixed before its first step
         (the CPU core also reads them once per row where a row's
         coefficients are equal), so numpy views of them refuse writes.
@@ -122,7 +123,8 @@ class CallbackState:
         return self._view(self.wavefields[name], view, name)
 
     def get_model(self, name: str, view: str = "inner"):
-        """A model or coefficient array (``epsilon, sigma, mu, ca, cb, cq``) in the given view."""
+        """A model or coefficient array (``epsilon, sigma, mu, ca, cb, cq`` for the
+        non-dispersive law) in the given view."""
         if name not in self.models:
             raise KeyError(f"no model {name!r}; available: {', '.join(self.models)}")
         return self._view(self.models[name], view, name)

@@ -3,7 +3,7 @@
 The kernels accumulate the gradients of the material's coefficients (``dJ/dca``,
 ``dJ/dcb``, ``dJ/dcq`` for the non-dispersive law) on the padded grid (one
 accumulator per shot, summed by the reverse pass in a fixed order). This module
-applies the material's chain rule (:mod:`wavecore.materials`) and folds the
+applies the material's chain rule (:mod:`wavecore._materials`) and folds the
 edge-replicated padding (CPML and halo) back onto the edge cells of the model,
 so that every gradient is with respect to the user's arrays.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .materials import NON_DISPERSIVE, Material
+from ._materials import NON_DISPERSIVE, Material
 
 __all__ = ["Gradients", "GRADIENT_TARGETS", "parse_requires_grad", "material_gradients",
            "fold_padding"]

@@ -1,0 +1,115 @@
+"""The material law beside Physics (wavecore/_materials.py): the engine asks the
+law for its inputs, coefficients, chain rule and gradient paths instead of
+spelling them out, so that a new law touches its own file and the kernels."""
+
+import ast
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import test_tm2d_gradient as t2d
+import wavecore
+from wavecore import _driver
+from wavecore._maxwell3d import MAXWELL3D
+from wavecore._materials import NON_DISPERSIVE, NonDispersive
+from wavecore._tm2d import TM2D
+
+PACKAGE = Path(wavecore.__file__).parent
+
+#: Modules that once spelled out the non-dispersive law by hand.
+ENGINE = ("_driver.py", "_gradient.py", "gradients.py", "_inputs.py", "torch.py", "jax.py",
+          "callbacks.py", "estimates.py", "storage.py", "plan.py", "result.py", "state.py")
+LAW_NAMES = {*NON_DISPERSIVE.inputs, *NON_DISPERSIVE.coefficients,
+             *(f"grad_{c}" for c in NON_DISPERSIVE.coefficients),
+             *(p.name for p in NON_DISPERSIVE.paths)}
+
+
+def _string_constants(path: Path) -> set[str]:
+    """String literals of a module, without docstrings and f-string text."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                       ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    in_fstring = {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)
+                  for v in node.values}
+    return {node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings and id(node) not in in_fstring}
+
+
+@pytest.mark.parametrize("module", ENGINE)
+def test_engine_modules_do_not_spell_out_the_law(module):
+    assert not _string_constants(PACKAGE / module) & LAW_NAMES
+
+
+def test_gradient_paths_cover_the_inputs_and_coefficients_once():
+    law = NON_DISPERSIVE
+    assert sorted(c for p in law.paths for c in p.coefficients) == sorted(law.coefficients)
+    assert sorted(i for p in law.paths for i in p.inputs) == sorted(law.inputs)
+    assert law.source_coefficient in law.coefficients
+    for system in (TM2D, MAXWELL3D):
+        assert set(system.snapshots) == {p.name for p in law.paths}
+    assert law.gradient_coefficients({"mu"}) == ("cq",)
+    assert TM2D.snapshot_names(frozenset({"sigma"})) == tuple(TM2D.snapshots["ca_cb"])
+    assert TM2D.snapshot_names(frozenset({"source_amplitude"})) == ()
+
+
+def test_chain_rule_is_the_derivative_of_the_coefficients():
+    law, dt = NON_DISPERSIVE, 1e-11
+    rng = np.random.default_rng(0)
+    x = {"epsilon": 1 + 9 * rng.random((1, 4, 5)), "sigma": 0.05 * rng.random((1, 4, 5)),
+         "mu": 1 + rng.random((1, 4, 5))}
+    w = {c: rng.standard_normal((1, 4, 5)) for c in law.coefficients}
+
+    def change(plus, minus):  # of sum(w * coefficients), coefficient by coefficient
+        a, b = (law.coefficients_of(v, dt, np.float64) for v in (plus, minus))
+        return sum(float(np.sum(w[c] * (a[c] - b[c]))) for c in law.coefficients)
+
+    grads = law.chain_rule(x, dt, w, frozenset(law.inputs))
+    for name in law.inputs:
+        d = rng.standard_normal(x[name].shape)
+        h = 1e-6 * float(np.abs(x[name]).max() + 1e-3)
+        plus, minus = {**x, name: x[name] + h * d}, {**x, name: x[name] - h * d}
+        numeric = change(plus, minus) / (2 * h)
+        assert numeric == pytest.approx(float(np.sum(grads[name] * d)), rel=1e-6), name
+
+
+class DoubledMu(NonDispersive):
+    """A toy law: the permeability is twice the given array."""
+
+    name = "doubled-mu"
+
+    @staticmethod
+    def _doubled(arrays):
+        return {**arrays, "mu": 2 * arrays["mu"]}
+
+    def max_velocity(self, arrays):
+        return super().max_velocity(self._doubled(arrays))
+
+    def coefficients_of(self, padded, dt, dtype):
+        return super().coefficients_of(self._doubled(padded), dt, dtype)
+
+    def chain_rule(self, padded, dt, grads, targets):
+        out = super().chain_rule(self._doubled(padded), dt, grads, targets)
+        if "mu" in out:
+            out["mu"] = 2 * out["mu"]
+        return out
+
+
+def test_a_new_law_runs_through_the_driver_and_its_chain_rule():
+    p = t2d.problem(nz=9, nx=10, nt=20)
+    targets = ("epsilon", "sigma", "mu")
+    toy = _driver.run(replace(TM2D, material=DoubledMu()), **p, python_backend=True,
+                      requires_grad=targets)
+    same = wavecore.tm2d(**{**p, "mu": 2 * p["mu"]}, python_backend=True,
+                         requires_grad=targets)
+    np.testing.assert_array_equal(toy.receiver_data, same.receiver_data)
+    g = np.random.default_rng(1).standard_normal(toy.receiver_data.shape)
+    a, b = toy.vjp(g), same.vjp(g)
+    np.testing.assert_array_equal(a.epsilon, b.epsilon)
+    np.testing.assert_array_equal(a.sigma, b.sigma)
+    np.testing.assert_array_equal(a.mu, 2 * b.mu)
