@@ -200,7 +200,7 @@ class GradientContext:
                                   plan.targets, self.physics.material)
 
     def _chain_rule(self) -> Gradients:
-        plan, b = self.plan, self.b
+        plan = self.plan
         dtype = np.dtype(plan.dtype)
         padded = self._material_gradients()
         out = Gradients()
