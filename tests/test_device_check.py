@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -102,11 +101,11 @@ def test_device_check_goes_on_after_a_failure_and_writes_the_summary(tmp_path):
 
 
 def test_device_check_times_out_a_hung_step_and_keeps_to_the_budget(tmp_path):
-    start = time.perf_counter()
     proc, out, calls = run_script(tmp_path, STUB_BUILD_SLEEP="60", DEVICE_CHECK_BUDGET="3",
                                   DEVICE_CHECK_MIN_STEP="1")
-    assert time.perf_counter() - start < 20
     assert proc.returncode == 1
+    # The 60-s build was killed, not waited for (it prints its last line after the sleep).
+    assert "Successfully installed" not in (out / "build.log").read_text()
     rows = summary_rows(out)
     assert rows["build"][0] == 124 and "timed out" in rows["build"][2]
     after = STEPS[STEPS.index("build") + 1:]
