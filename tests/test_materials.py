@@ -145,3 +145,44 @@ def test_cython_struct_mirror_matches_the_header(kind):
     names, assigned = _pyx_struct(kind)
     assert names == header
     assert set(header) <= assigned, sorted(set(header) - assigned)
+
+
+class WithPolarization(NonDispersive):
+    """A toy law with one state array of its own on the ``ey`` grid (the
+    reference backend does not update it: it only has to travel with the state)."""
+
+    name = "with-polarization"
+    state = {"py": "ey"}
+
+
+def test_a_law_declares_its_own_state_arrays():
+    p = t2d.problem(nz=9, nx=10, nt=12)
+    system = replace(TM2D, material=WithPolarization())
+    seen = []
+    out = _driver.run(system, **p, python_backend=True,
+                      forward_callback=lambda s: seen.append(set(s.wavefields)))
+    plain = wavecore.tm2d(**p, python_backend=True)
+    assert all("py" in names for names in seen) and seen
+    assert set(out.final_state) == {*plain.final_state, "py"}
+    assert out.final_state["py"].shape == out.final_state["ey"].shape
+    assert out.final_state["py"].dtype == out.final_state["ey"].dtype
+    assert not out.final_state["py"].any()
+    np.testing.assert_array_equal(out.receiver_data, plain.receiver_data)
+    # counted with the fields by the memory estimate
+    per_field = plain.memory.fields // len(TM2D.fields)
+    assert out.memory.fields == plain.memory.fields + per_field
+    assert out.memory.cpml_memories == plain.memory.cpml_memories
+    # continuation: the law's state goes in through initial_state and comes back
+    rng = np.random.default_rng(2)
+    start = {k: rng.standard_normal(v.shape).astype(v.dtype)
+             for k, v in out.final_state.items()}
+    again = _driver.run(system, **p, python_backend=True, initial_state=start)
+    np.testing.assert_array_equal(again.final_state["py"], start["py"])
+    with pytest.raises(ValueError, match="unknown names"):
+        wavecore.tm2d(**p, python_backend=True, initial_state={"py": start["py"]})
+    # the reverse pass carries an adjoint of it (unused by the reference backend)
+    toy = _driver.run(system, **p, python_backend=True, requires_grad="epsilon")
+    ref = wavecore.tm2d(**p, python_backend=True, requires_grad="epsilon")
+    g = np.random.default_rng(3).standard_normal(ref.receiver_data.shape)
+    np.testing.assert_array_equal(toy.vjp(g).epsilon, ref.vjp(g).epsilon)
+    assert "lam_py" in system.adjoint_names

@@ -67,13 +67,25 @@ class Physics:
         return self.material.snapshot_names(self.snapshots, targets)
 
     @property
+    def state_fields(self) -> tuple[str, ...]:
+        """The fields and the material law's own state arrays (shaped like fields)."""
+        return (*self.fields, *self.material.state)
+
+    @property
+    def state_edge(self) -> dict:
+        """``edge`` for every name of ``state_fields`` (a law's state array lives
+        on the grid of a field)."""
+        return {**self.edge, **{name: self.edge[grid] for name, grid in
+                                self.material.state.items() if grid in self.edge}}
+
+    @property
     def all_snapshots(self) -> tuple[str, ...]:
         return tuple(n for names in self.snapshots.values() for n in names)
 
     @property
     def adjoint_names(self) -> tuple[str, ...]:
         """Adjoint fields and memories (the adjoint state)."""
-        return tuple(f"lam_{n}" for n in (*self.fields, *self.memories))
+        return tuple(f"lam_{n}" for n in (*self.state_fields, *self.memories))
 
 
 #: Defaults of the options every system shares (the public signatures repeat them).
@@ -218,7 +230,8 @@ def _run_with_graphs(physics: Physics, plan: Plan, models, acq, initial, callbac
         if not fresh:
             graphs.refresh(entry, host, plan.kind)
         try:
-            graphs.run_chunks(entry, chunks, callback_at, (*physics.fields, *physics.memories))
+            graphs.run_chunks(entry, chunks, callback_at,
+                              (*physics.state_fields, *physics.memories))
             advance(plan.nt_internal)
         finally:
             if bar is not None:
@@ -372,7 +385,7 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
                            models.dtype, host_backend=host_backend,
                            device_memory=device_free_bytes(o.device), reserved=rest)
     plan = replace(plan, storage=storage)
-    shapes = state_shapes(axes, plan.batch_shape, physics.memories, physics.fields)
+    shapes = state_shapes(axes, plan.batch_shape, physics.memories, physics.state_fields)
     initial = validate_initial_state(o.initial_state, shapes, models.dtype, plan.batch_shape)
     check_units(models, spacing, dt, max_vel, o.max_vel is not None, step_ratio)
     return plan, models, acq, initial
@@ -415,7 +428,7 @@ def memory_estimate(physics: Physics, plan: Plan) -> MemoryEstimate:
     cells = math.prod(plan.padded_shape)
     memory_cells = sum(math.prod(s) for s in state_shapes(
         plan.axes, (n,), physics.memories, ()).values())
-    fields = n * cells * len(physics.fields) * item
+    fields = n * cells * len(physics.state_fields) * item
     memories = memory_cells * item
     material = physics.material
     coefficients = len(material.coefficients) * plan.n_models * cells * item
@@ -531,7 +544,7 @@ def prepare_buffers(physics: Physics, plan: Plan, models, acq, initial: dict
 
     n_channels = plan.n_receivers * len(plan.receiver_components)
     b = SimpleNamespace(
-        **zeros_block({**{name: shape for name in physics.fields},
+        **zeros_block({**{name: shape for name in physics.state_fields},
                        **state_shapes(plan.axes, (n,), physics.memories, ())}, dtype),
         **coeffs, **profiles,
         src_term=src_term, src_index=src_index,
@@ -556,14 +569,15 @@ def _load_state(physics: Physics, plan: Plan, b, initial: dict) -> None:
     """Copy an initial state into the buffers (zeroing the non-degrees of freedom)."""
     n = plan.n_total_shots
     domain = (slice(None), *(a.domain for a in plan.axes))
+    edges = physics.state_edge
     for name, value in initial.items():
         value = value.reshape(n, *value.shape[len(plan.batch_shape):])
-        if name in physics.fields:
+        if name in physics.state_fields:
             target = getattr(b, name)[domain]
             target[...] = value
-            if name in physics.edge:  # H after the last E node is not on the grid
+            if name in edges:  # H after the last E node is not on the grid
                 edge = [slice(None)] * (1 + plan.ndim)
-                edge[1 + physics.edge[name]] = -1
+                edge[1 + edges[name]] = -1
                 target[tuple(edge)] = 0
         else:
             getattr(b, name)[...] = value
@@ -581,7 +595,7 @@ def model_view(plan: Plan, array: np.ndarray) -> np.ndarray:
 
 
 def callback_state(physics: Physics, plan: Plan, b, step: int) -> CallbackState:
-    names = (*physics.fields, *physics.memories)
+    names = (*physics.state_fields, *physics.memories)
     models = {k: model_view(plan, v) for k, v in b.models.items()}
     models.update({k: model_view(plan, getattr(b, k)) for k in physics.material.coefficients})
     return CallbackState(
@@ -645,7 +659,7 @@ def final_state(physics: Physics, plan: Plan, b, memory=HOST) -> WaveState:
     cost time), or copies from a device."""
     domain = (slice(None), *(a.domain for a in plan.axes))
     arrays = {name: batched(plan, memory.to_host(getattr(b, name)[domain]))
-              for name in physics.fields}
+              for name in physics.state_fields}
     arrays.update({name: batched(plan, memory.to_host(getattr(b, name)))
                    for name in physics.memories})
     return WaveState(arrays)

@@ -121,7 +121,7 @@ class GradientContext:
         tail = size + int(np.prod(full[2:]))
         material = physics.material
         shapes = {
-            **{f"lam_{name}": full for name in physics.fields},
+            **{f"lam_{name}": full for name in physics.state_fields},
             **{name: (tail,) if name in physics.tail_scratch else full
                for name in physics.scratch},
             **{f"lam_{name}": getattr(b, name).shape for name in physics.memories},

@@ -19,7 +19,9 @@ signatures (``tm2d``/``maxwell3d`` and the adapters name the arrays) and the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -48,6 +50,12 @@ class Material:
     coefficients: tuple[str, ...] = ()  #: kernel coefficient arrays on the padded grid
     paths: tuple[GradientPath, ...] = ()
     source_coefficient: str = ""        #: the coefficient that scales an E source
+    #: The law's own per-cell state (e.g. a Debye polarization per E component):
+    #: name -> the field whose grid it lives on. The driver allocates these arrays
+    #: with the fields (model dtype) and treats them as fields of the state:
+    #: callbacks' ``wavefields``, ``final_state``/``initial_state``, the memory
+    #: estimate and the adjoint state (``lam_<name>``).
+    state: Mapping[str, str] = MappingProxyType({})
 
     # -- names ----------------------------------------------------------------
     def describe_inputs(self) -> str:
