@@ -13,7 +13,8 @@ import test_tm2d_gradient as t2d
 import wavecore
 from wavecore import _driver
 from wavecore._maxwell3d import MAXWELL3D
-from wavecore._materials import NON_DISPERSIVE, NonDispersive
+from wavecore._materials import NON_DISPERSIVE, GradientPath, NonDispersive
+from wavecore.gradients import GRADIENT_TARGETS, Gradients
 from wavecore._tm2d import TM2D
 
 PACKAGE = Path(wavecore.__file__).parent
@@ -186,3 +187,77 @@ def test_a_law_declares_its_own_state_arrays():
     g = np.random.default_rng(3).standard_normal(ref.receiver_data.shape)
     np.testing.assert_array_equal(toy.vjp(g).epsilon, ref.vjp(g).epsilon)
     assert "lam_py" in system.adjoint_names
+
+
+class RenamedMu(NonDispersive):
+    """A toy law whose third input has another name (``nu``): its gradient target
+    is ``nu``, not ``mu``."""
+
+    name = "renamed-mu"
+    inputs = ("epsilon", "sigma", "nu")
+    paths = (NonDispersive.paths[0], GradientPath("cq", ("cq",), ("nu",)))
+
+    @staticmethod
+    def _as_mu(arrays):
+        out = {k: v for k, v in arrays.items() if k != "nu"}
+        return {**out, "mu": arrays["nu"]}
+
+    def check_values(self, arrays):
+        super().check_values(self._as_mu(arrays))
+
+    def unit_hints(self, arrays, absolute_looking):
+        return super().unit_hints(self._as_mu(arrays), absolute_looking)
+
+    def max_velocity(self, arrays):
+        return super().max_velocity(self._as_mu(arrays))
+
+    def coefficients_of(self, padded, dt, dtype):
+        return super().coefficients_of(self._as_mu(padded), dt, dtype)
+
+    def chain_rule(self, padded, dt, grads, targets):
+        mu_targets = {"mu" if t == "nu" else t for t in targets}
+        out = super().chain_rule(self._as_mu(padded), dt, grads, mu_targets)
+        if "mu" in out:
+            out["nu"] = out.pop("mu")
+        return out
+
+
+def test_a_law_declares_its_own_gradient_targets():
+    p = t2d.problem(nz=9, nx=10, nt=12)
+    system = replace(TM2D, material=RenamedMu())
+    assert RenamedMu().gradient_targets == ("epsilon", "sigma", "nu", "source_amplitude")
+    with pytest.raises(ValueError, match=r"unknown names \['mu'\]"):
+        _driver.run(system, **p, python_backend=True, requires_grad="mu")
+    with pytest.raises(ValueError, match=r"unknown names \['nu'\]"):
+        wavecore.tm2d(**p, python_backend=True, requires_grad="nu")
+    toy = _driver.run(system, **p, python_backend=True, requires_grad=("nu", "epsilon"))
+    ref = wavecore.tm2d(**p, python_backend=True, requires_grad=("mu", "epsilon"))
+    g = np.random.default_rng(4).standard_normal(ref.receiver_data.shape)
+    a, b = toy.vjp(g), ref.vjp(g)
+    np.testing.assert_array_equal(a.nu, b.mu)
+    np.testing.assert_array_equal(a.epsilon, b.epsilon)
+    assert a.mu is None and a.sigma is None and a.source_amplitude is None
+    assert [x is None for x in a] == [False, True, False, True]  # epsilon, sigma, nu, source
+    assert len(list(b)) == 4 and b.mu is not None
+    # the four fields of today: repr, comparison and iteration unchanged
+    plain = Gradients(epsilon=1)
+    assert repr(plain) == ("Gradients(epsilon=1, sigma=None, mu=None, "
+                           "source_amplitude=None)")
+    assert list(plain) == [1, None, None, None] and plain == Gradients(epsilon=1)
+    assert Gradients.of(GRADIENT_TARGETS, {"epsilon": 1}) == plain
+
+
+class Hinted(NonDispersive):
+    name = "hinted"
+    units = "toy units"
+
+    def unit_hints(self, arrays, absolute_looking):
+        return [f"toy hint below {absolute_looking}"]
+
+
+def test_check_units_asks_the_law():
+    p = t2d.problem(nz=9, nx=10, nt=4)
+    with pytest.warns(wavecore.UnitWarning, match="toy hint below 0.001"):
+        _driver.run(replace(TM2D, material=Hinted()), **p, python_backend=True)
+    assert "looks absolute" in NON_DISPERSIVE.unit_hints(
+        {"epsilon": np.full(3, 1e-11), "mu": np.ones(3)}, 1e-3)[0]

@@ -344,7 +344,7 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
     hint = infer_shots(o.initial_state, physics.fields, ndim, models.batched)
     acq = validate_acquisition(source_amplitude, source_location, receiver_location, o.nt,
                                models, ndim=ndim, n_shots_hint=hint)
-    targets = parse_requires_grad(o.requires_grad)
+    targets = parse_requires_grad(o.requires_grad, physics.material)
     interval = checks.integer(o.model_gradient_sampling_interval,
                               "model_gradient_sampling_interval", minimum=1)
     check_callback(o.backward_callback, "backward_callback")
@@ -387,7 +387,7 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
     plan = replace(plan, storage=storage)
     shapes = state_shapes(axes, plan.batch_shape, physics.memories, physics.state_fields)
     initial = validate_initial_state(o.initial_state, shapes, models.dtype, plan.batch_shape)
-    check_units(models, spacing, dt, max_vel, o.max_vel is not None, step_ratio)
+    check_units(physics.material, models, spacing, dt, max_vel, o.max_vel is not None, step_ratio)
     return plan, models, acq, initial
 
 

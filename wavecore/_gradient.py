@@ -12,7 +12,7 @@ import numpy as np
 from . import _checks as checks
 from ._xp import from_dlpack_like, to_cupy, to_numpy
 from .callbacks import CallbackState
-from .gradients import GRADIENT_TARGETS, Gradients, fold_padding, material_gradients
+from .gradients import Gradients, fold_padding, material_gradients
 from .plan import Plan
 from ._stepping import StepChunks, progress_bar
 from .resampling import sample_receivers_adjoint, source_shift, upsample_adjoint
@@ -73,7 +73,7 @@ class GradientContext:
             self._reverse(backward_callback)
             out = self._chain_rule()
             if self.cupy_io:
-                for name in GRADIENT_TARGETS:
+                for name in out._names:
                     setattr(out, name, to_cupy(getattr(out, name)))
             return out
         except BaseException:
@@ -203,7 +203,7 @@ class GradientContext:
         plan = self.plan
         dtype = np.dtype(plan.dtype)
         padded = self._material_gradients()
-        out = Gradients()
+        out = Gradients.of(self.physics.material.gradient_targets)
         for name, value in padded.items():
             grad = fold_padding(value, plan.axes).astype(dtype)
             setattr(out, name, grad if plan.model_batched else grad[0])

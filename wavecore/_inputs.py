@@ -284,21 +284,14 @@ def validate_acquisition(source_amplitude, source_location, receiver_location, n
                        *masks)
 
 
-def check_units(models: Models, spacing, dt: float, max_vel: float, max_vel_given: bool,
-                step_ratio: int) -> None:
+def check_units(material, models: Models, spacing, dt: float, max_vel: float,
+                max_vel_given: bool, step_ratio: int) -> None:
     """Warn (:class:`UnitWarning`, before any work) when the arguments look like
-    a unit mistake: a whole epsilon or mu model below :data:`ABSOLUTE_LOOKING`
-    (absolute instead of relative values), or more than
+    a unit mistake: the material law's hints (``material.unit_hints``; e.g. a
+    whole epsilon or mu model below :data:`ABSOLUTE_LOOKING`, absolute instead of
+    relative values), or more than
     :data:`STEP_RATIO_WARNING` internal steps per sample, with the likely cause."""
-    eps_max, mu_max = float(models.epsilon.max()), float(models.mu.max())
-    hints = []
-    if eps_max < ABSOLUTE_LOOKING:
-        hints.append(f"epsilon looks absolute (F/m; its largest value is {eps_max:.3g}): "
-                     "pass the relative permittivity (epsilon / wavecore.EP0; 1 for air, "
-                     "81 for water)")
-    if mu_max < ABSOLUTE_LOOKING:
-        hints.append(f"mu looks absolute (H/m; its largest value is {mu_max:.3g}): pass the "
-                     "relative permeability (mu / wavecore.MU0; 1 for most soils)")
+    hints = material.unit_hints(models.arrays, ABSOLUTE_LOOKING)
     if step_ratio <= STEP_RATIO_WARNING and not hints:
         return
     if dt > 1e-7:
@@ -314,7 +307,7 @@ def check_units(models: Models, spacing, dt: float, max_vel: float, max_vel_give
             if step_ratio > STEP_RATIO_WARNING else
             f"the run takes {step_ratio:,} internal steps per sample")
     warn(f"{what}; this looks like a unit mistake: " + "; ".join(
-        hints or [f"check the units: epsilon and mu relative, sigma in S/m, grid_spacing "
+        hints or [f"check the units: {material.units}, grid_spacing "
                   f"{tuple(float(h) for h in spacing)} in metres, dt in seconds (a long "
                   "run with few output samples is fine: silence this with "
                   "warnings.filterwarnings('ignore', category=wavecore.UnitWarning))"]),

@@ -9,12 +9,14 @@ spelling out ``epsilon, sigma, mu`` and ``ca, cb, cq``. Today there is one law,
 :data:`NON_DISPERSIVE`; a new law (Debye, Lorentz) is a new :class:`Material`
 here (or in its own module) plus its cell physics in ``_csrc``.
 
-What a new law would still touch outside its own file: the kernels (``_csrc``,
-the CUDA kernels and the Cython core, whose parameter structs are mirrored by
-hand in ``_cpu``; ``_gpu/params.py`` parses them from the headers, and a
-generated Cython mirror would need the struct text at build time), the public
-signatures (``tm2d``/``maxwell3d`` and the adapters name the arrays) and the
-:class:`~wavecore.gradients.Gradients` fields (public attributes).
+A law also declares its own per-cell state arrays (``state``), its gradient
+targets (``gradient_targets``) and its unit hints (``unit_hints``); the engine
+handles them generically. What a new law still touches outside its own file:
+the kernels (``_csrc``, the CUDA kernels, the numpy reference and the Cython
+core, whose parameter structs are mirrored by hand in ``_cpu``;
+``_gpu/params.py`` parses them from the headers) and the public signatures
+(``tm2d``/``maxwell3d``, the estimates and the adapters name the arrays; see
+docs/decisions.md, "A material law beside the Yee system").
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Material:
     coefficients: tuple[str, ...] = ()  #: kernel coefficient arrays on the padded grid
     paths: tuple[GradientPath, ...] = ()
     source_coefficient: str = ""        #: the coefficient that scales an E source
+    units: str = ""                     #: the inputs' units (for ``check_units``)
     #: The law's own per-cell state (e.g. a Debye polarization per E component):
     #: name -> the field whose grid it lives on. The driver allocates these arrays
     #: with the fields (model dtype) and treats them as fields of the state:
@@ -58,6 +61,11 @@ class Material:
     state: Mapping[str, str] = MappingProxyType({})
 
     # -- names ----------------------------------------------------------------
+    @property
+    def gradient_targets(self) -> tuple[str, ...]:
+        """What ``requires_grad`` may name: the law's inputs, then the source."""
+        return (*self.inputs, "source_amplitude")
+
     def describe_inputs(self) -> str:
         """``'a', 'b' or 'c'`` (for messages)."""
         quoted = [repr(n) for n in self.inputs]
@@ -78,6 +86,11 @@ class Material:
     def check_values(self, arrays: dict) -> None:
         """Raise on values outside the law's domain (arrays finite, one shape)."""
         raise NotImplementedError
+
+    def unit_hints(self, arrays: dict, absolute_looking: float) -> list[str]:
+        """Hints for inputs that look like a unit mistake (``check_units``; e.g.
+        a whole model below ``absolute_looking``: absolute instead of relative)."""
+        return []
 
     def max_velocity(self, arrays: dict) -> float:
         """The fastest wave speed of the models (m/s), for the CFL condition."""
@@ -111,6 +124,7 @@ class NonDispersive(Material):
     paths = (GradientPath("ca_cb", ("ca", "cb"), ("epsilon", "sigma")),
              GradientPath("cq", ("cq",), ("mu",)))
     source_coefficient = "cb"
+    units = "epsilon and mu relative, sigma in S/m"
 
     def check_values(self, arrays: dict) -> None:
         if np.any(arrays["epsilon"] <= 0):
@@ -122,6 +136,18 @@ class NonDispersive(Material):
         if np.any(arrays["sigma"] < 0):
             raise ValueError(f"sigma (conductivity, S/m) must be >= 0 everywhere, "
                              f"min is {arrays['sigma'].min()!r}")
+
+    def unit_hints(self, arrays: dict, absolute_looking: float) -> list[str]:
+        eps_max, mu_max = float(arrays["epsilon"].max()), float(arrays["mu"].max())
+        hints = []
+        if eps_max < absolute_looking:
+            hints.append(f"epsilon looks absolute (F/m; its largest value is {eps_max:.3g}): "
+                         "pass the relative permittivity (epsilon / wavecore.EP0; 1 for air, "
+                         "81 for water)")
+        if mu_max < absolute_looking:
+            hints.append(f"mu looks absolute (H/m; its largest value is {mu_max:.3g}): pass "
+                         "the relative permeability (mu / wavecore.MU0; 1 for most soils)")
+        return hints
 
     def max_velocity(self, arrays: dict) -> float:
         return float(C0 / np.sqrt(np.min(arrays["epsilon"].astype(np.float64)

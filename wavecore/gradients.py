@@ -20,8 +20,9 @@ from ._materials import NON_DISPERSIVE, Material
 __all__ = ["Gradients", "GRADIENT_TARGETS", "parse_requires_grad", "material_gradients",
            "fold_padding"]
 
-#: What ``requires_grad`` may name.
-GRADIENT_TARGETS = (*NON_DISPERSIVE.inputs, "source_amplitude")
+#: What ``requires_grad`` may name (with the non-dispersive law; a law's own
+#: targets are ``Material.gradient_targets``).
+GRADIENT_TARGETS = NON_DISPERSIVE.gradient_targets
 
 
 @dataclass
@@ -31,6 +32,8 @@ class Gradients:
     Each is ``None`` unless requested with ``requires_grad``; otherwise it has
     the shape and dtype of the corresponding input (``[nz, nx]`` or
     ``[B, nz, nx]`` for the models, the shape of ``source_amplitude`` for it).
+    A material law with other inputs adds its gradients as further attributes
+    (:meth:`of`); iteration follows the law's ``gradient_targets``.
     """
 
     epsilon: np.ndarray | None = None
@@ -38,24 +41,46 @@ class Gradients:
     mu: np.ndarray | None = None
     source_amplitude: np.ndarray | None = None
 
+    #: The names this object iterates over (a class attribute, not a field:
+    #: ``repr`` and comparison see the four fields above only).
+    _names = GRADIENT_TARGETS
+
+    @classmethod
+    def of(cls, names, values=None) -> "Gradients":
+        """Gradients of the targets ``names`` (a law's ``gradient_targets``), with
+        ``values`` (name -> array) set; names beyond the four fields become
+        attributes too (None unless set)."""
+        out = cls()
+        if tuple(names) != GRADIENT_TARGETS:
+            out._names = tuple(names)
+            for name in out._names:
+                if not hasattr(out, name):
+                    setattr(out, name, None)
+        for name, value in (values or {}).items():
+            setattr(out, name, value)
+        return out
+
     def __iter__(self):
-        yield from (getattr(self, name) for name in GRADIENT_TARGETS)
+        yield from (getattr(self, name) for name in self._names)
 
 
-def parse_requires_grad(requires_grad) -> frozenset[str]:
-    """A set of target names from a name or an iterable of names."""
+def parse_requires_grad(requires_grad, material: Material = NON_DISPERSIVE
+                        ) -> frozenset[str]:
+    """A set of target names (of ``material.gradient_targets``) from a name or an
+    iterable of names."""
+    targets = material.gradient_targets
     if requires_grad is None or requires_grad is False:
         return frozenset()
     if isinstance(requires_grad, str):
         requires_grad = (requires_grad,)
     if not isinstance(requires_grad, Iterable):
         raise TypeError(f"requires_grad must be a name or a sequence of names from "
-                        f"{GRADIENT_TARGETS}, got {requires_grad!r}")
+                        f"{targets}, got {requires_grad!r}")
     names = frozenset(requires_grad)
-    unknown = sorted(n for n in names if n not in GRADIENT_TARGETS)
+    unknown = sorted(n for n in names if n not in targets)
     if unknown:
         raise ValueError(f"requires_grad has unknown names {unknown}; choose from "
-                         f"{GRADIENT_TARGETS}")
+                         f"{targets}")
     return names
 
 
