@@ -248,11 +248,17 @@ def _c_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+#: Headers every module includes: a change to one rebuilds the modules (setuptools
+#: compares them with the objects; without them an edited header left stale binaries).
+HEADERS = sorted(str(p.relative_to(ROOT)) for d in (CSRC, CPU) for p in (ROOT / d).glob("*.h"))
+
+
 def _extension(name: str) -> Extension:
     return Extension(
         f"wavecore._cpu.{name}",
         [f"{CPU}/{name}.pyx"],
         include_dirs=[CSRC, CPU, np.get_include()],
+        depends=HEADERS + [f"{CPU}/_buffers.pxd"],
         language="c++",
     )
 
