@@ -3,7 +3,7 @@
 
 Usage::
 
-    python bench/bench_debye.py                            # the target case, ~3-5 min
+    python bench/bench_debye.py                            # the target case, ~2-3 min
     python bench/bench_debye.py --nt 1000 --grad-nt 100    # the same, explicit
     python bench/bench_debye.py --quick                    # tiny grid, no TIDE (a test)
 
@@ -227,7 +227,8 @@ def evaluate(rows: dict, tide: dict, quick: bool) -> list:
          f"{t1['grad_s'] / one['grad_s']:.2f}x" if t1 else "TIDE not run",
          bool(t1["grad_s"] >= 5 * one["grad_s"]) if t1 else None),
     ]
-    info = [("forward, 3 poles / non-dispersive", f"{three['forward_s'] / plain['forward_s']:.2f}x"),
+    info = [("forward, 3 poles / non-dispersive",
+             f"{three['forward_s'] / plain['forward_s']:.2f}x"),
             ("fwd+grad, 1 pole / non-dispersive", f"{one['grad_s'] / plain['grad_s']:.2f}x"),
             ("fwd+grad, 3 poles / non-dispersive", f"{three['grad_s'] / plain['grad_s']:.2f}x")]
     if tide.get(3):
