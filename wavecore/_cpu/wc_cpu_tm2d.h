@@ -44,6 +44,18 @@ inline void e_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, S store, D de
   });
 }
 
+// f(integral_constant<int, K>): K = n_poles for 1-3 Debye poles (Counted hooks:
+// the pole loops unroll and the rows vectorize), K = 0 (counted at run time) else.
+template <typename F>
+inline void with_poles(int64_t n_poles, F&& f) {
+  switch (n_poles) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    default: f(std::integral_constant<int, 0>{}); break;
+  }
+}
+
 // Row updates of step t with the order chosen at run time, called by the
 // Cython time loop; they store the snapshots of step t when it is stored.
 template <typename T>
@@ -66,16 +78,20 @@ inline void tm2d_e_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t 
     constexpr int O = decltype(o)::value;
     const bool stores = tm2d_stores(p, t);
     if (p.n_poles) {  // Debye poles: their snapshots too
-      if (!stores) {
-        e_row<T, O>(p, shot, y, NoStore{}, DebyeNoStore{});
-      } else if (p.snap_bf16) {
-        Store<bf16> s{tm2d_store_of<bf16>(p, p.snap_ey, t).a,
-                      tm2d_store_of<bf16>(p, p.snap_curl, t).a};
-        e_row<T, O>(p, shot, y, s, tm2d_debye_store_of<bf16>(p, t));
-      } else {
-        Store<T> s{tm2d_store_of<T>(p, p.snap_ey, t).a, tm2d_store_of<T>(p, p.snap_curl, t).a};
-        e_row<T, O>(p, shot, y, s, tm2d_debye_store_of<T>(p, t));
-      }
+      with_poles(p.n_poles, [&](auto k) {
+        constexpr int K = decltype(k)::value;
+        if (!stores) {
+          e_row<T, O>(p, shot, y, NoStore{}, Counted<DebyeNoStore, K>{});
+        } else if (p.snap_bf16) {
+          Store<bf16> s{tm2d_store_of<bf16>(p, p.snap_ey, t).a,
+                        tm2d_store_of<bf16>(p, p.snap_curl, t).a};
+          e_row<T, O>(p, shot, y, s,
+                      Counted<DebyeStore<bf16, 1>, K>{tm2d_debye_store_of<bf16>(p, t)});
+        } else {
+          Store<T> s{tm2d_store_of<T>(p, p.snap_ey, t).a, tm2d_store_of<T>(p, p.snap_curl, t).a};
+          e_row<T, O>(p, shot, y, s, Counted<DebyeStore<T, 1>, K>{tm2d_debye_store_of<T>(p, t)});
+        }
+      });
     } else if (!stores || (p.snap_ey == nullptr && p.snap_curl == nullptr)) {
       e_row<T, O>(p, shot, y, NoStore{});
     } else if (p.snap_bf16) {
@@ -143,23 +159,28 @@ inline void tm2d_adjoint_e_row(const Tm2dParams<T>& p, int order, int64_t shot, 
     if (p.n_poles) {  // Debye poles: their images too
       const bool images = tm2d_stores(p, t) && (p.grad_ca != nullptr || p.grad_cb != nullptr);
       const bool poles = tm2d_debye_images(p, t);
-      if (p.snap_bf16) {
-        auto image = images ? tm2d_image_of<bf16>(p, p.snap_ey, p.snap_curl, p.grad_ca,
-                                                  p.grad_cb, t)
-                            : Image<T, bf16>{nullptr, nullptr, nullptr, nullptr, T(0)};
-        if (poles)
-          adjoint_e_row<T, O>(p, shot, y, image, tm2d_debye_image_of<bf16>(p, t));
-        else
-          adjoint_e_row<T, O>(p, shot, y, image, DebyeNoImage{});
-      } else {
-        auto image = images ? tm2d_image_of<T>(p, p.snap_ey, p.snap_curl, p.grad_ca,
-                                               p.grad_cb, t)
-                            : Image<T, T>{nullptr, nullptr, nullptr, nullptr, T(0)};
-        if (poles)
-          adjoint_e_row<T, O>(p, shot, y, image, tm2d_debye_image_of<T>(p, t));
-        else
-          adjoint_e_row<T, O>(p, shot, y, image, DebyeNoImage{});
-      }
+      with_poles(p.n_poles, [&](auto k) {
+        constexpr int K = decltype(k)::value;
+        if (p.snap_bf16) {
+          auto image = images ? tm2d_image_of<bf16>(p, p.snap_ey, p.snap_curl, p.grad_ca,
+                                                    p.grad_cb, t)
+                              : Image<T, bf16>{nullptr, nullptr, nullptr, nullptr, T(0)};
+          if (poles)
+            adjoint_e_row<T, O>(p, shot, y, image,
+                                Counted<DebyeImage<T, bf16, 1>, K>{tm2d_debye_image_of<bf16>(p, t)});
+          else
+            adjoint_e_row<T, O>(p, shot, y, image, Counted<DebyeNoImage, K>{});
+        } else {
+          auto image = images ? tm2d_image_of<T>(p, p.snap_ey, p.snap_curl, p.grad_ca,
+                                                 p.grad_cb, t)
+                              : Image<T, T>{nullptr, nullptr, nullptr, nullptr, T(0)};
+          if (poles)
+            adjoint_e_row<T, O>(p, shot, y, image,
+                                Counted<DebyeImage<T, T, 1>, K>{tm2d_debye_image_of<T>(p, t)});
+          else
+            adjoint_e_row<T, O>(p, shot, y, image, Counted<DebyeNoImage, K>{});
+        }
+      });
     } else if (!tm2d_stores(p, t) || (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
       adjoint_e_row<T, O>(p, shot, y, NoImage{});
     } else if (p.snap_bf16) {

@@ -37,9 +37,24 @@ struct NoDebye {
   static constexpr bool on = false;
 };
 
+// Every hook below counts its poles at run time (poles = 0: the n_poles
+// argument); Counted<H, NP> is hook H with NP poles fixed at compile time, so
+// that the pole loops of a cell unroll and a row of cells vectorizes (the CPU
+// rows choose it for 1-3 poles; the operations and their order are the same).
+template <typename H, int NP>
+struct Counted : H {
+  static constexpr int poles = NP;
+};
+
+template <typename H>
+WC_HD constexpr int64_t pole_count(int64_t n_poles) {
+  return H::poles > 0 ? int64_t(H::poles) : n_poles;
+}
+
 // Poles on, nothing stored (or nothing accumulated, for the adjoint).
 struct DebyeNoStore {
   static constexpr bool on = true;
+  static constexpr int poles = 0;
   template <typename T>
   WC_HD void pole(int, int64_t, T) const {}
   template <typename T>
@@ -50,6 +65,7 @@ struct DebyeNoStore {
 template <typename StoreT, int N>
 struct DebyeStore {
   static constexpr bool on = true;
+  static constexpr int poles = 0;
   StoreT* pol[N];   // P before the update, at the state index
   StoreT* esum[N];  // E_new + E_old, at the field index
   template <typename T>
@@ -67,6 +83,7 @@ struct DebyeStore {
 template <typename T, typename S>
 WC_HD T debye_e(T* pol, const T* pa, const T* pb, const T* pc, int64_t n_poles, PoleIndex q,
                 int c, int64_t i, T e_old, T e_new, const S& store) {
+  n_poles = pole_count<S>(n_poles);
   T s = pc[q.m] * pol[q.s];
   for (int64_t p = 1; p < n_poles; ++p) s += pc[q.m + p * q.stride] * pol[q.s + p * q.stride];
   e_new += s;
@@ -107,6 +124,7 @@ WC_HD T debye_fold(const T* lam_pol, const T* pb, int64_t n_poles, PoleIndex q) 
 template <typename T, typename StoreT, int N>
 struct DebyeImage {
   static constexpr bool on = true;
+  static constexpr int poles = 0;
   const StoreT* pol[N];
   const StoreT* esum[N];
   T* grad_a;
@@ -124,6 +142,7 @@ struct DebyeImage {
 
 struct DebyeNoImage {
   static constexpr bool on = true;
+  static constexpr int poles = 0;
   template <typename... A>
   WC_HD void operator()(A...) const {}
 };
@@ -136,6 +155,7 @@ struct DebyeNoImage {
 template <typename T, typename I>
 WC_HD T debye_adjoint_e(T* lam_pol, const T* pa, const T* pb, const T* pc, int64_t n_poles,
                         PoleIndex q, int c, int64_t i, T lam, T& fold, const I& image) {
+  n_poles = pole_count<I>(n_poles);
   fold = debye_fold(lam_pol, pb, n_poles, q);
   const T lt = lam + fold;
   for (int64_t p = 0; p < n_poles; ++p) {
