@@ -17,7 +17,6 @@ import pytest
 
 import test_cuda
 import wavecore
-from conftest import rel_err
 from wavecore._gpu import graphs, source
 from wavecore._gpu.emulator import EmulatedLauncher
 
