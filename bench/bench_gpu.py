@@ -16,8 +16,11 @@ run (a CuPy copy of 1 GiB, read + write) by the bytes a cell-step moves at
 least in the two-pass step (without CPML): TM2D 12 words (H pass reads ey, hx,
 hz, cq and writes hx, hz; E pass reads hx, hz, ey, ca, cb and writes ey),
 3-D 21 words (H: E 3, H 3, cq read, H 3 written; E: H 3, E 3, ca, cb read,
-E 3 written). Results: bench/results/gpu_<device>_<date>.{md,json} (--out DIR
-to write them elsewhere).
+E 3 written). A case with ``poles`` P runs Debye media (wavecore.Debye: P poles
+in every cell, the *_debye_e kernels); each E value then also reads and writes
+its P polarizations and reads a_p, b_p, c_p: 5 P words more (TM2D 12 + 5 P,
+3-D 21 + 15 P). Results:
+bench/results/gpu_<device>_<date>.{md,json} (--out DIR to write them elsewhere).
 """
 
 from __future__ import annotations
@@ -62,11 +65,27 @@ def problem(system: str, n: int, shots: int, dtype, nt: int) -> dict:
                 source_location=np.array(src), receiver_location=np.array(rec))
 
 
+TAU = (1e-9, 3e-10, 1e-10)  # Debye relaxation times, above the cases' dt (~3.5e-11 s)
+
+
+def debye(poles: int):
+    """``poles`` (<= 3) Debye poles of strength 2, the same in every cell."""
+    return wavecore.Debye(delta_epsilon=[2.0] * poles, tau=list(TAU[:poles]))
+
+
+def words(case: dict) -> int:
+    """Words a cell-step moves at least (module docstring)."""
+    components = 1 if case["system"] == "tm2d" else 3
+    return WORDS[case["system"]] + 5 * case.get("poles", 0) * components
+
+
 def run_once(case: dict, nt: int, device: str) -> float:
     system = case["system"]
     p = problem(system, case["n"], case["shots"], case["dtype"], nt)
     fn = wavecore.tm2d if system == "tm2d" else wavecore.maxwell3d
     kw = dict(stencil=case["stencil"], pml_width=PML, device=device)
+    if case.get("poles"):
+        kw["dispersion"] = debye(case["poles"])
     start = time.perf_counter()
     if case["grad"]:
         res = fn(**p, requires_grad=("epsilon", "sigma"), storage_mode=case["storage"],
@@ -120,9 +139,9 @@ def device_info(device: str) -> dict:
 
 def plan_cases(quick: bool, emulated: bool) -> list:
     def case(system, n, shots=1, dtype="float32", stencil=4, grad=False, storage="device",
-             bf16=False, nt=200):
+             bf16=False, nt=200, poles=0):
         return dict(system=system, n=n, shots=shots, dtype=dtype, stencil=stencil, grad=grad,
-                    storage=storage, bf16=bf16, nt=nt)
+                    storage=storage, bf16=bf16, nt=nt, poles=poles)
     if emulated:
         return [case("tm2d", 24, 2, nt=4), case("maxwell3d", 8, nt=2),
                 case("tm2d", 24, nt=4, grad=True)]
@@ -133,7 +152,8 @@ def plan_cases(quick: bool, emulated: bool) -> list:
     # gradient its forward step time (grad/fwd).
     cases = [case("tm2d", 8192, 4), case("maxwell3d", 256, nt=100), case("tm2d", 4096, 4),
              case("tm2d", 4096, 4, grad=True, nt=32),
-             case("maxwell3d", 256, nt=32, grad=True)]
+             case("maxwell3d", 256, nt=32, grad=True),
+             case("tm2d", 4096, 4, poles=3)]  # Debye media: next to the plain 4096^2 row
     if quick:
         return cases
     for n, shots in ((256, 1), (256, 32), (1024, 1), (1024, 8), (2048, 4), (4096, 1),
@@ -186,14 +206,15 @@ def main(argv=None) -> int:
     for c in plan_cases(args.quick, args.emulated):
         r = steady(c, device, args.repeats)
         item = np.dtype(c["dtype"]).itemsize
-        bound = bandwidth / (WORDS[c["system"]] * item) / 1e9
-        key = (c["system"], c["n"], c["shots"], c["dtype"], c["stencil"])
+        bound = bandwidth / (words(c) * item) / 1e9
+        key = (c["system"], c["n"], c["shots"], c["dtype"], c["stencil"], c["poles"])
         if not c["grad"]:
             forward_rate[key] = r["step_s"]
         ratio = r["step_s"] / forward_rate[key] if c["grad"] and key in forward_rate else None
         records.append({**c, **r, "bound_gcells": bound, "grad_over_forward": ratio})
         dims = "^2" if c["system"] == "tm2d" else "^3"
         run = ("fwd+grad " + c["storage"] + (" bf16" if c["bf16"] else "")) if c["grad"] else "forward"
+        run += f" debye{c['poles']}" if c["poles"] else ""
         rows.append([c["system"], f"{c['n']}{dims}", c["shots"], c["dtype"], c["stencil"], run,
                      f"{r['step_s'] * 1e3:.3f}", f"{r['gcells']:.2f}", f"{bound:.1f}",
                      f"{100 * r['gcells'] / bound:.0f}" if bound == bound else "-",
@@ -209,6 +230,7 @@ def main(argv=None) -> int:
              f"- device: {meta['gpu']}; copy bandwidth {bandwidth / 1e9:.0f} GB/s",
              f"- git: {meta['git']}; command: `{meta['command']}`",
              f"- bound = copy bandwidth / ({WORDS['tm2d']} (TM2D) or {WORDS['maxwell3d']} (3-D)"
+             " + 5 P (TM2D) or 15 P (3-D) with P Debye poles"
              " words x itemsize); steady per-step times from runs of nt and 2 nt steps", "",
              *markdown_table(head, rows)]
     print("\n".join(lines))

@@ -40,16 +40,20 @@
 #                                    cache, which the later steps read (CuPy >= 14;
 #                                    an older CuPy recompiles in each process: then
 #                                    pytest-gpu takes ~35 s longer)
-#   pytest-gpu            20    120  `pytest -m gpu`: 49 tests (the device="cuda" twins
-#                                    in tests/test_cuda.py and test_cuda_graphs.py) on
-#                                    small grids, with their CPU and numpy references
-#   bench-gpu             55    120  `bench_gpu.py --quick`: 5 cases x 5 runs; the
+#   pytest-gpu            40    120  `pytest -m gpu`: 57 tests (the device="cuda" twins
+#                                    in tests/test_cuda.py, test_cuda_graphs.py and
+#                                    test_debye_cuda.py) on small grids, with their CPU
+#                                    and numpy references; the Debye twins compile 6
+#                                    Debye modules in the process (not in the warm-up),
+#                                    NVRTC 1.5-2 s (TM2D) and ~10 s (3-D) each here
+#   bench-gpu             65    120  `bench_gpu.py --quick`: 6 cases x 5 runs (one of
+#                                    them Debye media, 3 poles, TM2D 4096^2 x 4); the
 #                                    8192^2 x 4-shot TM2D grid (1400 steps of ~5 ms,
 #                                    ~2 s of host set-up a run) takes half
 #   graphs-maxwell3d      20     60  4 grids x 3 chunkings x (eager, graph) x 4 runs
 #                                    of 400 steps, launch-bound
 #   graphs-tm2d           15     60  the same with --system tm2d, 1000 steps
-#   total                287    470  DEVICE_CHECK_BUDGET cuts the limits down to it
+#   total                317    470  DEVICE_CHECK_BUDGET cuts the limits down to it
 #
 # Environment: OUT (results folder), PYTHON (default: python),
 # DEVICE_CHECK_BUDGET and DEVICE_CHECK_MIN_STEP (seconds, see above),

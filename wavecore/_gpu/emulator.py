@@ -31,8 +31,9 @@ FLAGS = ("-std=c++17", "-O1", "-shared", "-fPIC", "-ffp-contract=off", "-fno-fas
 
 
 def harness_source() -> str:
-    """emulate.h + the kernels + a table of every instantiation + layout probes."""
-    names = name_expressions()
+    """emulate.h + the kernels + a table of every instantiation (the Debye
+    kernels too) + layout probes."""
+    names = name_expressions() + name_expressions(debye=True)
     entries = []
     for name in names:
         kind = "tm2d" if "tm2d_" in name else "maxwell3d"
@@ -117,8 +118,8 @@ class EmulatedLauncher:
     name = "cuda-emulated"
     xp = np
 
-    def __init__(self, kind: str, dtype, order: int):
-        self._lib = library()
+    def __init__(self, kind: str, dtype, order: int, debye: bool = False):
+        self._lib = library()  # every kernel, the Debye ones too
         self.memory = EmulatedDeviceMemory()
         self._recording = None
 

@@ -132,6 +132,32 @@ __global__ void tm2d_e(const Tm2dParams<T> p, int64_t t) {
   });
 }
 
+// The E kernel of a run with Debye poles (n_poles > 0; a run without takes
+// tm2d_e, which compiles the poles out): the cell updates its poles too, and
+// a stored step keeps their snapshots (P before the update, E_new + E_old).
+// The hooks are those of the CPU rows (wavecore/_cpu/wc_cpu_tm2d.h).
+template <typename T, int ORDER>
+__global__ void tm2d_debye_e(const Tm2dParams<T> p, int64_t t) {
+  const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
+  if (!c.inside) return;
+  auto run = [&](auto store, auto debye) {
+    tm2d_e_flags(p, c, [&](auto pz, auto px) {
+      tm2d_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(p, c.shot, c.y, c.x,
+                                                                      store, debye);
+    });
+  };
+  if (!tm2d_stores(p, t)) {
+    run(NoStore{}, DebyeNoStore{});
+  } else if (p.snap_bf16) {
+    run(Store<bf16>{tm2d_store_of<bf16>(p, p.snap_ey, t).a,
+                    tm2d_store_of<bf16>(p, p.snap_curl, t).a},
+        tm2d_debye_store_of<bf16>(p, t));
+  } else {
+    run(Store<T>{tm2d_store_of<T>(p, p.snap_ey, t).a, tm2d_store_of<T>(p, p.snap_curl, t).a},
+        tm2d_debye_store_of<T>(p, t));
+  }
+}
+
 template <typename T>
 __global__ void tm2d_sources_receivers(const Tm2dParams<T> p, int64_t t) {
   const int64_t shot = shot_thread();
@@ -160,6 +186,42 @@ __global__ void tm2d_adjoint_e(const Tm2dParams<T> p, int64_t t) {
           p, c.shot, c.y, c.x, image);
     });
   });
+}
+
+// Step A with Debye poles: the adjoint of E is folded with the poles'
+// adjoints; a stored step accumulates the gradients of ca, cb (when asked
+// for) and of the pole coefficients (when asked for).
+template <typename T, int ORDER>
+__global__ void tm2d_debye_adjoint_e(const Tm2dParams<T> p, int64_t t) {
+  const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
+  if (!c.inside) return;
+  auto run = [&](auto image, auto debye) {
+    tm2d_e_flags(p, c, [&](auto pz, auto px) {
+      tm2d_adjoint_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(
+          p, c.shot, c.y, c.x, image, debye);
+    });
+  };
+  const bool images = tm2d_stores(p, t) && (p.grad_ca != nullptr || p.grad_cb != nullptr);
+  const bool poles = tm2d_debye_images(p, t);
+  auto stored = [&](auto image, auto zero) {
+    using S = decltype(zero);
+    if (poles)
+      run(image, tm2d_debye_image_of<S>(p, t));
+    else
+      run(image, DebyeNoImage{});
+  };
+  if (!images && !poles) {
+    run(NoImage{}, DebyeNoImage{});
+  } else if (!images) {  // poles only: an image with no accumulators (no more kernels)
+    if (p.snap_bf16)
+      stored(Image<T, bf16>{nullptr, nullptr, nullptr, nullptr, T(0)}, bf16{});
+    else
+      stored(Image<T, T>{nullptr, nullptr, nullptr, nullptr, T(0)}, T{});
+  } else if (p.snap_bf16) {
+    stored(tm2d_image_of<bf16>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t), bf16{});
+  } else {
+    stored(tm2d_image_of<T>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t), T{});
+  }
 }
 
 template <typename T, int ORDER>
@@ -246,6 +308,31 @@ __global__ void m3d_e(const M3dParams<T> p, int64_t t) {
   });
 }
 
+// The E kernel of a 3-D run with Debye poles (as tm2d_debye_e; each E
+// component has its poles; the hooks of wavecore/_cpu/wc_cpu_maxwell3d.h).
+template <typename T, int ORDER>
+__global__ void m3d_debye_e(const M3dParams<T> p, int64_t t) {
+  constexpr int M = Stencil<ORDER>::M;
+  const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
+  if (!c.inside) return;
+  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
+  void* const k[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
+  const M3dPsiIndex q = m3d_psi_indices<T, M, false>(p, c.shot, c.z, c.y, c.x);
+  auto run = [&](auto store_e, auto store_c, auto debye) {
+    m3d_e_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
+      m3d_e_cell<T, ORDER, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(
+          p, c.shot, c.z, c.y, c.x, q, store_e, store_c, ModelCoefficients{}, debye);
+    });
+  };
+  if (!m3d_stores(p, t)) {
+    run(NoStore{}, NoStore{}, DebyeNoStore{});
+  } else if (p.snap_bf16) {
+    run(m3d_store<bf16>(p, e, t), m3d_store<bf16>(p, k, t), m3d_debye_store<bf16>(p, t));
+  } else {
+    run(m3d_store<T>(p, e, t), m3d_store<T>(p, k, t), m3d_debye_store<T>(p, t));
+  }
+}
+
 template <typename T>
 __global__ void m3d_sources_receivers(const M3dParams<T> p, int64_t t) {
   const int64_t shot = shot_thread();
@@ -278,6 +365,48 @@ __global__ void m3d_adjoint_e(const M3dParams<T> p, int64_t t) {
                          decltype(px)::value>(p, c.shot, c.z, c.y, c.x, q, image);
     });
   });
+}
+
+// Step A of a 3-D run with Debye poles (as tm2d_debye_adjoint_e).
+template <typename T, int ORDER>
+__global__ void m3d_debye_adjoint_e(const M3dParams<T> p, int64_t t) {
+  constexpr int M = Stencil<ORDER>::M;
+  const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
+  if (!c.inside) return;
+  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
+  void* const k[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
+  const M3dPsiIndex q = m3d_psi_indices<T, M, false>(p, c.shot, c.z, c.y, c.x);
+  auto run = [&](auto image, auto debye) {
+    m3d_e_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
+      m3d_adjoint_e_cell<T, ORDER, decltype(pz)::value, decltype(py)::value,
+                         decltype(px)::value>(p, c.shot, c.z, c.y, c.x, q, image,
+                                              ModelCoefficients{}, debye);
+    });
+  };
+  const bool images = m3d_stores(p, t) && e[0] != nullptr &&
+                      (p.grad_ca != nullptr || p.grad_cb != nullptr);
+  const bool poles = m3d_debye_images(p, t);
+  auto stored = [&](auto image, auto zero) {
+    using S = decltype(zero);
+    if (poles)
+      run(image, m3d_debye_image<S>(p, t));
+    else
+      run(image, DebyeNoImage{});
+  };
+  if (!images && !poles) {
+    run(NoImage{}, DebyeNoImage{});
+  } else if (!images) {  // poles only: an image with no accumulators (no more kernels)
+    if (p.snap_bf16)
+      stored(Image3<T, bf16>{{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr},
+                             nullptr, nullptr, T(0)}, bf16{});
+    else
+      stored(Image3<T, T>{{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr},
+                          nullptr, nullptr, T(0)}, T{});
+  } else if (p.snap_bf16) {
+    stored(m3d_image<bf16>(p, e, k, p.grad_ca, p.grad_cb, t), bf16{});
+  } else {
+    stored(m3d_image<T>(p, e, k, p.grad_ca, p.grad_cb, t), T{});
+  }
 }
 
 template <typename T, int ORDER>

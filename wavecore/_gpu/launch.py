@@ -46,6 +46,13 @@ def grids(kind: str, geometry: dict, order: int) -> tuple:
 PREFIX = {"tm2d": "tm2d", "maxwell3d": "m3d"}
 
 
+def debye_run(buffers) -> bool:
+    """Whether a run has Debye poles (``geometry["n_poles"] > 0``): its E steps
+    then take the ``*_debye_e`` kernels, a run without launches what it did
+    before the poles existed."""
+    return int(buffers.geometry.get("n_poles", 0) or 0) > 0
+
+
 class CudaBackend:
     """A run on wavecore's CUDA kernels (backend protocol of wavecore.backends).
 
@@ -67,6 +74,10 @@ class CudaBackend:
         self._names = {k: kernel_name(self.kind, f"{p}_{k}", self.dtype, plan.order)
                        for k in ("h", "e", "sources_receivers", "adjoint_rs", "adjoint_e",
                                  "adjoint_h", "adjoint_gather")}
+        if debye_run(buffers):  # the E kernels with the poles (DESIGN.md section 11)
+            for k in ("e", "adjoint_e"):
+                self._names[k] = kernel_name(self.kind, f"{p}_debye_{k}", self.dtype,
+                                             plan.order)
 
     def _params(self):
         # Packed per chunk: the snapshot arrays and adjoint buffers change between chunks.
@@ -110,17 +121,24 @@ class CupyLauncher:
 
     name = "cuda"
 
-    def __init__(self, kind: str, dtype, order: int):
+    def __init__(self, kind: str, dtype, order: int, debye: bool = False):
         from .source import cupy_module  # noqa: PLC0415 - only on the CUDA path
 
         self.memory = CupyMemory()
         self._module = cupy_module(kind, dtype, order)
+        # The Debye kernels have a module of their own, compiled for Debye runs only.
+        self._debye_module = cupy_module(kind, dtype, order, debye=True) if debye else None
         self._functions = {}
 
-    def __call__(self, kernel: str, grid: tuple, block: tuple, params: np.ndarray, t: int):
+    def _function(self, kernel: str):
         function = self._functions.get(kernel)
         if function is None:
-            function = self._functions[kernel] = self._module.get_function(kernel)
+            module = self._debye_module if "_debye_" in kernel else self._module
+            function = self._functions[kernel] = module.get_function(kernel)
+        return function
+
+    def __call__(self, kernel: str, grid: tuple, block: tuple, params: np.ndarray, t: int):
+        function = self._function(kernel)
         # A one-element structured array is passed by value as the C++ struct.
         function(grid, block, (params, np.int64(t)))
 
@@ -130,8 +148,7 @@ class CupyLauncher:
         import cupy  # noqa: PLC0415
 
         for kernel in kernels:
-            if kernel not in self._functions:
-                self._functions[kernel] = self._module.get_function(kernel)
+            self._function(kernel)
         stream = cupy.cuda.Stream(non_blocking=True)
         with stream:
             stream.begin_capture()
@@ -181,6 +198,7 @@ def backend_factory(name: str):
         launcher = EmulatedLauncher
 
     def make(plan: Plan, buffers) -> CudaBackend:
-        return CudaBackend(plan, buffers, launcher(plan.kind, plan.dtype, plan.order))
+        return CudaBackend(plan, buffers, launcher(plan.kind, plan.dtype, plan.order,
+                                                   debye_run(buffers)))
 
     return make

@@ -29,6 +29,13 @@ KERNELS = {
                   "m3d_adjoint_rs": False, "m3d_adjoint_e": True, "m3d_adjoint_h": True,
                   "m3d_adjoint_gather": True},
 }
+DEBYE_KERNELS = {
+    "tm2d": {"tm2d_debye_e": True, "tm2d_debye_adjoint_e": True},
+    "maxwell3d": {"m3d_debye_e": True, "m3d_debye_adjoint_e": True},
+}
+"""The E kernels of runs with Debye poles (n_poles > 0), which take them in place
+of the ``*_e`` and ``*_adjoint_e`` kernels: NVRTC compiles them (in a module of
+their own) only for such runs, as they take several times longer to compile."""
 PARAMS = {"tm2d": "Tm2dParams", "maxwell3d": "M3dParams"}
 
 _INCLUDE = re.compile(r'^#include "([^"]+)"\s*$', re.MULTILINE)
@@ -41,17 +48,21 @@ def ctype(dtype) -> str:
 
 def kernel_name(kind: str, kernel: str, dtype, order: int) -> str:
     """The C++ name expression of one kernel instantiation."""
-    args = f"{ctype(dtype)}, {order}" if KERNELS[kind][kernel] else ctype(dtype)
+    by_order = {**KERNELS[kind], **DEBYE_KERNELS[kind]}[kernel]
+    args = f"{ctype(dtype)}, {order}" if by_order else ctype(dtype)
     return f"wc::gpu::{kernel}<{args}>"
 
 
-def name_expressions(kind: str | None = None, dtype=None, order: int | None = None) -> list:
-    """Name expressions of the kernels of ``kind``/``dtype``/``order`` (None: all)."""
+def name_expressions(kind: str | None = None, dtype=None, order: int | None = None,
+                     debye: bool = False) -> list:
+    """Name expressions of the kernels of ``kind``/``dtype``/``order`` (None: all):
+    those every run takes, or with ``debye`` the Debye kernels (DEBYE_KERNELS)."""
+    families = DEBYE_KERNELS if debye else KERNELS
     names = []
     for k in KERNELS if kind is None else (kind,):
         for d in DTYPES if dtype is None else (dtype,):
             for o in ORDERS if order is None else (order,):
-                for kernel, by_order in KERNELS[k].items():
+                for kernel, by_order in families[k].items():
                     if by_order or o == (order or ORDERS[0]):
                         names.append(kernel_name(k, kernel, d, o))
     return list(dict.fromkeys(names))
@@ -98,10 +109,10 @@ NVRTC_OPTIONS = ("-std=c++17", "--fmad=false")
 
 
 @functools.lru_cache(maxsize=None)
-def _module(device: int, kind: str, dtype_name: str, order: int):
+def _module(device: int, kind: str, dtype_name: str, order: int, debye: bool = False):
     import cupy  # noqa: PLC0415 - only on the CUDA path
 
-    names = name_expressions(kind, np.dtype(dtype_name), order)
+    names = name_expressions(kind, np.dtype(dtype_name), order, debye)
     with cupy.cuda.Device(device):
         module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS,
                                 name_expressions=names)
@@ -109,10 +120,10 @@ def _module(device: int, kind: str, dtype_name: str, order: int):
     return module
 
 
-def cupy_module(kind: str, dtype, order: int):
+def cupy_module(kind: str, dtype, order: int, debye: bool = False):
     """The compiled RawModule of ``kind`` for ``dtype`` and ``order`` on the
     current CuPy device (compiled once per device and process; CuPy also
-    caches the binary on disk)."""
+    caches the binary on disk); with ``debye`` the module of the Debye kernels."""
     import cupy  # noqa: PLC0415
 
-    return _module(cupy.cuda.Device().id, kind, np.dtype(dtype).name, order)
+    return _module(cupy.cuda.Device().id, kind, np.dtype(dtype).name, order, bool(debye))
