@@ -40,8 +40,10 @@ CFL limit uses eps_inf (the fastest speed), the window and the model size the st
 the infinite-frequency speeds (so that no boundary reflection arrives inside the window).
 Offsets are counted in peak wavelengths at the phase velocity at ``f_peak``.
 
-Measured (float64, stencil 4, ``python -m pytest -s tests/test_debye_analytic.py`` prints
-them): see the docstrings of the tests.
+Measured (float64, stencil 4, CPU; ``python -m pytest -s tests/test_debye_analytic.py``
+prints them): misfits 0.04 % to 0.52 % at dt = 0.25 dt_max (continuous and semi-discrete),
+0.04 % to 0.10 % semi-discrete at 0.9 dt_max where the continuous one is 0.9 % to 1.2 %;
+delta_eps = 0 is bit-identical to the non-dispersive run. Details in the tests.
 """
 
 from __future__ import annotations
@@ -231,7 +233,8 @@ def test_dispersion_changes_the_analytic_trace():
 @needs_debye
 def test_zero_poles_equal_the_nondispersive_run():
     """delta_eps = 0 through wavecore.Debye gives the non-dispersive run (the existing
-    test's geometry and numbers: 0.35 % / 0.69 % at 3 / 6 peak wavelengths)."""
+    test's geometry and numbers: 0.35 % / 0.69 % at 3 / 6 peak wavelengths). Measured:
+    bit-identical receiver data (two zero-strength poles)."""
     plain, r, dt, wavelet = line_source_run(4, (_h_nondispersive(),) * 2, 0.25, OFFSETS[:2])
     fd, r2, dt2, _ = debye_line_source_run(4, NONDISPERSIVE, 0.25, OFFSETS[:2], zero_poles=2)
     assert dt2 == dt and np.array_equal(r2, r)
@@ -254,7 +257,9 @@ def _h_nondispersive():
 def test_debye_line_source_matches_the_frequency_domain_solution(name, medium):
     """Stencil 4, dt = 0.25 dt_max: misfit < 2 % at 3, 6 (along x), 3 (along z) and 3.5
     (diagonal) peak wavelengths against the continuous solution, and against the
-    semi-discrete one."""
+    semi-discrete one. Measured (float64, CPU): one pole 0.04-0.07 % continuous,
+    0.02-0.10 % semi-discrete; clay 0.23-0.24 % continuous, 0.14-0.52 % semi-discrete;
+    integer lag 0, sub-sample lag <= 0.05."""
     fd, r, dt, wavelet = debye_line_source_run(4, medium, 0.25, OFFSETS)
     cont = debye_traces(wavelet, dt, r, medium)
     disc = debye_traces(wavelet, dt, r, medium, discrete_time=True)
@@ -269,13 +274,16 @@ def test_debye_line_source_matches_the_frequency_domain_solution(name, medium):
     # The poles are really exercised: the non-dispersive medium with eps_inf (what a
     # solver that dropped the polarization computes) is far off.
     plain = hankel_traces(wavelet, dt, r, medium["epsilon_inf"], medium["sigma"])
+    print(f"{name}: the non-dispersive medium with eps_inf is {misfit(plain[0], cont[0]):.0%} "
+          f"off")
     assert misfit(plain[0], cont[0]) > 0.3
 
 
 @needs_debye
 def test_debye_large_dt_misfit_is_time_dispersion():
-    """At 0.9 dt_max the continuous misfit grows with the leapfrog's time dispersion; the
-    semi-discrete solution (with the trapezoidal pole) brings it back under 2 %."""
+    """At 0.9 dt_max the continuous misfit grows with the time discretization; the
+    semi-discrete solution (with the trapezoidal pole) removes it. Measured, 3 / 6 peak
+    wavelengths: 1.21 / 0.89 % continuous, 0.10 / 0.04 % semi-discrete."""
     fd, r, dt, wavelet = debye_line_source_run(4, ONE_POLE, 0.9, OFFSETS[:2])
     cont = debye_traces(wavelet, dt, r, ONE_POLE)
     disc = debye_traces(wavelet, dt, r, ONE_POLE, discrete_time=True)
