@@ -24,6 +24,7 @@ from .callbacks import CallbackState
 from .cfl import cfl_condition, max_stable_dt
 from .config import show_config
 from .constants import C0, EP0, MU0
+from .debye_fit import DebyeFit, debye_permittivity, fit_debye
 from .gradients import Gradients
 from .result import ForwardResult, MemoryEstimate
 from .state import WaveState
@@ -37,4 +38,5 @@ __all__ = [
     "ForwardResult", "WaveState", "ricker", "gaussian", "gaussian_derivative", "morlet",
     "sine_burst", "EP0", "MU0", "C0", "clear_cuda_graph_cache", "cuda_graph_cache_info",
     "set_cuda_graph_cache_size", "UnitWarning", "Debye", "__version__",
+    "fit_debye", "debye_permittivity", "DebyeFit",
 ]
