@@ -1,0 +1,200 @@
+"""Debye poles in the numpy reference (wavecore/backends/reference_*.py).
+
+Buffer-level checks (no Debye driver needed): the buffers of a plain run get
+pole coefficients, polarizations, snapshots and adjoint arrays by hand
+(the layouts of /tmp/notes/debye.md, shared/DESIGN.md section 11), and the
+reference's transposed steps are checked against its forward: a dot-product
+test of the source-to-receiver map and complex-step derivatives of
+``J = <y, receivers>`` in every coefficient (ca, cb, cq, pole_a, pole_b,
+pole_c): the reference is plain numpy, so it runs on complex arrays, and
+``Im J(c + i h d) / h`` is the directional derivative to rounding. ``delta_epsilon = 0`` poles give the non-dispersive run bit for bit.
+"""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conftest import stable_dt
+from wavecore import EP0
+from wavecore._driver import plan_run, prepare_buffers
+from wavecore._maxwell3d import MAXWELL3D
+from wavecore._tm2d import TM2D
+from wavecore.backends.reference_maxwell3d import ReferenceMaxwell3d
+from wavecore.backends.reference_tm2d import ReferenceTm2d
+
+SYSTEMS = {"tm2d": (TM2D, ReferenceTm2d, (11, 13), (0.01, 0.012)),
+           "maxwell3d": (MAXWELL3D, ReferenceMaxwell3d, (6, 7, 8), (0.01, 0.011, 0.012))}
+COEFFICIENTS = ("ca", "cb", "cq", "pole_a", "pole_b", "pole_c")
+
+
+class Case(SimpleNamespace):
+    """A small run of one system with hand-made Debye buffers."""
+
+
+def debye_case(kind, order=2, n_poles=1, n_models=1, pml=2, nt=24, seed=0,
+               zero_delta=False):
+    physics, backend, shape, spacing = SYSTEMS[kind]
+    rng = np.random.default_rng(seed)
+    model_shape = (n_models, *shape)
+    eps = 2.0 + 3.0 * rng.random(model_shape)
+    sig = 0.02 * rng.random(model_shape)
+    mu = 1.0 + 0.3 * rng.random(model_shape)
+    n_shots, ndim = 2, len(shape)
+    amp = rng.standard_normal((n_shots, 2, nt))
+    src = np.stack([rng.integers(0, n, (n_shots, 2)) for n in shape], -1)
+    rec = np.stack([rng.integers(0, n, (n_shots, 3)) for n in shape], -1)
+    src[1, 1] = src[1, 0]  # a shared source cell: duplicates add up
+    dt = stable_dt(spacing, eps.min(), mu.min(), stencil=order)
+    plan, models, acq, initial = plan_run(
+        physics, eps, sig, mu, spacing, dt, amp, src, rec, stencil=order, pml_width=pml,
+        python_backend=True)
+    b = prepare_buffers(physics, plan, models, acq, initial)
+    # Debye coefficients on the padded grid, per model (DESIGN.md section 11).
+    padded = b.ca.shape[1:]
+    step = plan.inner_dt
+    delta = 0.0 if zero_delta else 1.0 + 4.0 * rng.random((n_models, n_poles, *padded))
+    tau = step * (3.0 + 30.0 * rng.random((n_models, n_poles, *padded)))
+    pole_a = (2 * tau - step) / (2 * tau + step)
+    pole_b = EP0 * delta * step / (2 * tau + step) * np.ones_like(tau)
+    e_inf, sigma = b.models["epsilon"], b.models["sigma"]
+    den = EP0 * e_inf + 0.5 * sigma * step + pole_b.sum(axis=1)
+    b.ca = (EP0 * e_inf - 0.5 * sigma * step - pole_b.sum(axis=1)) / den
+    b.cb = step / den
+    b.pole_a, b.pole_b, b.pole_c = pole_a, pole_b, (1.0 - pole_a) / den[:, None]
+    b.geometry["n_poles"] = n_poles
+    n = plan.n_total_shots
+    components = ("ey",) if kind == "tm2d" else ("ex", "ey", "ez")
+    for e in components:
+        setattr(b, f"pol_{e}", np.zeros((n, n_poles, *padded)))
+    return Case(kind=kind, physics=physics, backend=backend, plan=plan, b=b,
+                components=components, ndim=ndim)
+
+
+def snapshot_names(case):
+    """Snapshot arrays of every gradient path, per-pole ones last."""
+    names = [n for names in case.physics.snapshots.values() for n in names]
+    if case.kind == "tm2d":
+        return names, ["pol"], ["esum"]
+    return names, ["pol_x", "pol_y", "pol_z"], ["esum_x", "esum_y", "esum_z"]
+
+
+def forward(case, src_term=None, coefficients=None, store=False, dtype=None):
+    """Run the reference forward on a copy of the case's buffers (float arrays
+    cast to ``dtype``); returns them."""
+    def copy(v):
+        if not isinstance(v, np.ndarray):
+            return v
+        return v.astype(dtype) if dtype is not None and v.dtype.kind == "f" else v.copy()
+
+    b = SimpleNamespace(**{k: copy(v) for k, v in vars(case.b).items()})
+    b.geometry = dict(case.b.geometry)
+    if src_term is not None:
+        b.src_term = src_term.copy()
+    for name, value in (coefficients or {}).items():
+        setattr(b, name, value)
+    plan = case.plan
+    nt = plan.nt_internal
+    if store:
+        n, padded = plan.n_total_shots, b.ca.shape[1:]
+        plain, pol, esum = snapshot_names(case)
+        for name in plain + esum:
+            setattr(b, f"snap_{name}", np.zeros((nt, n, *padded)))
+        for name in pol:
+            setattr(b, f"snap_{name}", np.zeros((nt, n, b.geometry["n_poles"], *padded)))
+        b.geometry.update(snap_t0=0, snap_interval=1)
+    case.backend(plan, b).forward(0, nt)
+    return b
+
+
+def adjoint(case, b, rec_grad):
+    """The reference's transposed steps over a forward's buffers: (src_grad, grads)."""
+    plan, physics = case.plan, case.physics
+    full = b.ca.shape[1:]
+    n, n_poles = plan.n_total_shots, b.geometry["n_poles"]
+    for name in physics.fields:
+        setattr(b, f"lam_{name}", np.zeros((n, *full)))
+    for name in physics.memories:
+        setattr(b, f"lam_{name}", np.zeros_like(getattr(b, name)))
+    for name in physics.scratch:
+        setattr(b, name, np.zeros((n, *full)))
+    for e in case.components:
+        setattr(b, f"lam_pol_{e}", np.zeros((n, n_poles, *full)))
+    for c in ("ca", "cb", "cq"):
+        setattr(b, f"grad_{c}", np.zeros((n, *full)))
+    for c in ("pole_a", "pole_b", "pole_c"):
+        setattr(b, f"grad_{c}", np.zeros((n, n_poles, *full)))
+    b.rec_grad = rec_grad.copy()
+    b.src_grad = np.zeros_like(b.src_term)
+    case.backend(plan, b).adjoint(plan.nt_internal, plan.nt_internal)
+    per_model = {c: getattr(b, f"grad_{c}").reshape(plan.n_models, plan.n_shots,
+                                                    *getattr(b, f"grad_{c}").shape[1:]).sum(1)
+                 for c in COEFFICIENTS}
+    return b.src_grad, per_model
+
+
+def dot(a, b):
+    return float(np.vdot(a, b))
+
+
+CASES = [("tm2d", 2, 1, 1), ("tm2d", 4, 3, 2), ("maxwell3d", 2, 1, 1), ("maxwell3d", 4, 3, 2)]
+
+
+@pytest.mark.parametrize("kind, order, n_poles, n_models", CASES)
+def test_zero_delta_epsilon_is_the_plain_reference(kind, order, n_poles, n_models):
+    case = debye_case(kind, order, n_poles, n_models, zero_delta=True)
+    debye = forward(case)
+    case.b.geometry["n_poles"] = 0
+    plain = forward(case)
+    assert np.abs(plain.rec_data).max() > 0
+    np.testing.assert_array_equal(debye.rec_data, plain.rec_data)
+    for e in case.components:
+        np.testing.assert_array_equal(getattr(debye, e), getattr(plain, e))
+        assert not getattr(debye, f"pol_{e}").any()
+
+
+@pytest.mark.parametrize("kind, order, n_poles, n_models", CASES)
+def test_poles_change_the_data_and_stay_out_of_the_halo(kind, order, n_poles, n_models):
+    case = debye_case(kind, order, n_poles, n_models)
+    debye = forward(case)
+    case.b.geometry["n_poles"] = 0
+    plain = forward(case)
+    change = np.abs(debye.rec_data - plain.rec_data).max() / np.abs(plain.rec_data).max()
+    assert 1e-3 < change < 10, change
+    m = case.plan.axes[0].m
+    for e in case.components:
+        pol = getattr(debye, f"pol_{e}")
+        assert np.abs(pol).max() > 0
+        halo = pol.copy()
+        halo[(Ellipsis, *(slice(m, s - m + 1) for s in pol.shape[2:]))] = 0
+        assert not halo.any()
+
+
+@pytest.mark.parametrize("kind, order, n_poles, n_models", CASES)
+def test_dot_product_source_to_receivers(kind, order, n_poles, n_models):
+    case = debye_case(kind, order, n_poles, n_models, seed=order + n_poles)
+    rng = np.random.default_rng(5)
+    s = rng.standard_normal(case.b.src_term.shape)
+    y = rng.standard_normal(case.b.rec_data.shape)
+    rec = forward(case, src_term=s).rec_data
+    src_grad, _ = adjoint(case, forward(case, src_term=s, store=True), y)
+    lhs, rhs = dot(rec, y), dot(s, src_grad)
+    assert abs(lhs - rhs) <= 1e-13 * abs(lhs), (lhs, rhs)
+
+
+@pytest.mark.parametrize("kind, order, n_poles, n_models", CASES)
+def test_coefficient_gradients_match_complex_step(kind, order, n_poles, n_models):
+    case = debye_case(kind, order, n_poles, n_models, seed=order * n_poles + 1)
+    rng = np.random.default_rng(7)
+    y = rng.standard_normal(case.b.rec_data.shape)
+    _, grads = adjoint(case, forward(case, store=True), y)
+    h = 1e-30
+    for name in COEFFICIENTS:
+        value = getattr(case.b, name)
+        direction = rng.standard_normal(value.shape) * np.abs(value)
+        stepped = forward(case, coefficients={name: value + 1j * h * direction},
+                          dtype=np.complex128).rec_data
+        derivative = float(np.sum(y * stepped).imag) / h
+        exact = dot(grads[name], direction)
+        assert abs(exact) > 0, name
+        assert abs(derivative - exact) <= 1e-11 * abs(exact), (name, derivative, exact)
