@@ -15,8 +15,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import stable_dt
+import wavecore
+from conftest import rel_err, stable_dt
 from wavecore import EP0
+from wavecore.testing import dottest
 from wavecore._driver import plan_run, prepare_buffers
 from wavecore._maxwell3d import MAXWELL3D
 from wavecore._tm2d import TM2D
@@ -198,3 +200,131 @@ def test_coefficient_gradients_match_complex_step(kind, order, n_poles, n_models
         exact = dot(grads[name], direction)
         assert abs(exact) > 0, name
         assert abs(derivative - exact) <= 1e-11 * abs(exact), (name, derivative, exact)
+
+
+# -- whole runs (wavecore.Debye) ------------------------------------------------
+
+needs_debye = pytest.mark.skipif(not hasattr(wavecore, "Debye"),
+                                 reason="wavecore.Debye is not on this branch")
+TARGETS = ("epsilon", "sigma", "mu", "delta_epsilon", "tau", "source_amplitude")
+RUN_CASES = [("tm2d", 2, 1, None), ("tm2d", 4, 3, 2),
+             ("maxwell3d", 2, 3, None), ("maxwell3d", 4, 1, 2)]
+
+
+def run_problem(kind, n_poles=1, batch=None, nt=30, seed=0):
+    """Inputs of a small lossy Debye run: ``dict`` of the system's arguments plus
+    ``delta_epsilon`` and ``tau`` ``[P, *model_shape]`` (different per model)."""
+    _, _, shape, spacing = SYSTEMS[kind]
+    rng = np.random.default_rng(seed)
+    model_shape = shape if batch is None else (batch, *shape)
+    eps = 2.0 + 3.0 * rng.random(model_shape)
+    sig = 0.02 * rng.random(model_shape)
+    mu = 1.0 + 0.3 * rng.random(model_shape)
+    amp = rng.standard_normal((2, 2, nt))
+    src = np.stack([rng.integers(0, n, (2, 2)) for n in shape], -1)
+    rec = np.stack([rng.integers(0, n, (2, 3)) for n in shape], -1)
+    src[1, 1] = src[1, 0]
+    dt = stable_dt(spacing, eps.min(), mu.min())
+    poles = (n_poles, *model_shape)
+    return dict(epsilon=eps, sigma=sig, mu=mu, grid_spacing=spacing, dt=dt,
+                source_amplitude=amp, source_location=src, receiver_location=rec,
+                delta_epsilon=1.0 + 4.0 * rng.random(poles),
+                tau=dt * (3.0 + 30.0 * rng.random(poles)))
+
+
+def run(kind, p, backend="reference", **kwargs):
+    p = dict(p)
+    delta, tau = p.pop("delta_epsilon"), p.pop("tau")
+    if delta is not None:
+        kwargs["dispersion"] = wavecore.Debye(delta, tau)
+    if backend != "reference":
+        kwargs.setdefault("n_threads", 2)
+    system = wavecore.tm2d if kind == "tm2d" else wavecore.maxwell3d
+    return system(**p, python_backend=backend == "reference", **kwargs)
+
+
+@needs_debye
+@pytest.mark.parametrize("kind", ("tm2d", "maxwell3d"))
+def test_run_zero_delta_epsilon_is_the_non_dispersive_run(kind):
+    p = run_problem(kind, n_poles=2)
+    p["delta_epsilon"] = np.zeros_like(p["delta_epsilon"])
+    debye = run(kind, p, stencil=4, pml_width=2)
+    plain = run(kind, {**p, "delta_epsilon": None, "tau": None}, stencil=4, pml_width=2)
+    assert np.abs(plain.receiver_data).max() > 0
+    np.testing.assert_array_equal(debye.receiver_data, plain.receiver_data)
+    for name, value in plain.final_state.items():
+        np.testing.assert_array_equal(debye.final_state[name], value, err_msg=name)
+
+
+@needs_debye
+@pytest.mark.parametrize("kind, order, n_poles, batch", RUN_CASES)
+def test_run_reference_forward_equals_compiled(kind, order, n_poles, batch):
+    p = run_problem(kind, n_poles, batch, seed=order)
+    ref = run(kind, p, stencil=order, pml_width=2)
+    cpu = run(kind, p, "cpu", stencil=order, pml_width=2)
+    plain = run(kind, {**p, "delta_epsilon": None, "tau": None}, stencil=order, pml_width=2)
+    assert rel_err(plain.receiver_data, ref.receiver_data) > 1e-3  # the poles matter
+    assert rel_err(cpu.receiver_data, ref.receiver_data) <= 1e-13
+    for name, value in ref.final_state.items():
+        if np.abs(value).max() > 0:
+            assert rel_err(cpu.final_state[name], value) <= 1e-13, name
+
+
+@needs_debye
+def test_run_batched_models_equal_separate_runs():
+    p = run_problem("tm2d", n_poles=3, batch=2, seed=4)
+    both = run("tm2d", p, stencil=4, pml_width=2)
+    for k in range(2):
+        single = {**p, **{n: p[n][k] for n in ("epsilon", "sigma", "mu")},
+                  **{n: p[n][:, k] for n in ("delta_epsilon", "tau")}}
+        one = run("tm2d", single, stencil=4, pml_width=2)
+        np.testing.assert_allclose(both.receiver_data[k], one.receiver_data, rtol=0,
+                                   atol=1e-14 * np.abs(one.receiver_data).max())
+
+
+@needs_debye
+@pytest.mark.parametrize("kind, order, n_poles, batch", RUN_CASES)
+def test_run_dot_product_source_to_receivers(kind, order, n_poles, batch):
+    p = run_problem(kind, n_poles, batch, seed=order + 1)
+    kw = dict(stencil=order, pml_width=2)
+    res = run(kind, p, requires_grad="source_amplitude", **kw)
+    y = np.random.default_rng(order).standard_normal(res.receiver_data.shape)
+    test = dottest(lambda a: run(kind, {**p, "source_amplitude": a}, **kw).receiver_data,
+                   lambda g: res.vjp(g, keep=True).source_amplitude, p["source_amplitude"], y)
+    assert test.relative_error <= 1e-12, test
+    res.close()
+
+
+@needs_debye
+@pytest.mark.parametrize("kind, order, n_poles, batch", RUN_CASES)
+def test_run_reference_gradients_equal_compiled(kind, order, n_poles, batch):
+    p = run_problem(kind, n_poles, batch, seed=order + 2)
+    kw = dict(stencil=order, pml_width=2, requires_grad=TARGETS)
+    ref, cpu = run(kind, p, **kw), run(kind, p, "cpu", **kw)
+    y = np.random.default_rng(3).standard_normal(ref.receiver_data.shape)
+    g_ref, g_cpu = ref.vjp(y), cpu.vjp(y)
+    for name in TARGETS:
+        a, b = getattr(g_ref, name), getattr(g_cpu, name)
+        assert a.shape == np.shape(p[name]), name
+        assert np.abs(a).max() > 0, name
+        assert rel_err(b, a) <= 1e-11, name
+
+
+@needs_debye
+@pytest.mark.parametrize("kind", ("tm2d", "maxwell3d"))
+def test_run_reference_gradients_match_central_differences(kind):
+    p = run_problem(kind, n_poles=2, batch=None, nt=30, seed=9)
+    kw = dict(stencil=4, pml_width=2)
+    res = run(kind, p, requires_grad=TARGETS, **kw)
+    y = np.random.default_rng(1).standard_normal(res.receiver_data.shape)
+    grads = res.vjp(y)
+    rng = np.random.default_rng(2)
+    for target in TARGETS:
+        x = p[target]
+        d = rng.random(x.shape) * np.abs(x)  # positive: sigma, tau stay in range
+        h = 1e-4
+        j = [float(np.sum(y * run(kind, {**p, target: x + s * h * d}, **kw).receiver_data))
+             for s in (1, -1)]
+        fd = (j[0] - j[1]) / (2 * h)
+        adj = float(np.sum(getattr(grads, target) * d))
+        assert abs(fd - adj) <= 1e-6 * abs(fd), (target, fd, adj)
