@@ -284,11 +284,11 @@ class ReferenceMaxwell3d(SnapshotSlots):
         """Step A: transpose of E <- ca E + cb curl H (+ the Debye terms)."""
         lams = {e: self._view(f"lam_{e}")[self.dom].copy() for e in E_TERMS}
         order = tuple(E_TERMS)
-        if self.n_poles:
+        if self.n_poles:  # the adjoint of E after its update: lam_E + q (lt)
             lam_ps = {e: self._poles(f"lam_pol_{e}")[self.dom].copy() for e in order}
             pole_b = self._coefficient(self.b.pole_b, self.dom)
             qs = {e: pole_sum(pole_b, lam_ps[e]) for e in order}
-            lams = {e: lams[e] + qs[e] for e in order}  # lt: adjoint of E after its update
+            lams = {e: lams[e] + qs[e] for e in order}
             self._image("grad_pole_c", [SNAP_POL[e] for e in order], t,
                         [over_poles(lams[e]) for e in order])
             self._image("grad_pole_a", [SNAP_POL[e] for e in order], t,
@@ -304,13 +304,12 @@ class ReferenceMaxwell3d(SnapshotSlots):
                 self._stretch(w, f"lam_psi_{h}_{LETTERS[axis]}", axis, half=False,
                               adjoint=True)
                 self._view(f"w_{h}_{LETTERS[axis]}")[self.dom] = w
+            self._view(f"lam_{e}")[self.dom] = ca * lams[e]
             if self.n_poles:
-                self._view(f"lam_{e}")[self.dom] = ca * lams[e] + qs[e]
+                self._view(f"lam_{e}")[self.dom] += qs[e]
                 self._poles(f"lam_pol_{e}")[self.dom] = (
                     self._coefficient(self.b.pole_a, self.dom) * lam_ps[e]
                     + self._coefficient(self.b.pole_c, self.dom) * over_poles(lams[e]))
-            else:
-                self._view(f"lam_{e}")[self.dom] = ca * lams[e]
 
     def _adjoint_h(self, t):
         """Step B: transposes of the derivatives of H, then of the H update."""

@@ -361,17 +361,18 @@ class ReferenceTm2d(SnapshotSlots):
         dom = (Ellipsis, slice(m, ny - m + 1), slice(m, nx - m + 1))
         lam_e = self._view("lam_ey")
         lam = lam_e[dom].copy()
-        if self.n_poles:
+        lt = lam  # the adjoint of E after the E update
+        if self.n_poles:  # which the receivers and the P update see: lam_E + q
             lam_pol = self._poles("lam_pol_ey")
             lam_p = lam_pol[dom].copy()
             q = pole_sum(self._coefficient(b.pole_b, dom), lam_p)
-            lam = lam + q  # lt: the adjoint of E after the E update
-            self._image("grad_pole_c", "snap_pol", t, dom, over_poles(lam))
+            lt = lam + q
+            self._image("grad_pole_c", "snap_pol", t, dom, over_poles(lt))
             self._image("grad_pole_a", "snap_pol", t, dom, lam_p)
             self._image("grad_pole_b", "snap_esum", t, dom, lam_p)
-        self._image("grad_ca", "snap_ey", t, dom, lam)
-        self._image("grad_cb", "snap_curl", t, dom, lam)
-        wz = b.cb[:, None][dom] * lam
+        self._image("grad_ca", "snap_ey", t, dom, lt)
+        self._image("grad_cb", "snap_curl", t, dom, lt)
+        wz = b.cb[:, None][dom] * lt
         wx = -wz
         if len(self.e_rows):
             rows = self.e_rows + m
@@ -383,12 +384,11 @@ class ReferenceTm2d(SnapshotSlots):
                                b.ax[cols], b.bx[cols], b.kx[cols])
         self._view("w_z")[dom] = wz
         self._view("w_x")[dom] = wx
+        lam_e[dom] = b.ca[:, None][dom] * lt
         if self.n_poles:
-            lam_e[dom] = b.ca[:, None][dom] * lam + q
+            lam_e[dom] += q
             lam_pol[dom] = (self._coefficient(b.pole_a, dom) * lam_p
-                            + self._coefficient(b.pole_c, dom) * over_poles(lam))
-        else:
-            lam_e[dom] = b.ca[:, None][dom] * lam
+                            + self._coefficient(b.pole_c, dom) * over_poles(lt))
 
     def _adjoint_h(self, t):
         """Step B: transposes of the derivatives of H, then of the H update."""
