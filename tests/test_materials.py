@@ -13,6 +13,7 @@ import test_tm2d_gradient as t2d
 import wavecore
 from wavecore import _driver
 from wavecore._maxwell3d import MAXWELL3D
+from wavecore._debye import DebyeLaw
 from wavecore._materials import NON_DISPERSIVE, GradientPath, NonDispersive
 from wavecore.gradients import GRADIENT_TARGETS, Gradients
 from wavecore._tm2d import TM2D
@@ -47,24 +48,38 @@ def test_engine_modules_do_not_spell_out_the_law(module):
     assert not _string_constants(PACKAGE / module) & LAW_NAMES
 
 
-def test_gradient_paths_cover_the_inputs_and_coefficients_once():
-    law = NON_DISPERSIVE
+LAWS = (NON_DISPERSIVE, DebyeLaw(("ey",), 2))
+
+
+@pytest.mark.parametrize("law", LAWS, ids=lambda law: law.name)
+def test_gradient_paths_cover_the_inputs_and_coefficients(law):
     assert sorted(c for p in law.paths for c in p.coefficients) == sorted(law.coefficients)
-    assert sorted(i for p in law.paths for i in p.inputs) == sorted(law.inputs)
+    assert {i for p in law.paths for i in p.inputs} == set(law.inputs)
     assert law.source_coefficient in law.coefficients
     for system in (TM2D, MAXWELL3D):
-        assert set(system.snapshots) == {p.name for p in law.paths}
+        assert {p.name for p in law.paths} <= set(system.snapshots)
+
+
+def test_non_dispersive_paths():
+    law = NON_DISPERSIVE
+    assert sorted(i for p in law.paths for i in p.inputs) == sorted(law.inputs)  # once each
+    assert set(TM2D.snapshots) - {p.name for p in law.paths} == {"debye"}
     assert law.gradient_coefficients({"mu"}) == ("cq",)
     assert TM2D.snapshot_names(frozenset({"sigma"})) == tuple(TM2D.snapshots["ca_cb"])
     assert TM2D.snapshot_names(frozenset({"source_amplitude"})) == ()
 
 
-def test_chain_rule_is_the_derivative_of_the_coefficients():
-    law, dt = NON_DISPERSIVE, 1e-11
+@pytest.mark.parametrize("law", LAWS, ids=lambda law: law.name)
+def test_chain_rule_is_the_derivative_of_the_coefficients(law):
+    dt = 1e-11
     rng = np.random.default_rng(0)
     x = {"epsilon": 1 + 9 * rng.random((1, 4, 5)), "sigma": 0.05 * rng.random((1, 4, 5)),
          "mu": 1 + rng.random((1, 4, 5))}
-    w = {c: rng.standard_normal((1, 4, 5)) for c in law.coefficients}
+    if law.pole_inputs:  # two poles per cell, [B, P, *shape]
+        x.update(delta_epsilon=1 + 5 * rng.random((1, 2, 4, 5)),
+                 tau=10.0 ** rng.uniform(-10.5, -9, (1, 2, 4, 5)))
+    shapes = {c: a.shape for c, a in law.coefficients_of(x, dt, np.float64).items()}
+    w = {c: rng.standard_normal(shapes[c]) for c in law.coefficients}
 
     def change(plus, minus):  # of sum(w * coefficients), coefficient by coefficient
         a, b = (law.coefficients_of(v, dt, np.float64) for v in (plus, minus))
@@ -73,7 +88,7 @@ def test_chain_rule_is_the_derivative_of_the_coefficients():
     grads = law.chain_rule(x, dt, w, frozenset(law.inputs))
     for name in law.inputs:
         d = rng.standard_normal(x[name].shape)
-        h = 1e-6 * float(np.abs(x[name]).max() + 1e-3)
+        h = 1e-6 * float(np.abs(x[name]).max())  # relative to the input's scale
         plus, minus = {**x, name: x[name] + h * d}, {**x, name: x[name] - h * d}
         numeric = change(plus, minus) / (2 * h)
         assert numeric == pytest.approx(float(np.sum(grads[name] * d)), rel=1e-6), name

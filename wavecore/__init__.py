@@ -15,6 +15,7 @@ clear_cuda_graph_cache, cuda_graph_cache_info, set_cuda_graph_cache_size
 """
 
 from ._checks import UnitWarning
+from ._debye import Debye
 from ._gpu.graphs import clear_cuda_graph_cache, cuda_graph_cache_info, set_cuda_graph_cache_size
 from ._maxwell3d import maxwell3d
 from ._tm2d import tm2d
@@ -35,5 +36,5 @@ __all__ = [
     "MemoryEstimate", "Gradients", "cfl_condition", "max_stable_dt", "show_config", "CallbackState",
     "ForwardResult", "WaveState", "ricker", "gaussian", "gaussian_derivative", "morlet",
     "sine_burst", "EP0", "MU0", "C0", "clear_cuda_graph_cache", "cuda_graph_cache_info",
-    "set_cuda_graph_cache_size", "UnitWarning", "__version__",
+    "set_cuda_graph_cache_size", "UnitWarning", "Debye", "__version__",
 ]

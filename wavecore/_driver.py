@@ -72,6 +72,30 @@ class Physics:
         return (*self.fields, *self.material.state)
 
     @property
+    def state_extent(self) -> Mapping[str, int]:
+        """State arrays with a leading axis beside the shot axis (a law's poles)."""
+        return self.material.state_extent
+
+    def state_shape(self, name: str, n: int, grid) -> tuple[int, ...]:
+        """Buffer shape of state array ``name`` for ``n`` shots on ``grid``."""
+        extent = self.state_extent.get(name)
+        return (n, *(() if extent is None else (extent,)), *grid)
+
+    def with_dispersion(self, dispersion, model_shape) -> "Physics":
+        """This system with the material law of ``dispersion`` (None: unchanged)
+        for models of ``model_shape`` (the shape of ``epsilon``)."""
+        if dispersion is None:
+            return self
+        from ._debye import Debye, DebyeLaw  # noqa: PLC0415 - only for dispersive runs
+
+        if not isinstance(dispersion, Debye):
+            raise TypeError(f"dispersion must be a wavecore.Debye (or None), got "
+                            f"{checks.describe(dispersion)}")
+        return replace(self, material=DebyeLaw(
+            self.e_components, dispersion.n_poles(model_shape),
+            {"delta_epsilon": dispersion.delta_epsilon.shape, "tau": dispersion.tau.shape}))
+
+    @property
     def state_edge(self) -> dict:
         """``edge`` for every name of ``state_fields`` (a law's state array lives
         on the grid of a field)."""
@@ -100,7 +124,7 @@ RUN_DEFAULTS = dict(
     requires_grad=(), model_gradient_sampling_interval=1, storage_mode="auto",
     storage_path=None, storage_compression=False, storage_bytes_limit_device=None,
     storage_bytes_limit_host=None, storage_chunk_steps=None, backward_callback=None,
-    experimental_cuda_graph=False, progress=False)
+    experimental_cuda_graph=False, progress=False, dispersion=None)
 
 GRADIENT_OPTIONS = {"requires_grad", "model_gradient_sampling_interval", "storage_mode",
                     "storage_path", "storage_compression", "storage_bytes_limit_device",
@@ -134,6 +158,7 @@ def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude
             options["initial_state"] = to_numpy(options["initial_state"])
     if options.get("device") is None:
         options["device"] = "cuda" if cupy_io else "cpu"
+    physics = physics.with_dispersion(options.get("dispersion"), np.shape(epsilon))
     plan, models, acq, initial = plan_run(physics, epsilon, sigma, mu, grid_spacing, dt,
                                           source_amplitude, source_location,
                                           receiver_location, **options)
@@ -256,6 +281,7 @@ def estimate(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
              source_location, receiver_location, **options) -> tuple[StoragePlan, MemoryEstimate]:
     """The storage plan and memory a run with these arguments would use (nothing runs)."""
     options = {**options, "forward_callback": None, "backward_callback": None}
+    physics = physics.with_dispersion(options.get("dispersion"), np.shape(epsilon))
     plan = plan_run(physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
                     source_location, receiver_location, **options)[0]
     return plan.storage, memory_fit(physics, plan)
@@ -315,7 +341,8 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
     python_backend = checks.boolean(o.python_backend, "python_backend")
     check_progress(o.progress)
     src_comp, rec_comps, comp_axis = _components(physics, source_component, receiver_component)
-    models = validate_models(physics.material, (epsilon, sigma, mu), ndim=ndim)
+    models = validate_models(physics.material, (epsilon, sigma, mu), ndim=ndim,
+                             dispersion=o.dispersion)
     spacing = checks.spacing(grid_spacing, "grid_spacing", ndim)
     dt = checks.positive_float(dt, "dt")
     widths = checks.pml_widths(o.pml_width, ndim)
@@ -364,6 +391,7 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
             raise ValueError(f"max_vel={max_vel:.6g} m/s is below the model's fastest speed "
                              f"{v_model:.6g} m/s; the run would be unstable")
     inner_dt, step_ratio = cfl_condition(spacing, dt, max_vel, o.stencil)
+    physics.material.check_step(models.arrays, inner_dt)
     axes = tuple(Axis(models.shape[d], widths[2 * d], widths[2 * d + 1], o.stencil)
                  for d in range(ndim))
     n_total = models.n_models * acq.n_shots
@@ -380,12 +408,15 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
     # Snapshots in RAM get what the rest of the run leaves of the available memory.
     host_backend = python_backend or o.device == "cpu"
     rest = _host_bytes(memory_estimate(physics, plan), plan, host_backend)
-    storage = plan_storage(storage_opts, physics.snapshot_names(targets), acq.nt * step_ratio,
+    names = physics.snapshot_names(targets)
+    storage = plan_storage(storage_opts, names, acq.nt * step_ratio,
                            interval, (n_total, *(a.n_padded for a in axes)),
                            models.dtype, host_backend=host_backend,
-                           device_memory=device_free_bytes(o.device), reserved=rest)
+                           device_memory=device_free_bytes(o.device), reserved=rest,
+                           counts=tuple(physics.material.snapshot_count(n) for n in names))
     plan = replace(plan, storage=storage)
-    shapes = state_shapes(axes, plan.batch_shape, physics.memories, physics.state_fields)
+    shapes = state_shapes(axes, plan.batch_shape, physics.memories, physics.state_fields,
+                          physics.state_extent)
     initial = validate_initial_state(o.initial_state, shapes, models.dtype, plan.batch_shape)
     check_units(physics.material, models, spacing, dt, max_vel, o.max_vel is not None, step_ratio)
     return plan, models, acq, initial
@@ -428,11 +459,13 @@ def memory_estimate(physics: Physics, plan: Plan) -> MemoryEstimate:
     cells = math.prod(plan.padded_shape)
     memory_cells = sum(math.prod(s) for s in state_shapes(
         plan.axes, (n,), physics.memories, ()).values())
-    fields = n * cells * len(physics.state_fields) * item
+    fields = n * cells * sum(physics.state_extent.get(f, 1)
+                             for f in physics.state_fields) * item
     memories = memory_cells * item
     material = physics.material
-    coefficients = len(material.coefficients) * plan.n_models * cells * item
-    models = len(material.inputs) * plan.n_models * cells * item  # padded into the CPML
+    coefficients = sum(map(material.extent, material.coefficients)) * plan.n_models * cells \
+        * item
+    models = sum(map(material.extent, material.inputs)) * plan.n_models * cells * item  # padded
     records = n * (plan.n_sources + plan.n_receivers * len(plan.receiver_components)) \
         * plan.nt_internal * item
     snapshots = plan.storage.bytes if plan.storage.mode in ("device", "cpu") else (
@@ -440,7 +473,7 @@ def memory_estimate(physics: Physics, plan: Plan) -> MemoryEstimate:
         if plan.storage.mode == "disk" else 0)
     adjoint = 0
     if plan.targets:
-        n_grads = len(material.gradient_coefficients(plan.targets))
+        n_grads = sum(map(material.extent, material.gradient_coefficients(plan.targets)))
         adjoint = (fields + memories + n * cells * (len(physics.scratch) + n_grads) * item
                    + n * plan.n_sources * plan.nt_internal * item
                    + n * plan.n_receivers * len(plan.receiver_components) * plan.nt * item)
@@ -498,8 +531,10 @@ def memory_fit(physics: Physics, plan: Plan) -> MemoryEstimate:
 # -- buffers --------------------------------------------------------------------
 
 def _pad_models(plan: Plan, models) -> dict:
-    pad = [(0, 0)] + [a.pad for a in plan.axes]
-    return {name: np.pad(array, pad, mode="edge") for name, array in models.arrays.items()}
+    """Edge-pad the models into the CPML and halo (a pole axis is not padded)."""
+    pad = [a.pad for a in plan.axes]
+    return {name: np.pad(array, [(0, 0)] * (array.ndim - plan.ndim) + pad, mode="edge")
+            for name, array in models.arrays.items()}
 
 
 def _flat_index(plan: Plan, locations: np.ndarray) -> np.ndarray:
@@ -515,7 +550,6 @@ def prepare_buffers(physics: Physics, plan: Plan, models, acq, initial: dict
     """All arrays of the run in the layout of the kernels' parameter struct."""
     dtype = np.dtype(plan.dtype)
     n = plan.n_total_shots
-    shape = (n, *plan.padded_shape)
     padded = _pad_models(plan, models)
     material = physics.material
     coeffs = material.coefficients_of(padded, plan.inner_dt, plan.dtype)
@@ -544,7 +578,8 @@ def prepare_buffers(physics: Physics, plan: Plan, models, acq, initial: dict
 
     n_channels = plan.n_receivers * len(plan.receiver_components)
     b = SimpleNamespace(
-        **zeros_block({**{name: shape for name in physics.state_fields},
+        **zeros_block({**{name: physics.state_shape(name, n, plan.padded_shape)
+                          for name in physics.state_fields},
                        **state_shapes(plan.axes, (n,), physics.memories, ())}, dtype),
         **coeffs, **profiles,
         src_term=src_term, src_index=src_index,
@@ -560,7 +595,7 @@ def prepare_buffers(physics: Physics, plan: Plan, models, acq, initial: dict
     b.geometry = physics.geometry(plan)
     b.geometry.update(
         snap_t0=0, snap_interval=plan.interval if plan.storage.mode != "none" else 0,
-        snap_bf16=int(plan.storage.compression == "bf16"))
+        snap_bf16=int(plan.storage.compression == "bf16"), **material.kernel_scalars)
     _load_state(physics, plan, b, initial)
     return b
 
@@ -568,16 +603,15 @@ def prepare_buffers(physics: Physics, plan: Plan, models, acq, initial: dict
 def _load_state(physics: Physics, plan: Plan, b, initial: dict) -> None:
     """Copy an initial state into the buffers (zeroing the non-degrees of freedom)."""
     n = plan.n_total_shots
-    domain = (slice(None), *(a.domain for a in plan.axes))
     edges = physics.state_edge
     for name, value in initial.items():
         value = value.reshape(n, *value.shape[len(plan.batch_shape):])
         if name in physics.state_fields:
-            target = getattr(b, name)[domain]
+            target = getattr(b, name)[state_domain(physics, plan, name)]
             target[...] = value
             if name in edges:  # H after the last E node is not on the grid
-                edge = [slice(None)] * (1 + plan.ndim)
-                edge[1 + edges[name]] = -1
+                edge = [slice(None)] * target.ndim
+                edge[target.ndim - plan.ndim + edges[name]] = -1
                 target[tuple(edge)] = 0
         else:
             getattr(b, name)[...] = value
@@ -653,13 +687,18 @@ def receiver_data(plan: Plan, b, memory=HOST, padded=None) -> np.ndarray:
     return batched(plan, data)
 
 
+def state_domain(physics: Physics, plan: Plan, name: str) -> tuple:
+    """Index of the domain (model + CPML, no halo) in state buffer ``name``."""
+    lead = 2 if name in physics.state_extent else 1
+    return (*(slice(None),) * lead, *(a.domain for a in plan.axes))
+
+
 def final_state(physics: Physics, plan: Plan, b, memory=HOST) -> WaveState:
     """The state over the domain: views of the run's buffers in host memory (the
     run is over, so nothing writes them any more; copying gigabytes would only
     cost time), or copies from a device."""
-    domain = (slice(None), *(a.domain for a in plan.axes))
-    arrays = {name: batched(plan, memory.to_host(getattr(b, name)[domain]))
-              for name in physics.state_fields}
+    arrays = {name: batched(plan, memory.to_host(getattr(b, name)[
+        state_domain(physics, plan, name)])) for name in physics.state_fields}
     arrays.update({name: batched(plan, memory.to_host(getattr(b, name)))
                    for name in physics.memories})
     return WaveState(arrays)

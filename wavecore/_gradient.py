@@ -121,11 +121,13 @@ class GradientContext:
         tail = size + int(np.prod(full[2:]))
         material = physics.material
         shapes = {
-            **{f"lam_{name}": full for name in physics.state_fields},
+            **{f"lam_{name}": getattr(b, name).shape for name in physics.state_fields},
             **{name: (tail,) if name in physics.tail_scratch else full
                for name in physics.scratch},
             **{f"lam_{name}": getattr(b, name).shape for name in physics.memories},
-            **{f"grad_{c}": full for c in material.gradient_coefficients(plan.targets)},
+            # per shot, the coefficient's shape after its model axis (poles and grid)
+            **{f"grad_{c}": (full[0], *getattr(b, c).shape[1:])
+               for c in material.gradient_coefficients(plan.targets)},
             "src_grad": b.src_term.shape}
         arrays = memory.zeros_many(shapes, dtype)
         for name in physics.tail_scratch:
@@ -204,9 +206,11 @@ class GradientContext:
         dtype = np.dtype(plan.dtype)
         padded = self._material_gradients()
         out = Gradients.of(self.physics.material.gradient_targets)
+        material = self.physics.material
         for name, value in padded.items():
-            grad = fold_padding(value, plan.axes).astype(dtype)
-            setattr(out, name, grad if plan.model_batched else grad[0])
+            grad = material.user_gradient(name, fold_padding(value, plan.axes),
+                                          plan.model_batched)
+            setattr(out, name, np.array(grad, dtype=dtype, order="C"))  # 0-d stays 0-d
         if "source_amplitude" in plan.targets:
             out.source_amplitude = self._source_gradient()
         return out

@@ -83,11 +83,13 @@ class Acquisition:
     receiver_padded: np.ndarray | None = None  #: [B*S, Nr] bool, None without padding
 
 
-def validate_models(material, values, ndim: int) -> Models:
-    """Check the arrays of a material law (``values`` in ``material.inputs`` order):
-    same shape and dtype, finite, rank ``ndim`` or ``ndim + 1``, then the law's own
-    bounds (``material.check_values``; e.g. ``epsilon > 0``, ``mu > 0``, ``sigma >= 0``)."""
-    names = material.inputs
+def validate_models(material, values, ndim: int, dispersion=None) -> Models:
+    """Check the arrays of a material law (``values`` in ``material.inputs`` order,
+    without its ``pole_inputs``, which come from ``dispersion``): same shape and
+    dtype, finite, rank ``ndim`` or ``ndim + 1``, then the law's own bounds
+    (``material.check_values``; e.g. ``epsilon > 0``, ``mu > 0``, ``sigma >= 0``).
+    Pole inputs become ``[B, P, *shape]`` arrays of the models' dtype."""
+    names = tuple(n for n in material.inputs if n not in material.pole_inputs)
     arrays = {}
     for name, value in zip(names, values, strict=True):
         arrays[name] = float_array(value, name)
@@ -117,6 +119,8 @@ def validate_models(material, values, ndim: int) -> Models:
     if batched and eps.shape[0] < 1:
         raise ValueError("a batched model needs at least one model (B >= 1)")
     shaped = {n: np.ascontiguousarray(a if batched else a[None]) for n, a in arrays.items()}
+    if material.pole_inputs:
+        shaped.update(dispersion.arrays(eps.shape, eps.dtype, batched))
     return Models(shaped, batched, eps.dtype)
 
 

@@ -59,6 +59,12 @@ class Material:
     #: callbacks' ``wavefields``, ``final_state``/``initial_state``, the memory
     #: estimate and the adjoint state (``lam_<name>``).
     state: Mapping[str, str] = MappingProxyType({})
+    #: State arrays with a leading axis beside the shot axis (name -> its length;
+    #: e.g. the poles of a Debye polarization, ``[n_shots, P, *grid]``).
+    state_extent: Mapping[str, int] = MappingProxyType({})
+    #: Inputs with a leading axis beside the model batch axis (``[B, P, *shape]``,
+    #: e.g. Debye poles); the driver takes them from the run's ``dispersion``.
+    pole_inputs: tuple[str, ...] = ()
 
     # -- names ----------------------------------------------------------------
     @property
@@ -83,9 +89,30 @@ class Material:
         return tuple(n for p in self.active_paths(targets) for n in snapshots[p.name])
 
     # -- the law --------------------------------------------------------------
+    #: Scalars of the kernels' parameter structs that the law sets (every law
+    #: sets them all: a non-dispersive run has no poles).
+    kernel_scalars: Mapping[str, int] = MappingProxyType({"n_poles": 0})
+
+    def snapshot_count(self, name: str) -> int:
+        """Arrays per shot of snapshot ``name`` (the poles of a polarization)."""
+        return 1
+
+    def extent(self, name: str) -> int:
+        """Arrays per model of an input or a coefficient (its pole axis), 1 if none."""
+        return 1
+
+    def user_gradient(self, name: str, grad: np.ndarray, batched: bool) -> np.ndarray:
+        """The gradient of input ``name`` shaped like the user's array, from the
+        model gradient ``[B, ...]`` (float64)."""
+        return grad if batched else grad[0]
+
     def check_values(self, arrays: dict) -> None:
         """Raise on values outside the law's domain (arrays finite, one shape)."""
         raise NotImplementedError
+
+    def check_step(self, arrays: dict, dt: float) -> None:
+        """Raise if the internal step ``dt`` does not suit the law (e.g. Debye
+        poles need dt < min(tau)); called once the CFL step is known."""
 
     def unit_hints(self, arrays: dict, absolute_looking: float) -> list[str]:
         """Hints for inputs that look like a unit mistake (``check_units``; e.g.

@@ -39,7 +39,8 @@ _V = ("v_ex_y", "v_ex_z", "v_ey_x", "v_ey_z", "v_ez_x", "v_ez_y")
 #: The 3-D Yee system.
 MAXWELL3D = Physics(
     kind="maxwell3d", ndim=3, fields=M3D_FIELDS, memories=M3D_MEMORIES,
-    snapshots={"ca_cb": ("ex", "ey", "ez", "cx", "cy", "cz"), "cq": ("sx", "sy", "sz")},
+    snapshots={"ca_cb": ("ex", "ey", "ez", "cx", "cy", "cz"), "cq": ("sx", "sy", "sz"),
+               "debye": ("pol_x", "pol_y", "pol_z", "esum_x", "esum_y", "esum_z")},
     scratch=_W + _V, geometry=_geometry, tail_scratch=_W,
     e_components=("ex", "ey", "ez"), record_components=M3D_FIELDS)
 
@@ -60,7 +61,7 @@ def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
               storage_bytes_limit_host: int | None = None,
               storage_chunk_steps: int | None = None,
               backward_callback=None, experimental_cuda_graph: bool = False,
-              progress: bool = False) -> ForwardResult:
+              progress: bool = False, dispersion=None) -> ForwardResult:
     """Simulate 3-D electromagnetic waves on the Yee grid with CPML boundaries.
 
     Axes are ``z`` (depth, axis 0), ``y`` (axis 1) and ``x`` (axis 2). The
@@ -108,8 +109,9 @@ def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
     compute_precision, pml_power, pml_sigma0_scale, pml_kappa_max, pml_alpha_max,
     requires_grad, model_gradient_sampling_interval, storage_mode, storage_path,
     storage_compression, storage_bytes_limit_device, storage_bytes_limit_host,
-    storage_chunk_steps, backward_callback, experimental_cuda_graph, progress
-        As in :func:`wavecore.tm2d`. The state (``initial_state``,
+    storage_chunk_steps, backward_callback, experimental_cuda_graph, progress, dispersion
+        As in :func:`wavecore.tm2d`. With ``dispersion`` each E component has
+        its own polarization (``pol_ex``, ``pol_ey``, ``pol_ez``). The state (``initial_state``,
         ``final_state``, callback wavefields) holds the six fields and the
         twelve CPML memories ``psi_<field>_<axis>``, each memory only over the
         CPML slabs of its axis.
@@ -138,5 +140,6 @@ def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
         storage_bytes_limit_device=storage_bytes_limit_device,
         storage_bytes_limit_host=storage_bytes_limit_host,
         storage_chunk_steps=storage_chunk_steps, backward_callback=backward_callback,
-        experimental_cuda_graph=experimental_cuda_graph, progress=progress)
+        experimental_cuda_graph=experimental_cuda_graph, progress=progress,
+        dispersion=dispersion)
 

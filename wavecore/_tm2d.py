@@ -31,7 +31,7 @@ def _geometry(plan: Plan) -> dict:
 #: The TM2D system.
 TM2D = Physics(
     kind="tm2d", ndim=2, fields=TM2D_FIELDS, memories=TM2D_MEMORIES,
-    snapshots={"ca_cb": ("ey", "curl"), "cq": ("sz", "sx")},
+    snapshots={"ca_cb": ("ey", "curl"), "cq": ("sz", "sx"), "debye": ("pol", "esum")},
     scratch=("w_z", "w_x", "v_z", "v_x"), geometry=_geometry, edge=TM2D_EDGE)
 
 
@@ -48,7 +48,7 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
          storage_bytes_limit_device: int | None = None,
          storage_bytes_limit_host: int | None = None, storage_chunk_steps: int | None = None,
          backward_callback=None, experimental_cuda_graph: bool = False,
-         progress: bool = False) -> ForwardResult:
+         progress: bool = False, dispersion=None) -> ForwardResult:
     """Simulate 2-D TM-mode electromagnetic waves (Ey, Hx, Hz) with CPML boundaries.
 
     The model varies in depth ``z`` (axis 0) and ``x`` (axis 1); ``Ey`` points
@@ -150,6 +150,12 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
         another over the reverse steps of each ``vjp`` (needs ``tqdm``: ``pip
         install tqdm`` or ``wavecore[hpc]``; an ImportError before the run
         otherwise). The bar advances about ten times a second.
+    dispersion : wavecore.Debye, optional
+        Debye poles of the medium (``delta_epsilon``, ``tau`` arrays
+        ``[n_poles, *model_shape]``; see docs/dispersive-media.md); ``epsilon``
+        is then the infinite-frequency permittivity. ``requires_grad`` may name
+        ``"delta_epsilon"`` and ``"tau"``; the polarizations (``pol_<E
+        component>``, ``[*batch, n_poles, *domain]``) are part of the state.
 
     Returns
     -------
@@ -174,5 +180,6 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
         storage_bytes_limit_device=storage_bytes_limit_device,
         storage_bytes_limit_host=storage_bytes_limit_host,
         storage_chunk_steps=storage_chunk_steps, backward_callback=backward_callback,
-        experimental_cuda_graph=experimental_cuda_graph, progress=progress)
+        experimental_cuda_graph=experimental_cuda_graph, progress=progress,
+        dispersion=dispersion)
 

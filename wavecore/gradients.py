@@ -98,10 +98,12 @@ def material_gradients(padded: dict, dt: float, grads: dict, targets: frozenset[
 def fold_padding(padded: np.ndarray, axes) -> np.ndarray:
     """Transpose of edge padding: add the padded cells onto the model's edge cells.
 
-    ``padded`` is ``[B, *padded_shape]``; returns ``[B, *model_shape]``.
+    ``padded`` is ``[B, *padded_shape]`` (or ``[B, P, *padded_shape]``: any
+    leading axes); returns ``[B, *model_shape]`` (``[B, P, *model_shape]``).
     """
     out = padded
-    for dim, axis in enumerate(axes, start=1):
+    lead = padded.ndim - len(axes)
+    for dim, axis in enumerate(axes, start=lead):
         moved = np.moveaxis(out, dim, 0)
         core = moved[axis.pml_start : axis.pml_end].copy()
         core[0] += moved[: axis.pml_start].sum(axis=0)

@@ -6,8 +6,10 @@ under ``jax.jit``: the simulation runs on the host through
 adjoint. JAX keeps no state between the forward and the backward callbacks,
 so the backward callback runs the forward simulation again before its
 adjoint (about twice the cost of a forward run). Gradients are returned for
-``epsilon``, ``sigma``, ``mu`` and ``source_amplitude``. Locations and keyword
-options are static. For float64 enable ``jax_enable_x64``. Importing
+``epsilon``, ``sigma``, ``mu`` and ``source_amplitude`` (and, with
+``dispersion=(delta_epsilon, tau)``, a pair of JAX or numpy arrays, for
+those too; a :class:`wavecore.Debye` holds numpy copies, so it gives none).
+Locations and the other keyword options are static. For float64 enable ``jax_enable_x64``. Importing
 wavecore does not import jax; this module does.
 """
 
@@ -17,6 +19,7 @@ import jax
 import numpy as np
 
 from . import _driver
+from ._debye import Debye, DebyeLaw, pole_arrays as _pole_arrays
 from ._maxwell3d import MAXWELL3D
 from ._maxwell3d import maxwell3d as _maxwell3d
 from ._tm2d import TM2D
@@ -26,12 +29,23 @@ from .gradients import GRADIENT_TARGETS
 __all__ = ["tm2d", "maxwell3d"]
 
 _ALL = GRADIENT_TARGETS  #: the material law's arrays, then source_amplitude
+_DEBYE = DebyeLaw.inputs + ("source_amplitude",)  #: the same with Debye poles
+
+
+def _with_poles(options: dict, models: list) -> dict:
+    """``options`` with ``dispersion=Debye(delta_epsilon, tau)`` from the arrays after
+    epsilon, sigma, mu (if there are any)."""
+    if len(models) == 3:
+        return options
+    return {**options, "dispersion": Debye(*models[3:])}
 
 
 def _output_shape(physics, args, options, shapes, dtype) -> tuple:
     """The receiver-data shape of a run, from a plan of placeholder arrays."""
     *models, amp = (np.ones(s, dtype) for s in shapes)
-    plan = _driver.plan_run(physics, *models, args[0], args[1], amp, args[2], args[3],
+    options = _with_poles(options, models)
+    physics = physics.with_dispersion(options.get("dispersion"), models[0].shape)
+    plan = _driver.plan_run(physics, *models[:3], args[0], args[1], amp, args[2], args[3],
                             **options)[0]
     comps = (len(plan.receiver_components),) if plan.component_axis else ()
     return (*plan.batch_shape, *comps, plan.n_receivers, plan.nt)
@@ -42,22 +56,30 @@ def _wrap(fn, physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
     if "requires_grad" in options:
         raise TypeError("requires_grad is implied in wavecore.jax (all four gradients)")
     args = (grid_spacing, dt, np.asarray(source_location), np.asarray(receiver_location))
-    inputs = (epsilon, sigma, mu, source_amplitude)
+    options = dict(options)
+    dispersion = options.pop("dispersion", None)
     dtype = np.dtype(epsilon.dtype)
+    if dispersion is None:
+        names, inputs = _ALL, (epsilon, sigma, mu, source_amplitude)
+    else:
+        poles = [x if hasattr(x, "shape") else np.asarray(x, dtype)
+                 for x in _pole_arrays(dispersion)]
+        names, inputs = _DEBYE, (epsilon, sigma, mu, *poles, source_amplitude)
     shape = _output_shape(physics, args, options, [np.shape(x) for x in inputs], dtype)
     out = jax.ShapeDtypeStruct(shape, dtype)
 
     def call(xs, **kw):
         *models, amp = (np.asarray(x) for x in xs)
-        return fn(*models, args[0], args[1], amp, args[2], args[3], **kw, **options)
+        return fn(*models[:3], args[0], args[1], amp, args[2], args[3], **kw,
+                  **_with_poles(options, models))
 
     def host_forward(*xs):
         return call(xs).receiver_data.astype(dtype)
 
     def host_vjp(*xs_g):
         *xs, g = xs_g
-        grads = call(xs, requires_grad=_ALL).vjp(np.asarray(g))
-        return tuple(getattr(grads, n).astype(np.asarray(x).dtype) for n, x in zip(_ALL, xs))
+        grads = call(xs, requires_grad=names).vjp(np.asarray(g))
+        return tuple(getattr(grads, n).astype(np.asarray(x).dtype) for n, x in zip(names, xs))
 
     @jax.custom_vjp
     def run(*xs):

@@ -40,10 +40,13 @@ M3D_MEMORIES = {"psi_ey_z": 0, "psi_ez_y": 1, "psi_ez_x": 2, "psi_ex_z": 0, "psi
                 "psi_hx_y": 1, "psi_hy_x": 2}
 
 
-def state_shapes(axes, batch_shape, memories: Mapping[str, int], fields) -> dict:
-    """Expected user-facing shape of every state array."""
+def state_shapes(axes, batch_shape, memories: Mapping[str, int], fields,
+                 extents: Mapping[str, int] = {}) -> dict:  # noqa: B006 - read only
+    """Expected user-facing shape of every state array (``extents``: fields with
+    a leading axis after the batch, e.g. the poles of a Debye polarization)."""
     domain = tuple(a.n_domain for a in axes)
-    shapes = {name: (*batch_shape, *domain) for name in fields}
+    shapes = {name: (*batch_shape, *((extents[name],) if name in extents else ()), *domain)
+              for name in fields}
     for name, axis in memories.items():
         shape = list(domain)
         shape[axis] = axes[axis].n_slab

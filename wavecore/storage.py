@@ -138,10 +138,23 @@ class StoragePlan:
     available: int | None = field(default=None, compare=False)
     reason: str = field(default="", compare=False)
     error: type = field(default=MemoryError, compare=False, repr=False)
+    #: Arrays per name and stored step (``names`` order; empty: one each): a
+    #: Debye polarization snapshot holds every pole, ``[n_shots, P, *grid]``.
+    counts: tuple[int, ...] = ()
+
+    def count(self, name: str) -> int:
+        return self.counts[self.names.index(name)] if self.counts else 1
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        """The shape of snapshot ``name`` of one stored step (the pole axis, if
+        any, folded into the first axis: ``[n_shots * P, *grid]``)."""
+        first, *rest = self.slot_shape
+        return (first * self.count(name), *rest)
 
     @property
     def bytes_per_snapshot(self) -> int:
-        return len(self.names) * int(np.prod(self.slot_shape)) * self.itemsize
+        arrays = sum(self.counts) if self.counts else len(self.names)
+        return arrays * int(np.prod(self.slot_shape)) * self.itemsize
 
     @property
     def bytes(self) -> int:
@@ -166,7 +179,8 @@ class StoragePlan:
 
 def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int, interval: int,
                  slot_shape: tuple[int, ...], dtype, host_backend: bool = True,
-                 device_memory: int | None = None, reserved: int = 0) -> StoragePlan:
+                 device_memory: int | None = None, reserved: int = 0,
+                 counts: tuple[int, ...] = ()) -> StoragePlan:
     """Resolve the mode and check limits, memory and disk space up front.
 
     On a host backend (the CPU core, the reference) "device" and "cpu" are the
@@ -189,7 +203,8 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
                          f"storage_mode={opts.mode!r} (use storage_mode='disk' or 'auto')")
     itemsize = 2 if opts.compression == "bf16" else np.dtype(dtype).itemsize
     n_snapshots = -(-nt_internal // interval) if names else 0
-    per_snapshot = len(names) * _prod(slot_shape) * itemsize
+    counts = tuple(counts) if counts and any(c != 1 for c in counts) else ()
+    per_snapshot = (sum(counts) if counts else len(names)) * _prod(slot_shape) * itemsize
     total = n_snapshots * per_snapshot
     mode = opts.mode
     if not names:
@@ -248,7 +263,7 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
             ram if mode == "cpu" else None
     return StoragePlan(mode, opts.mode, names, n_snapshots, interval, tuple(slot_shape),
                        itemsize, opts.compression, chunk, path, fits=not problem,
-                       available=available, reason=problem, error=error)
+                       available=available, reason=problem, error=error, counts=counts)
 
 
 def _prod(shape) -> int:
@@ -408,7 +423,7 @@ class SnapshotStore:
         self._fds: dict[str, int] = {}
         self._io: ThreadPoolExecutor | None = None
         self._pending: dict[int, Future] = {}
-        shape = plan.slot_shape
+        shape = plan.shape_of
         # A backend with its own memory writes "cpu" and "disk" chunks into a
         # ring of two staging chunks there: each is copied to the host store
         # on a side stream while the next chunk is computed, and in the
@@ -418,10 +433,10 @@ class SnapshotStore:
         self._transfers: dict[int, object] = {}  # chunk -> its pending copy
         host_empty = memory.host_empty
         if plan.mode == "device":
-            self._arrays = {n: memory.empty((plan.n_snapshots, *shape), self.store_dtype)
+            self._arrays = {n: memory.empty((plan.n_snapshots, *shape(n)), self.store_dtype)
                             for n in plan.names}
         elif plan.mode == "cpu":
-            self._arrays = {n: host_empty((plan.n_snapshots, *shape), self.store_dtype)
+            self._arrays = {n: host_empty((plan.n_snapshots, *shape(n)), self.store_dtype)
                             for n in plan.names}
         elif plan.mode == "disk":
             self._folder = plan.path
@@ -432,10 +447,10 @@ class SnapshotStore:
             for n in plan.names:
                 fds.append(_open_unlinked(plan.path, n))
                 self._fds[n] = fds[-1]
-            self._ring = [{n: host_empty((plan.chunk, *shape), self.store_dtype)
+            self._ring = [{n: host_empty((plan.chunk, *shape(n)), self.store_dtype)
                            for n in plan.names} for _ in range(2)]
         if memory.separate and plan.mode in ("cpu", "disk"):
-            self._staging = [{n: memory.empty((plan.chunk, *shape), self.store_dtype)
+            self._staging = [{n: memory.empty((plan.chunk, *shape(n)), self.store_dtype)
                               for n in plan.names} for _ in range(2)]
 
     # -- layout -------------------------------------------------------------------
@@ -488,11 +503,11 @@ class SnapshotStore:
         if self.plan.mode != "disk":
             return
         ring = self._ring[c % 2]
-        offset = first * _prod(self.plan.slot_shape) * self.store_dtype.itemsize
         count = last - first
 
         def write():
             for name, array in ring.items():
+                offset = first * _prod(self.plan.shape_of(name)) * self.store_dtype.itemsize
                 _write_all(self._fds[name], memoryview(array[:count]).cast("B"), offset,
                            f"snapshot chunk {c} of {name!r} to {self._folder!r}")
 
@@ -539,8 +554,8 @@ class SnapshotStore:
 
     def _read(self, c: int) -> None:
         first, last = self.chunk_range(c)
-        offset = first * _prod(self.plan.slot_shape) * self.store_dtype.itemsize
         for name, array in self._ring[c % 2].items():
+            offset = first * _prod(self.plan.shape_of(name)) * self.store_dtype.itemsize
             _read_all(self._fds[name], memoryview(array[: last - first]).cast("B"), offset,
                       f"snapshot chunk {c} of {name!r} from {self._folder!r}")
 

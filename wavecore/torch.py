@@ -3,7 +3,11 @@
 They take torch tensors (CPU, or CUDA through CuPy, without copies where
 DLPack allows) and return the receiver data as a tensor whose backward runs
 wavecore's exact adjoint: gradients for ``epsilon``, ``sigma``, ``mu`` and
-``source_amplitude``, whichever of them require grad. The other arguments
+``source_amplitude``, whichever of them require grad. ``dispersion=`` takes
+any object with ``delta_epsilon`` and ``tau`` attributes (tensors, arrays or
+numbers: a :class:`wavecore.Debye`, TIDE's ``DebyeDispersion``, or a
+``(delta_epsilon, tau)`` pair); tensors
+among them that require grad get their gradients too. The other arguments
 (spacing, dt, locations, keyword options) are passed through. Importing
 wavecore does not import torch; this module does.
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._debye import Debye, DebyeLaw, pole_arrays
 from ._maxwell3d import maxwell3d as _maxwell3d
 from ._tm2d import tm2d as _tm2d
 from .gradients import GRADIENT_TARGETS
@@ -27,6 +32,8 @@ __all__ = ["tm2d", "maxwell3d"]
 
 #: The material law's arrays, then source_amplitude (the order of the tensors).
 _GRAD_NAMES = GRADIENT_TARGETS
+#: The same with Debye poles (``dispersion=``).
+_DEBYE_NAMES = DebyeLaw.inputs + ("source_amplitude",)
 
 
 def _to_array(tensor):
@@ -49,23 +56,25 @@ def _to_tensor(array, like: torch.Tensor) -> torch.Tensor:
 
 class _Run(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, fn, args, options, *tensors):
-        wanted = tuple(n for n, t in zip(_GRAD_NAMES, tensors) if t.requires_grad)
+    def forward(ctx, fn, args, options, names, *tensors):
+        wanted = tuple(n for n, t in zip(names, tensors) if t.requires_grad)
         arrays = [_to_array(t) for t in tensors]
-        result = fn(*arrays[:-1], args[0], args[1], arrays[-1], *args[2:],
+        if len(arrays) > 4:  # epsilon, sigma, mu, delta_epsilon, tau, source_amplitude
+            options = {**options, "dispersion": Debye(*map(np.asarray, arrays[3:5]))}
+        result = fn(*arrays[:3], args[0], args[1], arrays[-1], *args[2:],
                     requires_grad=wanted, **options)
-        ctx.result, ctx.wanted, ctx.likes = result, wanted, tensors
+        ctx.result, ctx.wanted, ctx.likes, ctx.names = result, wanted, tensors, names
         return _to_tensor(result.receiver_data, tensors[0])
 
     @staticmethod
     def backward(ctx, grad_output):
         if not ctx.wanted:
-            return (None,) * (3 + len(ctx.likes))
+            return (None,) * (4 + len(ctx.likes))
         # keep=True: autograd may call backward more than once (retain_graph,
         # gradcheck); the snapshots are freed with the graph.
         grads = ctx.result.vjp(_to_array(grad_output), keep=True)
-        out = [None, None, None]
-        for name, like in zip(_GRAD_NAMES, ctx.likes):
+        out = [None, None, None, None]
+        for name, like in zip(ctx.names, ctx.likes):
             g = getattr(grads, name) if name in ctx.wanted else None
             out.append(None if g is None else _to_tensor(g, like))
         return tuple(out)
@@ -78,8 +87,16 @@ def _call(fn, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
             raise TypeError(f"{name} is set by the tensors' requires_grad in wavecore.torch")
     locations = [np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
                  for x in (source_location, receiver_location)]
-    return _Run.apply(fn, (grid_spacing, dt, *locations), options, epsilon, sigma, mu,
-                      source_amplitude)
+    options = dict(options)
+    dispersion = options.pop("dispersion", None)
+    if dispersion is None:
+        return _Run.apply(fn, (grid_spacing, dt, *locations), options, _GRAD_NAMES, epsilon,
+                          sigma, mu, source_amplitude)
+    poles = [x if isinstance(x, torch.Tensor) else
+             torch.as_tensor(np.asarray(x), dtype=epsilon.dtype, device=epsilon.device)
+             for x in pole_arrays(dispersion)]
+    return _Run.apply(fn, (grid_spacing, dt, *locations), options, _DEBYE_NAMES, epsilon,
+                      sigma, mu, *poles, source_amplitude)
 
 
 def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,

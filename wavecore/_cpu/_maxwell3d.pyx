@@ -141,6 +141,25 @@ cdef extern from "wc_maxwell3d.h" namespace "wc" nogil:
         T* grad_cq
         const T* rec_grad
         T* src_grad
+        T* pol_ex
+        T* pol_ey
+        T* pol_ez
+        const T* pole_a
+        const T* pole_b
+        const T* pole_c
+        int64_t n_poles
+        void* snap_pol_x
+        void* snap_pol_y
+        void* snap_pol_z
+        void* snap_esum_x
+        void* snap_esum_y
+        void* snap_esum_z
+        T* lam_pol_ex
+        T* lam_pol_ey
+        T* lam_pol_ez
+        T* grad_pole_a
+        T* grad_pole_b
+        T* grad_pole_c
 
     void m3d_adjoint_receivers_sources[T](const M3dParams[T]& p, int64_t shot, int64_t t)
 
@@ -299,6 +318,29 @@ cdef int _fill(M3dParams[real_t]* p, object b, object dtype) except -1:
     p.grad_cq = <real_t*> _optional(b, "grad_cq", dtype)
     p.rec_grad = <real_t*> _optional(b, "rec_grad", dtype)
     p.src_grad = <real_t*> _optional(b, "src_grad", dtype)
+    # Debye poles (wavecore/_debye.py): absent for other laws.
+    p.n_poles = g.get("n_poles", 0)
+    p.pol_ex = <real_t*> _optional(b, "pol_ex", dtype)
+    p.pol_ey = <real_t*> _optional(b, "pol_ey", dtype)
+    p.pol_ez = <real_t*> _optional(b, "pol_ez", dtype)
+    p.pole_a = <real_t*> _optional(b, "pole_a", dtype)
+    p.pole_b = <real_t*> _optional(b, "pole_b", dtype)
+    p.pole_c = <real_t*> _optional(b, "pole_c", dtype)
+    p.snap_pol_x = _optional(b, "snap_pol_x", snap_dtype)
+    p.snap_pol_y = _optional(b, "snap_pol_y", snap_dtype)
+    p.snap_pol_z = _optional(b, "snap_pol_z", snap_dtype)
+    p.snap_esum_x = _optional(b, "snap_esum_x", snap_dtype)
+    p.snap_esum_y = _optional(b, "snap_esum_y", snap_dtype)
+    p.snap_esum_z = _optional(b, "snap_esum_z", snap_dtype)
+    p.lam_pol_ex = <real_t*> _optional(b, "lam_pol_ex", dtype)
+    p.lam_pol_ey = <real_t*> _optional(b, "lam_pol_ey", dtype)
+    p.lam_pol_ez = <real_t*> _optional(b, "lam_pol_ez", dtype)
+    p.grad_pole_a = <real_t*> _optional(b, "grad_pole_a", dtype)
+    p.grad_pole_b = <real_t*> _optional(b, "grad_pole_b", dtype)
+    p.grad_pole_c = <real_t*> _optional(b, "grad_pole_c", dtype)
+    if p.n_poles and (p.pol_ex == NULL or p.pol_ey == NULL or p.pol_ez == NULL
+                      or p.pole_a == NULL or p.pole_b == NULL or p.pole_c == NULL):
+        raise ValueError("n_poles > 0 needs pol_ex, pol_ey, pol_ez, pole_a, pole_b and pole_c")
     return 0
 
 

@@ -91,6 +91,17 @@ cdef extern from "wc_tm2d.h" namespace "wc" nogil:
         T* grad_cq
         const T* rec_grad
         T* src_grad
+        T* pol_ey
+        const T* pole_a
+        const T* pole_b
+        const T* pole_c
+        int64_t n_poles
+        void* snap_pol
+        void* snap_esum
+        T* lam_pol_ey
+        T* grad_pole_a
+        T* grad_pole_b
+        T* grad_pole_c
 
     void tm2d_adjoint_receivers_sources[T](const Tm2dParams[T]& p, int64_t shot, int64_t t)
 
@@ -189,6 +200,21 @@ cdef int _fill(Tm2dParams[real_t]* p, object b, object dtype) except -1:
     p.grad_cq = <real_t*> _optional(b, "grad_cq", dtype)
     p.rec_grad = <real_t*> _optional(b, "rec_grad", dtype)
     p.src_grad = <real_t*> _optional(b, "src_grad", dtype)
+    # Debye poles (wavecore/_debye.py): absent for other laws.
+    p.n_poles = g.get("n_poles", 0)
+    p.pol_ey = <real_t*> _optional(b, "pol_ey", dtype)
+    p.pole_a = <real_t*> _optional(b, "pole_a", dtype)
+    p.pole_b = <real_t*> _optional(b, "pole_b", dtype)
+    p.pole_c = <real_t*> _optional(b, "pole_c", dtype)
+    p.snap_pol = _optional(b, "snap_pol", snap_dtype)
+    p.snap_esum = _optional(b, "snap_esum", snap_dtype)
+    p.lam_pol_ey = <real_t*> _optional(b, "lam_pol_ey", dtype)
+    p.grad_pole_a = <real_t*> _optional(b, "grad_pole_a", dtype)
+    p.grad_pole_b = <real_t*> _optional(b, "grad_pole_b", dtype)
+    p.grad_pole_c = <real_t*> _optional(b, "grad_pole_c", dtype)
+    if p.n_poles and (p.pol_ey == NULL or p.pole_a == NULL or p.pole_b == NULL
+                      or p.pole_c == NULL):
+        raise ValueError("n_poles > 0 needs pol_ey, pole_a, pole_b and pole_c")
     return 0
 
 

@@ -89,11 +89,11 @@ inline void m3d_h_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t 
   });
 }
 
-template <typename T, int O, typename S, typename C>
+template <typename T, int O, typename S, typename C, typename D = NoDebye>
 inline void m3d_e_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, S store_e,
-                        S store_c, C coef) {
+                        S store_c, C coef, D debye = {}) {
   m3d_e_cells<O>(p, shot, z, y, [&, coef](int64_t x, M3dPsiIndex q, auto pz, auto py, auto px) WC_INLINE_LAMBDA {
-    m3d_e_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(p, shot, z, y, x, q, store_e, store_c, coef);
+    m3d_e_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(p, shot, z, y, x, q, store_e, store_c, coef, debye);
   });
 }
 
@@ -125,7 +125,17 @@ inline void m3d_e_row(const M3dParams<T>& p, const M3dUniformRows& uniform, int 
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
     with_coefficients(p, uniform.e, shot, z, y, [&](auto coef) {
-      if (!m3d_stores(p, t) || e[0] == nullptr) {
+      if (p.n_poles) {  // Debye poles: their snapshots too
+        if (!m3d_stores(p, t)) {
+          m3d_e_row_o<T, O>(p, shot, z, y, NoStore{}, NoStore{}, coef, DebyeNoStore{});
+        } else if (p.snap_bf16) {
+          m3d_e_row_o<T, O>(p, shot, z, y, m3d_store<bf16>(p, e, t), m3d_store<bf16>(p, c, t),
+                            coef, m3d_debye_store<bf16>(p, t));
+        } else {
+          m3d_e_row_o<T, O>(p, shot, z, y, m3d_store<T>(p, e, t), m3d_store<T>(p, c, t), coef,
+                            m3d_debye_store<T>(p, t));
+        }
+      } else if (!m3d_stores(p, t) || e[0] == nullptr) {
         m3d_e_row_o<T, O>(p, shot, z, y, NoStore{}, NoStore{}, coef);
       } else if (p.snap_bf16) {
         m3d_e_row_o<T, O>(p, shot, z, y, m3d_store<bf16>(p, e, t), m3d_store<bf16>(p, c, t),
@@ -145,11 +155,11 @@ inline void m3d_sources_receivers(const M3dParams<T>& p, int64_t shot, int64_t t
 
 // ---- adjoint ------------------------------------------------------------------
 
-template <typename T, int O, typename I, typename C>
+template <typename T, int O, typename I, typename C, typename D = NoDebye>
 inline void m3d_adjoint_e_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
-                                I image, C coef) {
+                                I image, C coef, D debye = {}) {
   m3d_e_cells<O>(p, shot, z, y, [&, coef](int64_t x, M3dPsiIndex q, auto pz, auto py, auto px) WC_INLINE_LAMBDA {
-    m3d_adjoint_e_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(p, shot, z, y, x, q, image, coef);
+    m3d_adjoint_e_cell<T, O, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(p, shot, z, y, x, q, image, coef, debye);
   });
 }
 
@@ -169,7 +179,25 @@ inline void m3d_adjoint_e_row(const M3dParams<T>& p, const M3dUniformRows& unifo
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
     with_coefficients(p, uniform.e, shot, z, y, [&](auto coef) {
-      if (!m3d_stores(p, t) || e[0] == nullptr ||
+      if (p.n_poles) {  // Debye poles: their images too
+        const bool images = m3d_stores(p, t) && e[0] != nullptr &&
+                            (p.grad_ca != nullptr || p.grad_cb != nullptr);
+        const bool poles = m3d_debye_images(p, t);
+        auto run = [&](auto image) {
+          if (poles && p.snap_bf16)
+            m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, coef, m3d_debye_image<bf16>(p, t));
+          else if (poles)
+            m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, coef, m3d_debye_image<T>(p, t));
+          else
+            m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, coef, DebyeNoImage{});
+        };
+        if (!images)
+          run(NoImage{});
+        else if (p.snap_bf16)
+          run(m3d_image<bf16>(p, e, c, p.grad_ca, p.grad_cb, t));
+        else
+          run(m3d_image<T>(p, e, c, p.grad_ca, p.grad_cb, t));
+      } else if (!m3d_stores(p, t) || e[0] == nullptr ||
           (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
         m3d_adjoint_e_row_o<T, O>(p, shot, z, y, NoImage{}, coef);
       } else if (p.snap_bf16) {

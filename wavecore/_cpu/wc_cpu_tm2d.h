@@ -31,14 +31,15 @@ inline void h_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, S store_z, S 
   });
 }
 
-template <typename T, int ORDER, typename S>
-inline void e_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, S store) {
+template <typename T, int ORDER, typename S, typename D = NoDebye>
+inline void e_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, S store, D debye = {}) {
   constexpr int M = Stencil<ORDER>::M;
   with_flag(tm2d_pml_row_e(p, y), [&](auto pz) {
     by_segment(M, p.pml_x0, p.pml_x1, p.nx - M + 1, [&](int64_t a, int64_t b, auto px) {
 #pragma omp simd
       for (int64_t x = a; x < b; ++x)
-        tm2d_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(p, shot, y, x, store);
+        tm2d_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(p, shot, y, x, store,
+                                                                          debye);
     });
   });
 }
@@ -63,7 +64,19 @@ template <typename T>
 inline void tm2d_e_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y, int64_t t) {
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
-    if (!tm2d_stores(p, t) || (p.snap_ey == nullptr && p.snap_curl == nullptr)) {
+    const bool stores = tm2d_stores(p, t);
+    if (p.n_poles) {  // Debye poles: their snapshots too
+      if (!stores) {
+        e_row<T, O>(p, shot, y, NoStore{}, DebyeNoStore{});
+      } else if (p.snap_bf16) {
+        Store<bf16> s{tm2d_store_of<bf16>(p, p.snap_ey, t).a,
+                      tm2d_store_of<bf16>(p, p.snap_curl, t).a};
+        e_row<T, O>(p, shot, y, s, tm2d_debye_store_of<bf16>(p, t));
+      } else {
+        Store<T> s{tm2d_store_of<T>(p, p.snap_ey, t).a, tm2d_store_of<T>(p, p.snap_curl, t).a};
+        e_row<T, O>(p, shot, y, s, tm2d_debye_store_of<T>(p, t));
+      }
+    } else if (!stores || (p.snap_ey == nullptr && p.snap_curl == nullptr)) {
       e_row<T, O>(p, shot, y, NoStore{});
     } else if (p.snap_bf16) {
       Store<bf16> s{tm2d_store_of<bf16>(p, p.snap_ey, t).a, tm2d_store_of<bf16>(p, p.snap_curl, t).a};
@@ -83,15 +96,16 @@ inline void tm2d_sources_receivers(const Tm2dParams<T>& p, int64_t shot, int64_t
 
 // ---- adjoint ------------------------------------------------------------------
 
-template <typename T, int ORDER, typename I>
-inline void adjoint_e_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, I image) {
+template <typename T, int ORDER, typename I, typename D = NoDebye>
+inline void adjoint_e_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, I image,
+                          D debye = {}) {
   constexpr int M = Stencil<ORDER>::M;
   with_flag(tm2d_pml_row_e(p, y), [&](auto pz) {
     by_segment(M, p.pml_x0, p.pml_x1, p.nx - M + 1, [&](int64_t a, int64_t b, auto px) {
 #pragma omp simd
       for (int64_t x = a; x < b; ++x)
         tm2d_adjoint_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(
-            p, shot, y, x, image);
+            p, shot, y, x, image, debye);
     });
   });
 }
@@ -126,7 +140,27 @@ inline void tm2d_adjoint_e_row(const Tm2dParams<T>& p, int order, int64_t shot, 
                                int64_t t) {
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
-    if (!tm2d_stores(p, t) || (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
+    if (p.n_poles) {  // Debye poles: their images too
+      const bool images = tm2d_stores(p, t) && (p.grad_ca != nullptr || p.grad_cb != nullptr);
+      const bool poles = tm2d_debye_images(p, t);
+      if (p.snap_bf16) {
+        auto image = images ? tm2d_image_of<bf16>(p, p.snap_ey, p.snap_curl, p.grad_ca,
+                                                  p.grad_cb, t)
+                            : Image<T, bf16>{nullptr, nullptr, nullptr, nullptr, T(0)};
+        if (poles)
+          adjoint_e_row<T, O>(p, shot, y, image, tm2d_debye_image_of<bf16>(p, t));
+        else
+          adjoint_e_row<T, O>(p, shot, y, image, DebyeNoImage{});
+      } else {
+        auto image = images ? tm2d_image_of<T>(p, p.snap_ey, p.snap_curl, p.grad_ca,
+                                               p.grad_cb, t)
+                            : Image<T, T>{nullptr, nullptr, nullptr, nullptr, T(0)};
+        if (poles)
+          adjoint_e_row<T, O>(p, shot, y, image, tm2d_debye_image_of<T>(p, t));
+        else
+          adjoint_e_row<T, O>(p, shot, y, image, DebyeNoImage{});
+      }
+    } else if (!tm2d_stores(p, t) || (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
       adjoint_e_row<T, O>(p, shot, y, NoImage{});
     } else if (p.snap_bf16) {
       adjoint_e_row<T, O>(p, shot, y,

@@ -29,6 +29,7 @@
 
 #include "wc_coefficients.h"
 #include "wc_config.h"
+#include "wc_debye.h"
 #include "wc_diff.h"
 #include "wc_hooks.h"
 
@@ -169,6 +170,30 @@ struct M3dParams {
   T* grad_cq;
   const T* rec_grad;  // dJ/d(receiver data), the layout of rec_data
   T* src_grad;        // dJ/d(source term) [n_shots, n_src, nt]
+
+  // ---- Debye poles (wc_debye.h; n_poles = 0 and null pointers without) ------
+  // Each E component has its own polarization [n_shots, n_poles, nz, ny, nx];
+  // the pole coefficients [n_models, n_poles, nz, ny, nx] are those of the
+  // cell's integer index for all three.
+  T* pol_ex;
+  T* pol_ey;
+  T* pol_ez;
+  const T* pole_a;
+  const T* pole_b;
+  const T* pole_c;
+  int64_t n_poles;
+  void* snap_pol_x;   // [slots, n_shots, n_poles, nz, ny, nx]: P before the update
+  void* snap_pol_y;
+  void* snap_pol_z;
+  void* snap_esum_x;  // [slots, n_shots, nz, ny, nx]: E_new + E_old (with the source)
+  void* snap_esum_y;
+  void* snap_esum_z;
+  T* lam_pol_ex;
+  T* lam_pol_ey;
+  T* lam_pol_ez;
+  T* grad_pole_a;     // per shot [n_shots, n_poles, nz, ny, nx], summed over components
+  T* grad_pole_b;
+  T* grad_pole_c;
 };
 
 // ---- index helpers ---------------------------------------------------------
@@ -230,6 +255,25 @@ template <typename T>
 WC_HD T* m3d_component(const M3dParams<T>& p, int64_t c) {
   T* const fields[6] = {p.ex, p.ey, p.ez, p.hx, p.hy, p.hz};
   return fields[c];
+}
+
+template <typename T>
+WC_HD T* m3d_pol_component(const M3dParams<T>& p, int64_t c) {
+  T* const fields[3] = {p.pol_ex, p.pol_ey, p.pol_ez};
+  return fields[c];
+}
+
+template <typename T>
+WC_HD T* m3d_adjoint_pol_component(const M3dParams<T>& p, int64_t c) {
+  T* const fields[3] = {p.lam_pol_ex, p.lam_pol_ey, p.lam_pol_ez};
+  return fields[c];
+}
+
+// Where the poles of cell j of a shot are (wc_debye.h).
+template <typename T>
+WC_HD PoleIndex m3d_poles(const M3dParams<T>& p, int64_t shot, int64_t j) {
+  const int64_t n = m3d_numel(p);
+  return PoleIndex{shot * p.n_poles * n + j, (shot / p.shots_per_model) * p.n_poles * n + j, n};
 }
 
 template <typename T>
@@ -301,10 +345,13 @@ WC_HD T m3d_d_int(const T* f, int64_t stride, T rd, T* psi, const T* a, const T*
 // E at (z, y, x) of the domain, q = m3d_psi_indices<T, M, false>(p, shot, z, y, x);
 // `store_e` gets E before the update, `store_c` the stretched curl of H (in
 // bf16 the increment and the mean of E: see store_e_update).
+// With Debye poles (D not NoDebye) each component adds its pole terms and
+// advances its poles (debye_e).
 template <typename T, int ORDER, bool PZ, bool PY, bool PX, typename S = NoStore,
-          typename C = ModelCoefficients>
+          typename C = ModelCoefficients, typename D = NoDebye>
 WC_HD void m3d_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y, int64_t x,
-                      M3dPsiIndex q, S store_e = {}, S store_c = {}, C coef = {}) {
+                      M3dPsiIndex q, S store_e = {}, S store_c = {}, C coef = {},
+                      D debye = {}) {
   const int64_t sz = p.ny * p.nx, sy = p.nx;
   const int64_t j = (z * p.ny + y) * p.nx + x;
   const int64_t i = shot * m3d_numel(p) + j;
@@ -325,21 +372,50 @@ WC_HD void m3d_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
   const T e_old[3] = {p.ex[i], p.ey[i], p.ez[i]};
   const int64_t m = m3d_model_offset(p, shot) + j;
   const T a = coef.ca(p, m), b = coef.cb(p, m);
-  const T e_new[3] = {a * e_old[0] + b * curl[0], a * e_old[1] + b * curl[1],
-                      a * e_old[2] + b * curl[2]};
+  T e_new[3] = {a * e_old[0] + b * curl[0], a * e_old[1] + b * curl[1],
+                a * e_old[2] + b * curl[2]};
+  if constexpr (D::on) {
+    const PoleIndex pq = m3d_poles(p, shot, j);
+    e_new[0] = debye_e(p.pol_ex, p.pole_a, p.pole_b, p.pole_c, p.n_poles, pq, 0, i, e_old[0],
+                       e_new[0], debye);
+    e_new[1] = debye_e(p.pol_ey, p.pole_a, p.pole_b, p.pole_c, p.n_poles, pq, 1, i, e_old[1],
+                       e_new[1], debye);
+    e_new[2] = debye_e(p.pol_ez, p.pole_a, p.pole_b, p.pole_c, p.n_poles, pq, 2, i, e_old[2],
+                       e_new[2], debye);
+  }
   store_e_update(store_e, store_c, i, e_old, curl, e_new);
   p.ex[i] = e_new[0];
   p.ey[i] = e_new[1];
   p.ez[i] = e_new[2];
 }
 
-// Add the source terms of step t to the source component, in source order.
+// Add the source terms of step t to the source component, in source order
+// (and, with Debye poles, to its poles and stored E_new + E_old: debye_inject).
 template <typename T>
 WC_HD void m3d_inject_sources(const M3dParams<T>& p, int64_t shot, int64_t t) {
   T* e = m3d_component(p, p.src_component) + shot * m3d_numel(p);
+  void* esum = nullptr;
+  if (p.n_poles && snapshot_weight<T>(p, t) != T(0)) {
+    void* const sums[3] = {p.snap_esum_x, p.snap_esum_y, p.snap_esum_z};
+    esum = sums[p.src_component];
+    if (esum)
+      esum = static_cast<char*>(esum) +
+             snapshot_offset(p, t, m3d_numel(p)) * (p.snap_bf16 ? 2 : sizeof(T));
+  }
   for (int64_t k = 0; k < p.n_src; ++k) {
     const int64_t s = shot * p.n_src + k;
-    e[p.src_index[s]] += p.src_term[s * p.nt + t];
+    const int64_t j = p.src_index[s];
+    const T term = p.src_term[s * p.nt + t];
+    e[j] += term;
+    if (p.n_poles == 0) continue;
+    T* pol = m3d_pol_component(p, p.src_component);
+    const int64_t i = shot * m3d_numel(p) + j;
+    if (p.snap_bf16)
+      debye_inject(pol, p.pole_b, p.n_poles, m3d_poles(p, shot, j), term,
+                   static_cast<bf16*>(esum), i);
+    else
+      debye_inject(pol, p.pole_b, p.n_poles, m3d_poles(p, shot, j), term,
+                   static_cast<T*>(esum), i);
   }
 }
 
@@ -379,19 +455,36 @@ WC_HD void m3d_adjoint_receivers_sources(const M3dParams<T>& p, int64_t shot, in
   const T* lam = m3d_adjoint_component(p, p.src_component) + shot * m3d_numel(p);
   for (int64_t k = 0; k < p.n_src; ++k) {
     const int64_t s = shot * p.n_src + k;
-    p.src_grad[s * p.nt + t] = lam[p.src_index[s]];
+    const int64_t j = p.src_index[s];
+    T g = lam[j];
+    if (p.n_poles)
+      g += debye_fold(m3d_adjoint_pol_component(p, p.src_component), p.pole_b, p.n_poles,
+                      m3d_poles(p, shot, j));
+    p.src_grad[s * p.nt + t] = g;
   }
 }
 
-// Step A at an E cell of the domain (q as for m3d_e_cell).
+// Step A at an E cell of the domain (q as for m3d_e_cell; with Debye poles
+// each component is first folded with its poles' adjoints, debye_adjoint_e).
 template <typename T, int ORDER, bool PZ, bool PY, bool PX, typename I = NoImage,
-          typename C = ModelCoefficients>
+          typename C = ModelCoefficients, typename D = NoDebye>
 WC_HD void m3d_adjoint_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
-                              int64_t x, M3dPsiIndex q, I image = {}, C coef = {}) {
+                              int64_t x, M3dPsiIndex q, I image = {}, C coef = {},
+                              D debye = {}) {
   const int64_t j = (z * p.ny + y) * p.nx + x;
   const int64_t i = shot * m3d_numel(p) + j;
   const int64_t m = m3d_model_offset(p, shot) + j;
-  const T lx = p.lam_ex[i], ly = p.lam_ey[i], lz = p.lam_ez[i];
+  T lx = p.lam_ex[i], ly = p.lam_ey[i], lz = p.lam_ez[i];
+  T fx = T(0), fy = T(0), fz = T(0);
+  if constexpr (D::on) {
+    const PoleIndex pq = m3d_poles(p, shot, j);
+    lx = debye_adjoint_e(p.lam_pol_ex, p.pole_a, p.pole_b, p.pole_c, p.n_poles, pq, 0, i, lx,
+                         fx, debye);
+    ly = debye_adjoint_e(p.lam_pol_ey, p.pole_a, p.pole_b, p.pole_c, p.n_poles, pq, 1, i, ly,
+                         fy, debye);
+    lz = debye_adjoint_e(p.lam_pol_ez, p.pole_a, p.pole_b, p.pole_c, p.n_poles, pq, 2, i, lz,
+                         fz, debye);
+  }
   image(i, lx, ly, lz);
   const T b = coef.cb(p, m);
   const T tx = b * lx, ty = b * ly, tz = b * lz;
@@ -416,9 +509,15 @@ WC_HD void m3d_adjoint_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, in
   p.w_hy_x[i] = hy_x;
   p.w_hx_y[i] = hx_y;
   const T a = coef.ca(p, m);
-  p.lam_ex[i] = a * lx;
-  p.lam_ey[i] = a * ly;
-  p.lam_ez[i] = a * lz;
+  if constexpr (D::on) {
+    p.lam_ex[i] = a * lx + fx;
+    p.lam_ey[i] = a * ly + fy;
+    p.lam_ez[i] = a * lz + fz;
+  } else {
+    p.lam_ex[i] = a * lx;
+    p.lam_ey[i] = a * ly;
+    p.lam_ez[i] = a * lz;
+  }
 }
 
 // The adjoint of one stretched half-node derivative: v = stretch^T(u), or 0
@@ -508,6 +607,41 @@ WC_HD Image3<T, StoreT> m3d_image(const M3dParams<T>& p, void* const (&a)[3],
 template <typename T>
 WC_HD bool m3d_stores(const M3dParams<T>& p, int64_t t) {
   return snapshot_weight<T>(p, t) != T(0);
+}
+
+// The Debye snapshot slots of step t (nulls where not stored).
+template <typename StoreT, typename T>
+WC_HD DebyeStore<StoreT, 3> m3d_debye_store(const M3dParams<T>& p, int64_t t) {
+  const int64_t n = m3d_numel(p);
+  void* const pol[3] = {p.snap_pol_x, p.snap_pol_y, p.snap_pol_z};
+  void* const sum[3] = {p.snap_esum_x, p.snap_esum_y, p.snap_esum_z};
+  DebyeStore<StoreT, 3> s{{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr}};
+  for (int c = 0; c < 3; ++c) {
+    if (pol[c]) s.pol[c] = static_cast<StoreT*>(pol[c]) + snapshot_offset(p, t, n * p.n_poles);
+    if (sum[c]) s.esum[c] = static_cast<StoreT*>(sum[c]) + snapshot_offset(p, t, n);
+  }
+  return s;
+}
+
+template <typename StoreT, typename T>
+WC_HD DebyeImage<T, StoreT, 3> m3d_debye_image(const M3dParams<T>& p, int64_t t) {
+  const int64_t n = m3d_numel(p);
+  void* const pol[3] = {p.snap_pol_x, p.snap_pol_y, p.snap_pol_z};
+  void* const sum[3] = {p.snap_esum_x, p.snap_esum_y, p.snap_esum_z};
+  DebyeImage<T, StoreT, 3> image{{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr},
+                                 p.grad_pole_a, p.grad_pole_b, p.grad_pole_c,
+                                 snapshot_weight<T>(p, t)};
+  for (int c = 0; c < 3; ++c) {
+    image.pol[c] = static_cast<const StoreT*>(pol[c]) + snapshot_offset(p, t, n * p.n_poles);
+    image.esum[c] = static_cast<const StoreT*>(sum[c]) + snapshot_offset(p, t, n);
+  }
+  return image;
+}
+
+// Whether step t accumulates the Debye coefficient gradients.
+template <typename T>
+WC_HD bool m3d_debye_images(const M3dParams<T>& p, int64_t t) {
+  return p.grad_pole_a != nullptr && p.snap_pol_x != nullptr && m3d_stores(p, t);
 }
 
 }  // namespace wc

@@ -21,6 +21,7 @@
 #pragma once
 
 #include "wc_config.h"
+#include "wc_debye.h"
 #include "wc_diff.h"
 #include "wc_hooks.h"
 
@@ -111,6 +112,19 @@ struct Tm2dParams {
   T* grad_cq;
   const T* rec_grad;  // dJ/d(receiver data) [n_shots, n_rec, nt]
   T* src_grad;        // dJ/d(source term) [n_shots, n_src, nt]
+
+  // ---- Debye poles (wc_debye.h; n_poles = 0 and null pointers without) ------
+  T* pol_ey;           // polarization [n_shots, n_poles, ny, nx]
+  const T* pole_a;     // a_p, b_p, c_p [n_models, n_poles, ny, nx]
+  const T* pole_b;
+  const T* pole_c;
+  int64_t n_poles;
+  void* snap_pol;      // [slots, n_shots, n_poles, ny, nx]: P before the update
+  void* snap_esum;     // [slots, n_shots, ny, nx]: E_new + E_old (with the source)
+  T* lam_pol_ey;       // adjoint of pol_ey
+  T* grad_pole_a;      // per-shot accumulators [n_shots, n_poles, ny, nx]
+  T* grad_pole_b;
+  T* grad_pole_c;
 };
 
 // ---- index helpers ---------------------------------------------------------
@@ -121,6 +135,13 @@ WC_HD int64_t tm2d_numel(const Tm2dParams<T>& p) { return p.ny * p.nx; }
 template <typename T>
 WC_HD int64_t tm2d_model_offset(const Tm2dParams<T>& p, int64_t shot) {
   return (shot / p.shots_per_model) * p.ny * p.nx;
+}
+
+// Where the poles of cell j of a shot are (wc_debye.h).
+template <typename T>
+WC_HD PoleIndex tm2d_poles(const Tm2dParams<T>& p, int64_t shot, int64_t j) {
+  const int64_t n = tm2d_numel(p);
+  return PoleIndex{shot * p.n_poles * n + j, (shot / p.shots_per_model) * p.n_poles * n + j, n};
 }
 
 template <typename T>
@@ -189,10 +210,12 @@ WC_HD void tm2d_hz_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t
   p.hz[i] -= p.cq[tm2d_model_offset(p, shot) + j] * d;
 }
 
-// Ey(y, x) = ca Ey + cb (dHx/dz - dHz/dx), for y in [M, ny - M], x in [M, nx - M].
-template <typename T, int ORDER, bool PML_Z, bool PML_X, typename S = NoStore>
+// Ey(y, x) = ca Ey + cb (dHx/dz - dHz/dx), for y in [M, ny - M], x in [M, nx - M];
+// with Debye poles (D not NoDebye) plus sum_p c_p P_p, and the poles advance.
+template <typename T, int ORDER, bool PML_Z, bool PML_X, typename S = NoStore,
+          typename D = NoDebye>
 WC_HD void tm2d_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
-                        S store = {}) {
+                        S store = {}, D debye = {}) {
   constexpr int M = Stencil<ORDER>::M;
   const int64_t j = y * p.nx + x;
   const int64_t i = shot * tm2d_numel(p) + j;
@@ -209,19 +232,37 @@ WC_HD void tm2d_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t
   }
   const T curl = dhx_dz - dhz_dx;
   const T e_old = p.ey[i];
-  const T e_new = p.ca[m] * e_old + p.cb[m] * curl;
+  T e_new = p.ca[m] * e_old + p.cb[m] * curl;
+  if constexpr (D::on)
+    e_new = debye_e(p.pol_ey, p.pole_a, p.pole_b, p.pole_c, p.n_poles, tm2d_poles(p, shot, j),
+                    0, i, e_old, e_new, debye);
   store_e_update(store, i, e_old, curl, e_new);
   p.ey[i] = e_new;
 }
 
 // Add the source terms of step t to Ey, in source order, so that sources
-// sharing a cell add up the same way on every backend.
+// sharing a cell add up the same way on every backend (and, with Debye poles,
+// to the poles and the stored E_new + E_old of the cell: debye_inject).
 template <typename T>
 WC_HD void tm2d_inject_sources(const Tm2dParams<T>& p, int64_t shot, int64_t t) {
   T* ey = p.ey + shot * tm2d_numel(p);
+  void* esum = nullptr;
+  if (p.n_poles && p.snap_esum && snapshot_weight<T>(p, t) != T(0))
+    esum = static_cast<char*>(p.snap_esum) +
+           snapshot_offset(p, t, tm2d_numel(p)) * (p.snap_bf16 ? 2 : sizeof(T));
   for (int64_t k = 0; k < p.n_src; ++k) {
     const int64_t s = shot * p.n_src + k;
-    ey[p.src_index[s]] += p.src_term[s * p.nt + t];
+    const int64_t j = p.src_index[s];
+    const T term = p.src_term[s * p.nt + t];
+    ey[j] += term;
+    if (p.n_poles == 0) continue;
+    const int64_t i = shot * tm2d_numel(p) + j;
+    if (p.snap_bf16)
+      debye_inject(p.pol_ey, p.pole_b, p.n_poles, tm2d_poles(p, shot, j), term,
+                   static_cast<bf16*>(esum), i);
+    else
+      debye_inject(p.pol_ey, p.pole_b, p.n_poles, tm2d_poles(p, shot, j), term,
+                   static_cast<T*>(esum), i);
   }
 }
 
@@ -256,19 +297,28 @@ WC_HD void tm2d_adjoint_receivers_sources(const Tm2dParams<T>& p, int64_t shot, 
   }
   for (int64_t k = 0; k < p.n_src; ++k) {
     const int64_t s = shot * p.n_src + k;
-    p.src_grad[s * p.nt + t] = lam[p.src_index[s]];
+    const int64_t j = p.src_index[s];
+    T g = lam[j];
+    if (p.n_poles) g += debye_fold(p.lam_pol_ey, p.pole_b, p.n_poles, tm2d_poles(p, shot, j));
+    p.src_grad[s * p.nt + t] = g;
   }
 }
 
-// Step A at an E cell of the domain.
-template <typename T, int ORDER, bool PML_Z, bool PML_X, typename I = NoImage>
+// Step A at an E cell of the domain (with Debye poles, D not NoDebye: lam is
+// first folded with the poles' adjoints, debye_adjoint_e).
+template <typename T, int ORDER, bool PML_Z, bool PML_X, typename I = NoImage,
+          typename D = NoDebye>
 WC_HD void tm2d_adjoint_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
-                                I image = {}) {
+                                I image = {}, D debye = {}) {
   constexpr int M = Stencil<ORDER>::M;
   const int64_t j = y * p.nx + x;
   const int64_t i = shot * tm2d_numel(p) + j;
   const int64_t m = tm2d_model_offset(p, shot) + j;
-  const T lam = p.lam_ey[i];
+  T lam = p.lam_ey[i];
+  T fold = T(0);
+  if constexpr (D::on)
+    lam = debye_adjoint_e(p.lam_pol_ey, p.pole_a, p.pole_b, p.pole_c, p.n_poles,
+                          tm2d_poles(p, shot, j), 0, i, lam, fold, debye);
   image(i, lam);
   T wz = p.cb[m] * lam;
   T wx = -wz;
@@ -282,7 +332,10 @@ WC_HD void tm2d_adjoint_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y,
   }
   p.w_z[i] = wz;
   p.w_x[i] = wx;
-  p.lam_ey[i] = p.ca[m] * lam;
+  if constexpr (D::on)
+    p.lam_ey[i] = p.ca[m] * lam + fold;
+  else
+    p.lam_ey[i] = p.ca[m] * lam;
 }
 
 // Step B at an Hx cell (rows [M, ny - M - 1]).
@@ -356,6 +409,31 @@ WC_HD Image<T, StoreT> tm2d_image_of(const Tm2dParams<T>& p, void* a, void* b,
       a ? static_cast<const StoreT*>(a) + offset : nullptr,
       b ? static_cast<const StoreT*>(b) + offset : nullptr,
       a ? grad_a : nullptr, b ? grad_b : nullptr, snapshot_weight<T>(p, t)};
+}
+
+// The Debye snapshot slots of step t (nulls where not stored).
+template <typename StoreT, typename T>
+WC_HD DebyeStore<StoreT, 1> tm2d_debye_store_of(const Tm2dParams<T>& p, int64_t t) {
+  const int64_t n = tm2d_numel(p);
+  return DebyeStore<StoreT, 1>{
+      {p.snap_pol ? static_cast<StoreT*>(p.snap_pol) + snapshot_offset(p, t, n * p.n_poles)
+                  : nullptr},
+      {p.snap_esum ? static_cast<StoreT*>(p.snap_esum) + snapshot_offset(p, t, n) : nullptr}};
+}
+
+template <typename StoreT, typename T>
+WC_HD DebyeImage<T, StoreT, 1> tm2d_debye_image_of(const Tm2dParams<T>& p, int64_t t) {
+  const int64_t n = tm2d_numel(p);
+  return DebyeImage<T, StoreT, 1>{
+      {static_cast<const StoreT*>(p.snap_pol) + snapshot_offset(p, t, n * p.n_poles)},
+      {static_cast<const StoreT*>(p.snap_esum) + snapshot_offset(p, t, n)},
+      p.grad_pole_a, p.grad_pole_b, p.grad_pole_c, snapshot_weight<T>(p, t)};
+}
+
+// Whether step t accumulates the Debye coefficient gradients.
+template <typename T>
+WC_HD bool tm2d_debye_images(const Tm2dParams<T>& p, int64_t t) {
+  return p.grad_pole_a != nullptr && p.snap_pol != nullptr && tm2d_stores(p, t);
 }
 
 }  // namespace wc

@@ -40,6 +40,10 @@ d = np.load(sys.argv[1])
 t = {k: torch.from_numpy(d[k]) for k in d.files}
 for name in opts["requires_grad"]:
     t[name].requires_grad_(True)
+extra = {}
+if "tau" in t:  # Debye poles [n_poles, *model_shape]
+    from tide import DebyeDispersion
+    extra["dispersion"] = DebyeDispersion(delta_epsilon=t["delta_epsilon"], tau=t["tau"])
 times, grads = [], {}
 for _ in range(opts["repeat"]):
     for name in opts["requires_grad"]:
@@ -48,7 +52,7 @@ for _ in range(opts["repeat"]):
     out = propagate(t["epsilon"], t["sigma"], t["mu"], opts["grid_spacing"], opts["dt"],
                     t["source_amplitude"], t["source_location"], t["receiver_location"],
                     stencil=opts["stencil"], pml_width=opts["pml_width"],
-                    n_threads=opts["n_threads"], **opts["options"])
+                    n_threads=opts["n_threads"], **opts["options"], **extra)
     if opts["requires_grad"]:
         # grad_receiver_data arrives time-last; TIDE's receivers are time-first.
         (out[-1] * t["grad_receiver_data"].permute(2, 0, 1)).sum().backward()
@@ -75,7 +79,9 @@ def run_tide_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source
     (wavecore's layout), also ``grad_<name>``: TIDE's autograd gradients of
     ``sum(grad_receiver_data * receiver_data)``. ``options`` are passed on to
     TIDE's ``maxwelltm`` as they are (e.g. ``model_gradient_sampling_interval``,
-    ``storage_compression``).
+    ``storage_compression``). ``dispersion``: a :class:`wavecore.Debye` (its arrays
+    as TIDE's ``DebyeDispersion``; ``requires_grad`` may then name
+    ``delta_epsilon`` and ``tau``).
     """
     return _run_tide("tm2d", epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
                      source_location, receiver_location, **kwargs)
@@ -92,7 +98,8 @@ def run_tide_maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
 
 def _run_tide(system, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
               receiver_location, *, stencil=2, pml_width=20, n_threads=None, repeat=1,
-              python=None, requires_grad=(), grad_receiver_data=None, options=None) -> dict:
+              python=None, requires_grad=(), grad_receiver_data=None, options=None,
+              dispersion=None) -> dict:
     ndim = 2 if system == "tm2d" else 3
     python = python or tide_python()
     if python is None:
@@ -109,6 +116,9 @@ def _run_tide(system, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, so
     extra = {}
     if requires_grad:
         extra["grad_receiver_data"] = np.ascontiguousarray(grad_receiver_data)
+    if dispersion is not None:
+        extra["delta_epsilon"] = np.asarray(dispersion.delta_epsilon, epsilon.dtype)
+        extra["tau"] = np.asarray(dispersion.tau, epsilon.dtype)
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         np.savez(src, epsilon=epsilon, sigma=sigma, mu=mu, source_amplitude=source_amplitude,

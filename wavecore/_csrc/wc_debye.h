@@ -1,0 +1,149 @@
+// Debye poles of one E value, shared by TM2D and 3-D, the CPU core and the
+// CUDA kernels (docs/dispersive-media.md; DESIGN.md section 11).
+//
+// Per pole p of a cell, with the trapezoidal (bilinear) auxiliary equation of
+// tau_p dP_p/dt + P_p = eps0 delta_eps_p E (wavecore/_debye.py makes the
+// coefficients a_p, b_p, c_p and the Debye ca, cb):
+//
+//   E_new = ca E_old + cb curl + sum_p c_p P_p          (P of the previous step)
+//   P_p  <- a_p P_p + b_p (E_new + E_old)
+//
+// The source term of the step is added to E_new afterwards, and with it
+// b_p * term to each P_p of the source cell (debye_inject), so that P sees E
+// with its source as in the scheme. Layouts (cells per shot n = numel): the
+// polarization of shot s, pole p, cell j is pol[(s P + p) n + j]; the pole
+// coefficients of model m are pole_x[(m P + p) n + j].
+//
+// Hooks, like Store/Image in wc_hooks.h: NoDebye compiles the poles out (the
+// law of the run is not Debye); DebyeStore keeps the snapshots a gradient
+// needs (P before the update, E_new + E_old) and DebyeImage accumulates the
+// coefficient gradients of the adjoint step.
+#pragma once
+
+#include "wc_codec.h"
+#include "wc_config.h"
+
+namespace wc {
+
+// Where the poles of one cell are: pole p of the state at s + p * stride, of
+// the coefficients at m + p * stride.
+struct PoleIndex {
+  int64_t s;       // (shot P) n + j
+  int64_t m;       // (model P) n + j
+  int64_t stride;  // n
+};
+
+struct NoDebye {
+  static constexpr bool on = false;
+};
+
+// Poles on, nothing stored (or nothing accumulated, for the adjoint).
+struct DebyeNoStore {
+  static constexpr bool on = true;
+  template <typename T>
+  WC_HD void pole(int, int64_t, T) const {}
+  template <typename T>
+  WC_HD void sum(int, int64_t, T) const {}
+};
+
+// Snapshot slot arrays of the N E components of a cell (null: not stored).
+template <typename StoreT, int N>
+struct DebyeStore {
+  static constexpr bool on = true;
+  StoreT* pol[N];   // P before the update, at the state index
+  StoreT* esum[N];  // E_new + E_old, at the field index
+  template <typename T>
+  WC_HD void pole(int c, int64_t k, T v) const {
+    if (pol[c]) pol[c][k] = Codec<StoreT>::encode(v);
+  }
+  template <typename T>
+  WC_HD void sum(int c, int64_t i, T v) const {
+    if (esum[c]) esum[c][i] = Codec<StoreT>::encode(v);
+  }
+};
+
+// The pole terms of the E update of component c: returns E_new with
+// sum_p c_p P_p added, and advances every P_p of the cell.
+template <typename T, typename S>
+WC_HD T debye_e(T* pol, const T* pa, const T* pb, const T* pc, int64_t n_poles, PoleIndex q,
+                int c, int64_t i, T e_old, T e_new, const S& store) {
+  T s = pc[q.m] * pol[q.s];
+  for (int64_t p = 1; p < n_poles; ++p) s += pc[q.m + p * q.stride] * pol[q.s + p * q.stride];
+  e_new += s;
+  const T both = e_new + e_old;
+  store.sum(c, i, both);
+  for (int64_t p = 0; p < n_poles; ++p) {
+    const int64_t k = q.s + p * q.stride, m = q.m + p * q.stride;
+    store.pole(c, k, pol[k]);
+    pol[k] = pa[m] * pol[k] + pb[m] * both;
+  }
+  return e_new;
+}
+
+// The source term `term` added to E at a cell also reaches its poles; and the
+// stored E_new + E_old of the step (esum, null when not stored) includes it.
+template <typename T, typename StoreT>
+WC_HD void debye_inject(T* pol, const T* pb, int64_t n_poles, PoleIndex q, T term,
+                        StoreT* esum, int64_t i) {
+  for (int64_t p = 0; p < n_poles; ++p)
+    pol[q.s + p * q.stride] += pb[q.m + p * q.stride] * term;
+  if (esum)
+    esum[i] = Codec<StoreT>::encode(Codec<StoreT>::template decode<T>(esum[i]) + term);
+}
+
+// ---- adjoint -------------------------------------------------------------------
+
+// sum_p b_p lam_P_p: what the adjoint of E_new gains through the pole updates.
+template <typename T>
+WC_HD T debye_fold(const T* lam_pol, const T* pb, int64_t n_poles, PoleIndex q) {
+  T s = pb[q.m] * lam_pol[q.s];
+  for (int64_t p = 1; p < n_poles; ++p) s += pb[q.m + p * q.stride] * lam_pol[q.s + p * q.stride];
+  return s;
+}
+
+// grad_pole_c[p] += w lt P_p, grad_pole_a[p] += w lam_P_p P_p,
+// grad_pole_b[p] += w lam_P_p (E_new + E_old): per shot [n_shots, P, n],
+// summed over the N components.
+template <typename T, typename StoreT, int N>
+struct DebyeImage {
+  static constexpr bool on = true;
+  const StoreT* pol[N];
+  const StoreT* esum[N];
+  T* grad_a;
+  T* grad_b;
+  T* grad_c;
+  T weight;
+  WC_HD void operator()(int c, int64_t k, int64_t i, T lt, T lam_pol) const {
+    const T before = Codec<StoreT>::template decode<T>(pol[c][k]);
+    const T scaled = weight * lam_pol;
+    grad_c[k] += weight * lt * before;
+    grad_a[k] += scaled * before;
+    grad_b[k] += scaled * Codec<StoreT>::template decode<T>(esum[c][i]);
+  }
+};
+
+struct DebyeNoImage {
+  static constexpr bool on = true;
+  template <typename... A>
+  WC_HD void operator()(A...) const {}
+};
+
+// The transposed pole steps of component c: with lam the adjoint of E_new
+// (after receivers), returns lt = lam + sum_p b_p lam_P_p (the adjoint of
+// E_new through everything that reads it) and sets `fold` to the pole part;
+// lam_P_p <- a_p lam_P_p + c_p lt. The caller then forms the adjoints of
+// E_old (ca lt + fold) and of the curl (cb lt).
+template <typename T, typename I>
+WC_HD T debye_adjoint_e(T* lam_pol, const T* pa, const T* pb, const T* pc, int64_t n_poles,
+                        PoleIndex q, int c, int64_t i, T lam, T& fold, const I& image) {
+  fold = debye_fold(lam_pol, pb, n_poles, q);
+  const T lt = lam + fold;
+  for (int64_t p = 0; p < n_poles; ++p) {
+    const int64_t k = q.s + p * q.stride, m = q.m + p * q.stride;
+    image(c, k, i, lt, lam_pol[k]);
+    lam_pol[k] = pa[m] * lam_pol[k] + pc[m] * lt;
+  }
+  return lt;
+}
+
+}  // namespace wc
