@@ -212,6 +212,9 @@ needs_debye = pytest.mark.skipif(not hasattr(wavecore, "Debye"),
 TARGETS = ("epsilon", "sigma", "mu", "delta_epsilon", "tau", "source_amplitude")
 RUN_CASES = [("tm2d", 2, 1, None), ("tm2d", 4, 3, 2),
              ("maxwell3d", 2, 3, None), ("maxwell3d", 4, 1, 2)]
+#: Every system, stencil 2 and 4, 1 and 3 poles, one model or two with their own poles.
+ALL_RUN_CASES = [(kind, order, n_poles, batch) for kind in ("tm2d", "maxwell3d")
+                 for order in (2, 4) for n_poles in (1, 3) for batch in (None, 2)]
 
 
 def run_problem(kind, n_poles=1, batch=None, nt=30, seed=0):
@@ -260,7 +263,7 @@ def test_run_zero_delta_epsilon_is_the_non_dispersive_run(kind):
 
 
 @needs_debye
-@pytest.mark.parametrize("kind, order, n_poles, batch", RUN_CASES)
+@pytest.mark.parametrize("kind, order, n_poles, batch", ALL_RUN_CASES)
 def test_run_reference_forward_equals_compiled(kind, order, n_poles, batch):
     p = run_problem(kind, n_poles, batch, seed=order)
     ref = run(kind, p, stencil=order, pml_width=2)
@@ -299,7 +302,7 @@ def test_run_dot_product_source_to_receivers(kind, order, n_poles, batch):
 
 
 @needs_debye
-@pytest.mark.parametrize("kind, order, n_poles, batch", RUN_CASES)
+@pytest.mark.parametrize("kind, order, n_poles, batch", ALL_RUN_CASES)
 def test_run_reference_gradients_equal_compiled(kind, order, n_poles, batch):
     p = run_problem(kind, n_poles, batch, seed=order + 2)
     kw = dict(stencil=order, pml_width=2, requires_grad=TARGETS)
@@ -310,7 +313,7 @@ def test_run_reference_gradients_equal_compiled(kind, order, n_poles, batch):
         a, b = getattr(g_ref, name), getattr(g_cpu, name)
         assert a.shape == np.shape(p[name]), name
         assert np.abs(a).max() > 0, name
-        assert rel_err(b, a) <= 1e-11, name
+        assert rel_err(b, a) <= 1e-13, name
 
 
 @needs_debye
@@ -325,7 +328,7 @@ def test_run_reference_gradients_match_central_differences(kind):
     for target in TARGETS:
         x = p[target]
         d = rng.random(x.shape) * np.abs(x)  # positive: sigma, tau stay in range
-        h = 1e-4
+        h = 1e-5
         j = [float(np.sum(y * run(kind, {**p, target: x + s * h * d}, **kw).receiver_data))
              for s in (1, -1)]
         fd = (j[0] - j[1]) / (2 * h)
@@ -360,3 +363,43 @@ def test_bf16_snapshots_decode_with_the_pole_sum(kind, order, n_poles, n_models)
     print(kind, errors, "cb without the pole term", without)  # pytest -s shows them
     assert max(errors.values()) < 1e-2, errors
     assert without > 10 * errors["cb"], without
+
+
+STORAGE = {"interval 3": dict(model_gradient_sampling_interval=3),
+           "disk chunks": dict(storage_mode="disk", storage_chunk_steps=7),
+           "only mu": dict(requires_grad=("mu",)),
+           "only tau": dict(requires_grad=("tau",)),
+           "only epsilon": dict(requires_grad=("epsilon", "source_amplitude")),
+           "bf16": dict(storage_compression="bf16")}
+
+
+@needs_debye
+@pytest.mark.parametrize("kind", ("tm2d", "maxwell3d"))
+@pytest.mark.parametrize("variant", STORAGE)
+def test_run_reference_gradients_equal_compiled_with_storage(kind, variant, tmp_path):
+    """Snapshot slots, chunks, weights, absent paths and bf16 snapshots of the poles."""
+    options = {"requires_grad": TARGETS, **STORAGE[variant]}
+    p = run_problem(kind, n_poles=2, batch=2, seed=6)
+    tolerance = 1e-13
+    if variant == "bf16":
+        # float32 runs: the backends' fields differ in the last bits (their
+        # float32 gradients by <= 5e-7 without bf16), so now and then a snapshot
+        # rounds to the other bf16 neighbour. Measured: the backends differ by
+        # <= 4.0e-4 (delta_epsilon, 3-D) where each is 3.0e-3 from the float64
+        # gradient.
+        p = {k: v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float64
+             else v for k, v in p.items()}
+        tolerance = 1e-3
+    if variant == "disk chunks":
+        options["storage_path"] = str(tmp_path)
+    kw = dict(stencil=4, pml_width=2, **options)
+    ref, cpu = run(kind, p, **kw), run(kind, p, "cpu", **kw)
+    y = np.random.default_rng(3).standard_normal(ref.receiver_data.shape).astype(
+        ref.receiver_data.dtype)
+    g_ref, g_cpu = ref.vjp(y), cpu.vjp(y)
+    for name in options["requires_grad"]:
+        a, b = getattr(g_ref, name), getattr(g_cpu, name)
+        assert np.abs(a).max() > 0, name
+        error = rel_err(b, a)
+        print(f"{kind}, {variant}: {name} {error:.1e}")  # pytest -s shows them
+        assert error <= tolerance, (name, error)
