@@ -51,3 +51,25 @@ def test_import_wavecore_does_not_import_jax():
     code = "import sys, wavecore; print('jax' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_jax_debye_poles_get_their_gradients():
+    eps, sig, mu = random_model(8, 9, np.float64, seed=2)
+    amp, src, rec = random_acquisition(8, 9, 2, 1, 3, 14, np.float64, seed=5)
+    dt = stable_dt((0.01, 0.01), float(eps.min()), float(mu.min()))
+    rng = np.random.default_rng(3)
+    de = 1 + 3 * rng.random((2, 8, 9))
+    tau = 10.0 ** rng.uniform(-10, -9, de.shape)
+    kw = dict(stencil=2, pml_width=2)
+    w = np.random.default_rng(0).standard_normal((2, 3, 14))
+
+    def loss(e, d, t):
+        return jnp.sum(wj.tm2d(e, sig, mu, 0.01, dt, amp, src, rec, dispersion=(d, t),
+                               **kw) * w)
+
+    grads = jax.grad(loss, argnums=(0, 1, 2))(*(jnp.asarray(x) for x in (eps, de, tau)))
+    g = wavecore.tm2d(eps, sig, mu, 0.01, dt, amp, src, rec,
+                      dispersion=wavecore.Debye(de, tau), **kw,
+                      requires_grad=("epsilon", "delta_epsilon", "tau")).vjp(w)
+    for got, want in zip(grads, (g.epsilon, g.delta_epsilon, g.tau)):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=0)

@@ -87,3 +87,26 @@ def test_import_wavecore_does_not_import_torch():
     code = "import sys, wavecore; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_debye_poles_get_their_gradients():
+    # dispersion= takes any object with delta_epsilon and tau (here a pair of tensors).
+    eps, sig, mu, dt, amp, src, rec = small()
+    rng = np.random.default_rng(7)
+    de_np = 1 + 3 * rng.random((2, *eps.shape))
+    tau_np = 10.0 ** rng.uniform(-10, -9, de_np.shape)
+    de = torch.tensor(de_np, requires_grad=True)
+    tau = torch.tensor(tau_np, requires_grad=True)
+    e = torch.tensor(eps, requires_grad=True)
+    kw = dict(stencil=4, pml_width=2)
+    data = wt.tm2d(e, torch.tensor(sig), torch.tensor(mu), (0.01, 0.012), dt,
+                   torch.tensor(amp), src, rec, dispersion=(de, tau), **kw)
+    w = torch.linspace(-1, 1, data.numel(), dtype=data.dtype).reshape(data.shape)
+    (data * w).sum().backward()
+    ref = wavecore.tm2d(eps, sig, mu, (0.01, 0.012), dt, amp, src, rec,
+                        dispersion=wavecore.Debye(de_np, tau_np), **kw,
+                        requires_grad=("epsilon", "delta_epsilon", "tau"))
+    np.testing.assert_array_equal(data.detach().numpy(), ref.receiver_data)
+    g = ref.vjp(w.numpy())
+    for tensor, want in ((e, g.epsilon), (de, g.delta_epsilon), (tau, g.tau)):
+        np.testing.assert_allclose(tensor.grad.numpy(), want, rtol=1e-12, atol=0)

@@ -118,6 +118,12 @@ class Debye:
                 tau_out[p][cells] = tau[p]
         return cls(de_out, tau_out)
 
+    def law(self, e_components: tuple[str, ...], model_shape: tuple) -> "DebyeLaw":
+        """The material law of a run with these poles (one polarization per E
+        component of the system) for models of ``model_shape``."""
+        return DebyeLaw(e_components, self.n_poles(model_shape),
+                        {"delta_epsilon": self.delta_epsilon.shape, "tau": self.tau.shape})
+
     def n_poles(self, model_shape: tuple) -> int:
         """Poles for models of ``model_shape`` (a scalar or model-shaped array is one)."""
         tau = self.tau

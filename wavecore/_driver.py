@@ -83,17 +83,14 @@ class Physics:
 
     def with_dispersion(self, dispersion, model_shape) -> "Physics":
         """This system with the material law of ``dispersion`` (None: unchanged)
-        for models of ``model_shape`` (the shape of ``epsilon``)."""
+        for models of ``model_shape`` (the shape of ``epsilon``): a dispersion
+        model (``wavecore.Debye``) names its law (``dispersion.law``)."""
         if dispersion is None:
             return self
-        from ._debye import Debye, DebyeLaw  # noqa: PLC0415 - only for dispersive runs
-
-        if not isinstance(dispersion, Debye):
-            raise TypeError(f"dispersion must be a wavecore.Debye (or None), got "
-                            f"{checks.describe(dispersion)}")
-        return replace(self, material=DebyeLaw(
-            self.e_components, dispersion.n_poles(model_shape),
-            {"delta_epsilon": dispersion.delta_epsilon.shape, "tau": dispersion.tau.shape}))
+        if not callable(getattr(dispersion, "law", None)):
+            raise TypeError(f"dispersion must be a dispersion model such as wavecore.Debye "
+                            f"(or None), got {checks.describe(dispersion)}")
+        return replace(self, material=dispersion.law(self.e_components, model_shape))
 
     @property
     def state_edge(self) -> dict:

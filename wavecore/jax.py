@@ -15,10 +15,13 @@ wavecore does not import jax; this module does.
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import numpy as np
 
 from . import _driver
+from ._checks import UnitWarning
 from ._debye import Debye, DebyeLaw, pole_arrays as _pole_arrays
 from ._maxwell3d import MAXWELL3D
 from ._maxwell3d import maxwell3d as _maxwell3d
@@ -45,8 +48,10 @@ def _output_shape(physics, args, options, shapes, dtype) -> tuple:
     *models, amp = (np.ones(s, dtype) for s in shapes)
     options = _with_poles(options, models)
     physics = physics.with_dispersion(options.get("dispersion"), models[0].shape)
-    plan = _driver.plan_run(physics, *models[:3], args[0], args[1], amp, args[2], args[3],
-                            **options)[0]
+    with warnings.catch_warnings():  # placeholders of ones: their units mean nothing
+        warnings.simplefilter("ignore", UnitWarning)
+        plan = _driver.plan_run(physics, *models[:3], args[0], args[1], amp, args[2],
+                                args[3], **options)[0]
     comps = (len(plan.receiver_components),) if plan.component_axis else ()
     return (*plan.batch_shape, *comps, plan.n_receivers, plan.nt)
 

@@ -40,3 +40,11 @@ cdef inline check_adjoint_buffers(object buffers, tuple names):
     missing = [name for name in names if getattr(buffers, name, None) is None]
     if missing:
         raise ValueError(f"the adjoint needs the buffers {missing}")
+
+
+cdef inline check_size(object packed, size_t size):
+    """The packed struct (wavecore._gpu.params) must have the compiler's size."""
+    if packed.itemsize != size:
+        raise RuntimeError(f"the parameter struct parsed from the header has "
+                           f"{packed.itemsize} bytes but the compiled core's has {size}: "
+                           "wavecore._gpu.params does not read the header like the compiler")

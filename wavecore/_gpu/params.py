@@ -33,6 +33,16 @@ def members(kind: str) -> tuple:
 
 
 @functools.lru_cache(maxsize=None)
+def required_members(kind: str) -> frozenset:
+    """Pointer members every run sets (those before the struct's "---- gradients"
+    section: fields, memories, coefficients, profiles, sources and receivers)."""
+    text = header_text(kind)
+    start = text.index(f"struct {PARAMS[kind]} {{")
+    body = text[start:text.index("// ---- gradients", start)]
+    return frozenset(m.group(4) for m in _MEMBER.finditer(body) if m.group(3) == "*")
+
+
+@functools.lru_cache(maxsize=None)
 def params_dtype(kind: str, dtype) -> np.dtype:
     """The aligned numpy dtype with the layout of the C++ struct for ``dtype``."""
     real = np.dtype(dtype)
@@ -61,17 +71,21 @@ def pack(kind: str, buffers, dtype) -> np.ndarray:
     """The parameter struct of a run as a one-element structured array.
 
     Pointer members take the arrays of ``buffers`` with the member's name
-    (absent optional arrays are null); scalar members take
-    ``buffers.geometry`` (snapshot settings default to 0).
+    (absent optional arrays are null; a missing required one raises); scalar
+    members take ``buffers.geometry`` (snapshot settings default to 0). The
+    CUDA kernels and the CPU core (wavecore/_cpu) both take this struct.
     """
     real = np.dtype(dtype)
     geometry = buffers.geometry
     snap = np.dtype(np.uint16) if geometry.get("snap_bf16", 0) else real
     out = np.zeros(1, params_dtype(kind, real))
+    required = required_members(kind)
     for name, base, pointer, _ in members(kind):
         if pointer:
             array = getattr(buffers, name, None)
             if array is None:
+                if name in required:
+                    raise ValueError(f"buffer {name!r} is missing: every {kind} run needs it")
                 continue
             expected = {"T": real, "int64_t": np.dtype(np.int64), "void": snap}[base]
             out[name] = _pointer(array, expected, name)
