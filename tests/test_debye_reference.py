@@ -1,13 +1,21 @@
 """Debye poles in the numpy reference (wavecore/backends/reference_*.py).
 
-Buffer-level checks (no Debye driver needed): the buffers of a plain run get
-pole coefficients, polarizations, snapshots and adjoint arrays by hand
-(the layouts of /tmp/notes/debye.md, shared/DESIGN.md section 11), and the
-reference's transposed steps are checked against its forward: a dot-product
-test of the source-to-receiver map and complex-step derivatives of
-``J = <y, receivers>`` in every coefficient (ca, cb, cq, pole_a, pole_b,
-pole_c): the reference is plain numpy, so it runs on complex arrays, and
-``Im J(c + i h d) / h`` is the directional derivative to rounding. ``delta_epsilon = 0`` poles give the non-dispersive run bit for bit.
+Buffer-level checks (independent of the Debye driver): the buffers of a plain
+run get pole coefficients, polarizations, snapshots and adjoint arrays by hand
+(the driver's layouts, shared/DESIGN.md section 11), and the reference's
+transposed steps are checked against its forward: a dot-product test of the
+source-to-receiver map and complex-step derivatives of ``J = <y, receivers>``
+in every coefficient (ca, cb, cq, pole_a, pole_b, pole_c): the reference is
+plain numpy, so it runs on complex arrays, and ``Im J(c + i h d) / h`` is the
+directional derivative to rounding. Zero-strength poles give the
+non-dispersive steps bit for bit; bf16 snapshots decode with the pole term.
+
+Run-level checks (``wavecore.Debye`` through ``tm2d``/``maxwell3d``): the
+reference against the compiled core (forward and gradients, float64, stencils
+2 and 4, 1 and 3 poles, batched models with different poles, storage
+variants), ``delta_epsilon = 0`` against the plain run, batched models against
+separate runs, the dot-product test of the source-to-receiver map and central
+differences of the gradients of every target.
 """
 
 from types import SimpleNamespace
