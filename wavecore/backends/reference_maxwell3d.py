@@ -24,6 +24,31 @@ A. ``w = stretch^T(+-cb lam_E)`` per curl term; images of ca and cb;
    ``lam_E <- ca lam_E``;
 B. ``lam_H -= D+ w``; image of cq; ``v = stretch^T(+-cq lam_H)`` per term;
 C. ``lam_E -= D- v``.
+
+Debye media (``geometry["n_poles"]`` = P > 0; shared/DESIGN.md section 11):
+each of Ex, Ey, Ez has its own P polarizations (``pol_ex, pol_ey, pol_ez``
+``[N, P, nz, ny, nx]``), all three with the coefficients ``a_p, b_p, c_p`` of
+the cell's own integer index (``pole_a, pole_b, pole_c`` ``[B, P, nz, ny,
+nx]``; no staggered averaging). Per component, with ``E_old`` its value before
+step 2:
+
+2. ``E = ca E + cb curl H + s``, ``s = c_0 P_0 + c_1 P_1 + ...`` (poles in
+   order, P of the previous step);
+3. sources add to their component, then every component updates
+   ``P_p = a_p P_p + b_p (E + E_old)`` (E holding the source); 4. receivers.
+
+A stored step keeps ``P_p`` before its update (``snap_pol_x/_y/_z``) and
+``E + E_old`` with the source (``snap_esum_x/_y/_z``). The transpose, with
+``lam_P`` the adjoints of the polarizations (``lam_pol_ex/ey/ez``):
+
+R. ``dJ/df_t = lam_E[sources] + sum_p b_p lam_P_p[sources]`` (source component);
+A. per component ``q = sum_p b_p lam_P_p``, ``lt = lam_E + q``; ``lt`` replaces
+   ``lam_E`` in the images of ca, cb and in ``w``; ``grad_pole_c += lt P_p``,
+   ``grad_pole_a += lam_P_p P_p``, ``grad_pole_b += lam_P_p (E + E_old)``, each
+   summed over the three components; ``lam_E <- ca lt + q``;
+   ``lam_P_p <- a_p lam_P_p + c_p lt``.
+
+With P = 0 (or no pole arrays) none of this runs.
 """
 
 from __future__ import annotations
@@ -33,7 +58,8 @@ import numpy as np
 from ..plan import Plan
 from ..stencils import coefficients
 from ..storage import from_bf16, to_bf16
-from .reference_tm2d import SnapshotSlots, diff_to_half, diff_to_int, e_update_snapshots
+from .reference_tm2d import (SnapshotSlots, diff_to_half, diff_to_int, e_update_snapshots,
+                             over_poles, pole_sum)
 from ..memory import HOST
 
 LETTERS = ("z", "y", "x")
@@ -50,6 +76,9 @@ E_TERMS = {"ex": (("hz", 1, 1), ("hy", 0, -1)),
 SNAP_E = {"ex": "snap_ex", "ey": "snap_ey", "ez": "snap_ez"}
 SNAP_C = {"ex": "snap_cx", "ey": "snap_cy", "ez": "snap_cz"}
 SNAP_S = {"hx": "snap_sx", "hy": "snap_sy", "hz": "snap_sz"}
+#: Debye: snapshots of the polarizations before their update and of E + E_old.
+SNAP_POL = {"ex": "snap_pol_x", "ey": "snap_pol_y", "ez": "snap_pol_z"}
+SNAP_ESUM = {"ex": "snap_esum_x", "ey": "snap_esum_y", "ez": "snap_esum_z"}
 
 
 def _along(axis: int, index, ndim: int = 5):
@@ -79,6 +108,7 @@ class ReferenceMaxwell3d(SnapshotSlots):
         # CPML slab positions as indices into domain-shaped arrays (start at M).
         self.slab_e = [a.slab_e() - m for a in plan.axes]
         self.slab_h = [a.slab_h() - m for a in plan.axes]
+        self._e_old = {}  # Debye: E before step 2, for the P update after the sources
 
     # -- helpers --------------------------------------------------------------
     def _view(self, name):
@@ -149,8 +179,13 @@ class ReferenceMaxwell3d(SnapshotSlots):
         weight = self._weight(t)
         if grad is None or not weight or self._slot(snapshots[0], t) is None:
             return
-        total = sum(lam * self._load(s, t) for s, lam in zip(snapshots, adjoints))
-        grad.reshape(self.shape5)[self.dom] += weight * total
+        total = 0
+        for s, lam in zip(snapshots, adjoints):
+            values = self._load(s, t)
+            if values.ndim < lam.ndim:  # E + E_old for every pole
+                values = over_poles(values)
+            total = total + lam * values
+        grad.reshape(self._shape_of(grad_name))[self.dom] += weight * total
 
     # -- one step -------------------------------------------------------------
     def _update_h(self, t=None):
@@ -181,19 +216,40 @@ class ReferenceMaxwell3d(SnapshotSlots):
             field = self._view(e)
             e_old = field[self.dom].copy()
             e_new = ca * e_old + cb * curl
+            if self.n_poles:  # + sum_p c_p P_p, P of the previous step
+                pol = self._poles(f"pol_{e}")[self.dom]
+                self._store(SNAP_POL[e], t, pol)
+                e_new = e_new + pole_sum(self._coefficient(self.b.pole_c, self.dom), pol)
+                self._e_old[e] = e_old
             first, second = e_update_snapshots(e_old, curl, e_new,
                                                self._compressed(SNAP_E[e], t))
             self._store(SNAP_E[e], t, first)
             self._store(SNAP_C[e], t, second)
             field[self.dom] = e_new
 
-    def _sources_and_receivers(self, t):
+    def _sources(self, t):
         b, plan = self.b, self.plan
         n = b.ex.shape[0]
         if b.src_index.shape[1]:
             field = getattr(b, plan.source_component).reshape(n, -1)
             shots = np.broadcast_to(np.arange(n)[:, None], b.src_index.shape)
             np.add.at(field, (shots, b.src_index), b.src_term[:, :, t])  # duplicates add up
+
+    def _update_polarization(self, t=None):
+        """Debye: ``P_p = a_p P_p + b_p (E + E_old)`` per component, E holding the source."""
+        if not self.n_poles:
+            return
+        a = self._coefficient(self.b.pole_a, self.dom)
+        bb = self._coefficient(self.b.pole_b, self.dom)
+        for e in E_TERMS:
+            esum = self._view(e)[self.dom] + self._e_old.pop(e)
+            self._store(SNAP_ESUM[e], t, esum)
+            pol = self._poles(f"pol_{e}")
+            pol[self.dom] = a * pol[self.dom] + bb * over_poles(esum)
+
+    def _receivers(self, t):
+        b, plan = self.b, self.plan
+        n = b.ex.shape[0]
         n_rec = b.rec_index.shape[1]
         for c, name in enumerate(plan.receiver_components if n_rec else ()):
             field = getattr(b, name).reshape(n, -1)
@@ -204,7 +260,9 @@ class ReferenceMaxwell3d(SnapshotSlots):
         for t in range(t0, t0 + n_steps):
             self._update_h(t)
             self._update_e(t)
-            self._sources_and_receivers(t)
+            self._sources(t)
+            self._update_polarization(t)
+            self._receivers(t)
 
     # -- the transposed step --------------------------------------------------
     def _adjoint_receivers_sources(self, t):
@@ -217,12 +275,26 @@ class ReferenceMaxwell3d(SnapshotSlots):
             np.add.at(lam, (shots, b.rec_index), b.rec_grad[:, c * n_rec : (c + 1) * n_rec, t])
         if b.src_index.shape[1]:
             lam = getattr(b, f"lam_{plan.source_component}").reshape(n, -1)
+            if self.n_poles:  # the source also reaches P: lam_E + sum_p b_p lam_P_p
+                q = pole_sum(b.pole_b[:, None], self._poles(f"lam_pol_{plan.source_component}"))
+                lam = lam + q.reshape(n, -1)
             b.src_grad[:, :, t] = np.take_along_axis(lam, b.src_index, axis=1)
 
     def _adjoint_e(self, t):
-        """Step A: transpose of E <- ca E + cb curl H."""
+        """Step A: transpose of E <- ca E + cb curl H (+ the Debye terms)."""
         lams = {e: self._view(f"lam_{e}")[self.dom].copy() for e in E_TERMS}
         order = tuple(E_TERMS)
+        if self.n_poles:  # the adjoint of E after its update: lam_E + q (lt)
+            lam_ps = {e: self._poles(f"lam_pol_{e}")[self.dom].copy() for e in order}
+            pole_b = self._coefficient(self.b.pole_b, self.dom)
+            qs = {e: pole_sum(pole_b, lam_ps[e]) for e in order}
+            lams = {e: lams[e] + qs[e] for e in order}
+            self._image("grad_pole_c", [SNAP_POL[e] for e in order], t,
+                        [over_poles(lams[e]) for e in order])
+            self._image("grad_pole_a", [SNAP_POL[e] for e in order], t,
+                        [lam_ps[e] for e in order])
+            self._image("grad_pole_b", [SNAP_ESUM[e] for e in order], t,
+                        [lam_ps[e] for e in order])
         self._image("grad_ca", [SNAP_E[e] for e in order], t, [lams[e] for e in order])
         self._image("grad_cb", [SNAP_C[e] for e in order], t, [lams[e] for e in order])
         ca, cb = self.b.ca[:, None][self.dom], self.b.cb[:, None][self.dom]
@@ -233,6 +305,11 @@ class ReferenceMaxwell3d(SnapshotSlots):
                               adjoint=True)
                 self._view(f"w_{h}_{LETTERS[axis]}")[self.dom] = w
             self._view(f"lam_{e}")[self.dom] = ca * lams[e]
+            if self.n_poles:
+                self._view(f"lam_{e}")[self.dom] += qs[e]
+                self._poles(f"lam_pol_{e}")[self.dom] = (
+                    self._coefficient(self.b.pole_a, self.dom) * lam_ps[e]
+                    + self._coefficient(self.b.pole_c, self.dom) * over_poles(lams[e]))
 
     def _adjoint_h(self, t):
         """Step B: transposes of the derivatives of H, then of the H update."""

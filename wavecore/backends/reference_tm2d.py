@@ -31,6 +31,32 @@ B. ``lam_Hx -= D+_z w_z``, ``lam_Hz -= D+_x w_x``; ``grad_cq += lam_H s_t`` (wit
 C. ``lam_E -= D-_z v_z + D-_x v_x``,
 
 where ``stretch^T`` is the transpose of the CPML stretch with its memory.
+
+Debye media (``geometry["n_poles"]`` = P > 0; shared/DESIGN.md section 11): each
+E value has P polarizations ``P_p`` (``pol_ey`` ``[N, P, ny, nx]``) with the
+per-cell coefficients ``a_p, b_p, c_p`` (``pole_a, pole_b, pole_c``
+``[B, P, ny, nx]``; ``ca, cb`` then hold the poles' share too). Steps 2 and 3
+become, with ``E_old`` the value before step 2:
+
+2. ``Ey = ca Ey + cb curl + s``, ``s = c_0 P_0 + c_1 P_1 + ...`` (poles in
+   order, P of the previous step);
+3. ``Ey[source] += source_term[t]``, then ``P_p = a_p P_p + b_p (Ey + E_old)``
+   (Ey holds the source; the kernels fold the source into P afterwards, equal
+   to rounding); 4. receivers as before.
+
+A stored step keeps, besides the snapshots above (whose bf16 increment is
+``E_new - E_old`` with ``E_new = ca E_old + cb curl + s``), ``P_p`` before its
+update (``snap_pol``) and ``Ey + E_old`` with the source (``snap_esum``). Its
+transpose, with ``lam_P`` the adjoint of the polarizations (``lam_pol_ey``):
+
+R. ``dJ/df_t = lam_E[sources] + sum_p b_p lam_P_p[sources]``;
+A. ``q = sum_p b_p lam_P_p`` and ``lt = lam_E + q`` (the adjoint of E after
+   step 2, seen by the receivers and by the P update); ``lt`` replaces
+   ``lam_E`` in the images of ca, cb and in ``w``; ``grad_pole_c += lt P_p``,
+   ``grad_pole_a += lam_P_p P_p``, ``grad_pole_b += lam_P_p (E + E_old)``
+   (``[N, P, ny, nx]``); ``lam_E <- ca lt + q``; ``lam_P_p <- a_p lam_P_p + c_p lt``.
+
+With P = 0 (or no pole arrays) none of this runs and the steps are the ones above.
 """
 
 from __future__ import annotations
@@ -64,6 +90,26 @@ def diff_to_int(f: np.ndarray, axis: int, lo: int, hi: int, coeffs) -> np.ndarra
                for k, c in enumerate(coeffs, start=1))
 
 
+def debye_poles(b) -> int:
+    """P of a Debye run (``geometry["n_poles"]`` with its pole coefficients), else 0."""
+    n_poles = b.geometry.get("n_poles") or 0
+    return int(n_poles) if n_poles and getattr(b, "pole_a", None) is not None else 0
+
+
+def pole_sum(coefficient: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``sum_p coefficient_p values_p`` over the pole axis 2 of ``[B, S, P, ...]``
+    arrays (``coefficient`` may have S = 1), added in pole order."""
+    total = coefficient[:, :, 0] * values[:, :, 0]
+    for p in range(1, values.shape[2]):
+        total = total + coefficient[:, :, p] * values[:, :, p]
+    return total
+
+
+def over_poles(values: np.ndarray) -> np.ndarray:
+    """A per-cell ``[B, S, ...]`` array as ``[B, S, 1, ...]`` (broadcasts over poles)."""
+    return values[:, :, None]
+
+
 def e_update_snapshots(e_old, curl, e_new, compressed: bool):
     """The two snapshots of the E update ``E_new = ca E_old + cb curl``: ``(E_old,
     curl)``, or, compressed to bf16, the increment ``E_new - E_old`` and the mean
@@ -78,6 +124,30 @@ def e_update_snapshots(e_old, curl, e_new, compressed: bool):
 class SnapshotSlots:
     """Where the snapshots of a step are (shared by the 2-D and 3-D references);
     needs ``self.b``, ``self.plan`` and ``self.slot_shape`` ``[B, S, *grid]``."""
+
+    @property
+    def n_poles(self) -> int:
+        return debye_poles(self.b)
+
+    @property
+    def pole_shape(self):
+        """``[B, S, P, *grid]``: per-shot polarizations, their snapshots and adjoints."""
+        n_models, n_shots, *grid = self.slot_shape
+        return (n_models, n_shots, self.n_poles, *grid)
+
+    def _shape_of(self, name):
+        """The ``[B, S, ...]`` shape of a snapshot or gradient array ``name``."""
+        per_pole = name.startswith(("snap_pol", "grad_pole"))
+        return self.pole_shape if per_pole else self.slot_shape
+
+    def _poles(self, name):
+        """A per-shot polarization array (or its adjoint) as ``[B, S, P, *grid]``."""
+        return getattr(self.b, name).reshape(self.pole_shape)
+
+    @staticmethod
+    def _coefficient(array, region):
+        """A per-model coefficient ``[B, ...]`` on ``region``, broadcasting over shots."""
+        return array[:, None][region]
 
     def _compressed(self, name, t):
         slot = self._slot(name, t)
@@ -96,7 +166,7 @@ class SnapshotSlots:
         if array is None or not self._weight(t):
             return None
         g = self.b.geometry
-        return array[(t - g["snap_t0"]) // g["snap_interval"]].reshape(self.slot_shape)
+        return array[(t - g["snap_t0"]) // g["snap_interval"]].reshape(self._shape_of(name))
 
 
 class ReferenceTm2d(SnapshotSlots):
@@ -120,6 +190,10 @@ class ReferenceTm2d(SnapshotSlots):
         self.e_cols = x.slab_e() - self.m
         self.shape4 = (plan.n_models, plan.n_shots, self.ny, self.nx)
         self.slot_shape = self.shape4
+        #: The E nodes a step updates (the domain).
+        self.dom = (Ellipsis, slice(self.m, self.ny - self.m + 1),
+                    slice(self.m, self.nx - self.m + 1))
+        self._e_old = None  # Debye: Ey before step 2, for the P update after the source
 
     # -- helpers --------------------------------------------------------------
     def _fields(self):
@@ -213,26 +287,49 @@ class ReferenceTm2d(SnapshotSlots):
         curl = dhx_dz - dhz_dx
         e_old = ey[dom].copy()
         e_new = ca * e_old + cb * curl
+        if self.n_poles:  # + sum_p c_p P_p, P of the previous step
+            pol = self._poles("pol_ey")[dom]
+            self._store("snap_pol", t, dom, pol)
+            e_new = e_new + pole_sum(self._coefficient(b.pole_c, dom), pol)
+            self._e_old = e_old
         first, second = e_update_snapshots(e_old, curl, e_new, self._compressed("snap_ey", t))
         self._store("snap_ey", t, dom, first)
         self._store("snap_curl", t, dom, second)
         ey[dom] = e_new
 
-    def _sources_and_receivers(self, t):
+    def _sources(self, t):
         b = self.b
         n = b.ey.shape[0]
-        ey = b.ey.reshape(n, -1)
         if b.src_index.shape[1]:
             shots = np.broadcast_to(np.arange(n)[:, None], b.src_index.shape)
+            ey = b.ey.reshape(n, -1)
             np.add.at(ey, (shots, b.src_index), b.src_term[:, :, t])  # duplicates add up
+
+    def _update_polarization(self, t=None):
+        """Debye: ``P_p = a_p P_p + b_p (Ey + E_old)``, Ey holding the source."""
+        if not self.n_poles:
+            return
+        b, dom = self.b, self.dom
+        esum = self._fields()[0][dom] + self._e_old
+        self._store("snap_esum", t, dom, esum)
+        pol = self._poles("pol_ey")
+        pol[dom] = (self._coefficient(b.pole_a, dom) * pol[dom]
+                    + self._coefficient(b.pole_b, dom) * over_poles(esum))
+        self._e_old = None
+
+    def _receivers(self, t):
+        b = self.b
+        n = b.ey.shape[0]
         if b.rec_index.shape[1]:
-            b.rec_data[:, :, t] = np.take_along_axis(ey, b.rec_index, axis=1)
+            b.rec_data[:, :, t] = np.take_along_axis(b.ey.reshape(n, -1), b.rec_index, axis=1)
 
     def forward(self, t0: int, n_steps: int) -> None:
         for t in range(t0, t0 + n_steps):
             self._update_h(t)
             self._update_e(t)
-            self._sources_and_receivers(t)
+            self._sources(t)
+            self._update_polarization(t)
+            self._receivers(t)
 
     # -- the transposed step --------------------------------------------------
     def _adjoint_receivers_sources(self, t):
@@ -243,6 +340,9 @@ class ReferenceTm2d(SnapshotSlots):
             shots = np.broadcast_to(np.arange(n)[:, None], b.rec_index.shape)
             np.add.at(lam, (shots, b.rec_index), b.rec_grad[:, :, t])
         if b.src_index.shape[1]:
+            if self.n_poles:  # the source also reaches P: lam_E + sum_p b_p lam_P_p
+                q = pole_sum(b.pole_b[:, None], self._poles("lam_pol_ey"))
+                lam = lam + q.reshape(n, -1)
             b.src_grad[:, :, t] = np.take_along_axis(lam, b.src_index, axis=1)
 
     def _image(self, grad_name, snapshot, t, region, adjoint):
@@ -250,17 +350,29 @@ class ReferenceTm2d(SnapshotSlots):
         grad = getattr(self.b, grad_name, None)
         weight = self._weight(t)
         if grad is not None and weight:
-            grad.reshape(self.shape4)[region] += weight * adjoint * self._load(snapshot, t, region)
+            values = self._load(snapshot, t, region)
+            if values.ndim < adjoint.ndim:  # E + E_old for every pole
+                values = over_poles(values)
+            grad.reshape(self._shape_of(grad_name))[region] += weight * adjoint * values
 
     def _adjoint_e(self, t):
-        """Step A: transpose of E <- ca E + cb (sz - sx)."""
+        """Step A: transpose of E <- ca E + cb (sz - sx) (+ the Debye terms)."""
         b, m, ny, nx = self.b, self.m, self.ny, self.nx
         dom = (Ellipsis, slice(m, ny - m + 1), slice(m, nx - m + 1))
         lam_e = self._view("lam_ey")
         lam = lam_e[dom].copy()
-        self._image("grad_ca", "snap_ey", t, dom, lam)
-        self._image("grad_cb", "snap_curl", t, dom, lam)
-        wz = b.cb[:, None][dom] * lam
+        lt = lam  # the adjoint of E after the E update
+        if self.n_poles:  # which the receivers and the P update see: lam_E + q
+            lam_pol = self._poles("lam_pol_ey")
+            lam_p = lam_pol[dom].copy()
+            q = pole_sum(self._coefficient(b.pole_b, dom), lam_p)
+            lt = lam + q
+            self._image("grad_pole_c", "snap_pol", t, dom, over_poles(lt))
+            self._image("grad_pole_a", "snap_pol", t, dom, lam_p)
+            self._image("grad_pole_b", "snap_esum", t, dom, lam_p)
+        self._image("grad_ca", "snap_ey", t, dom, lt)
+        self._image("grad_cb", "snap_curl", t, dom, lt)
+        wz = b.cb[:, None][dom] * lt
         wx = -wz
         if len(self.e_rows):
             rows = self.e_rows + m
@@ -272,7 +384,11 @@ class ReferenceTm2d(SnapshotSlots):
                                b.ax[cols], b.bx[cols], b.kx[cols])
         self._view("w_z")[dom] = wz
         self._view("w_x")[dom] = wx
-        lam_e[dom] = b.ca[:, None][dom] * lam
+        lam_e[dom] = b.ca[:, None][dom] * lt
+        if self.n_poles:
+            lam_e[dom] += q
+            lam_pol[dom] = (self._coefficient(b.pole_a, dom) * lam_p
+                            + self._coefficient(b.pole_c, dom) * over_poles(lt))
 
     def _adjoint_h(self, t):
         """Step B: transposes of the derivatives of H, then of the H update."""
