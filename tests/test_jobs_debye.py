@@ -393,3 +393,23 @@ def test_fwi_pole_parameters_are_checked(tmp_path):
     assert str(info.value).endswith(
         "[inversion.bounds.delta_epsilon] the starting delta_epsilon ([model], 3 to 3) lies "
         "outside the bounds [4.0, 10.0]; widen them or change the starting model")
+
+
+def test_the_debye_example_of_docs_jobs_md_plans(tmp_path, monkeypatch):
+    """docs/jobs.md's per-layer [model.debye] added to its first job: the plan
+    shows its two poles."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "jobs.md").read_text()
+    python = re.findall(r"```python\n(.*?)```", doc, re.S)
+    tomls = re.findall(r"```toml\n(.*?)```", doc, re.S)
+    layers = next(t for t in tomls if "[model.debye.layers]" in t)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(python[0], namespace)
+    exec(next(b for b in python if "labels.npy" in b), namespace)
+    text = tomls[0].replace("\n[wavelet]", f"\n{layers}\n[wavelet]", 1)
+    plan = run_forward_job(write(tmp_path, text, name="survey.toml"), dry_run=True)
+    assert plan["n_poles"] == 2  # float32 like the model files
+    np.testing.assert_allclose(plan["pole_ranges"]["tau"], [1e-10, 1e-9], rtol=1e-7)

@@ -4,10 +4,10 @@ Parameterization: each inverted parameter ``p`` (``epsilon``, ``sigma``, and
 with ``dispersion=wavecore.Debye(...)`` the pole parameters ``delta_epsilon``
 and ``tau``) is scaled by its bounds to unknowns ``x`` in [0, 1] with a
 comparable gradient scale: linearly, ``x = (p - lo) / (hi - lo)``, except
-``tau``, which is logarithmic, ``x = log(p / lo) / log(hi / lo)`` (relaxation
-times span decades and the data depend on them about equally per decade, so a
-linear box would move the short ones by steps far above their size; see
-:data:`SCALES`). L-BFGS-B keeps ``x`` in the box, the steepest-descent and
+``tau``, which is logarithmic, ``x = log(p / lo) / log(hi / lo)`` (a pole acts
+through ``w tau``, so what matters is the relative change of tau, and its
+bounds span decades: a linear box would move the short times by steps far
+above their size and the long ones by little; see :data:`SCALES`). L-BFGS-B keeps ``x`` in the box, the steepest-descent and
 NLCG methods project onto it. Cells outside ``mask`` (for example the air
 above a GPR survey) keep their starting values; the pole parameters,
 ``[n_poles, *model_shape]``, are inverted in every pole of the masked cells.
