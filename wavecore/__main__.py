@@ -152,6 +152,11 @@ def _print_plan(s: dict) -> None:
           f"{s['tasks']} task(s), {s['steps']} steps")
     print(f"memory per task: {s['memory_per_task'] / gib:.3g} GiB, of which snapshots "
           f"{s['snapshot_bytes'] / gib:.3g} GiB")
+    if s.get("n_poles"):  # [model.debye]
+        r = s["pole_ranges"]
+        print(f"Debye poles: {s['n_poles']} per cell, delta_epsilon {r['delta_epsilon'][0]:.3g}"
+              f" to {r['delta_epsilon'][1]:.3g}, tau {r['tau'][0]:.3g} to {r['tau'][1]:.3g} s "
+              f"(epsilon is eps_inf); they add {s['pole_bytes'] / gib:.3g} GiB per task")
     print(f"estimated time: {s['seconds_per_task']:.3g} s per task, "
           f"{s['estimated_seconds']:.3g} s in all (from a 20-step calibration run)")
     print(f"output: {s['output']}")

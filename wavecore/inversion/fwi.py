@@ -1,10 +1,17 @@
 """Full-waveform inversion driver.
 
-Parameterization: each inverted parameter ``p`` (``epsilon``, ``sigma``) is
-scaled by its bounds, ``x = (p - lo) / (hi - lo)``, so every unknown lies in
-[0, 1] with a comparable gradient scale; L-BFGS-B keeps ``x`` in the box,
-the steepest-descent and NLCG methods project onto it. Cells outside ``mask``
-(for example the air above a GPR survey) keep their starting values.
+Parameterization: each inverted parameter ``p`` (``epsilon``, ``sigma``, and
+with ``dispersion=wavecore.Debye(...)`` the pole parameters ``delta_epsilon``
+and ``tau``) is scaled by its bounds to unknowns ``x`` in [0, 1] with a
+comparable gradient scale: linearly, ``x = (p - lo) / (hi - lo)``, except
+``tau``, which is logarithmic, ``x = log(p / lo) / log(hi / lo)`` (a pole acts
+through ``w tau``, so what matters is the relative change of tau, and its
+bounds span decades: a linear box would move the short times by steps far
+above their size and the long ones by little; see :data:`SCALES`). L-BFGS-B keeps ``x`` in the box, the steepest-descent and
+NLCG methods project onto it. Cells outside ``mask`` (for example the air
+above a GPR survey) keep their starting values; the pole parameters,
+``[n_poles, *model_shape]``, are inverted in every pole of the masked cells.
+With poles, ``epsilon`` is the infinite-frequency permittivity eps_inf.
 
 Frequency continuation: ``frequencies`` lists low-pass corner frequencies
 (Hz), one stage each, from low to high; the observed data and the source
@@ -31,16 +38,63 @@ import numpy as np
 from .. import _maxwell3d, _tm2d
 from .misfit import MISFITS
 
-PARAMETERS = ("epsilon", "sigma")
+PARAMETERS = ("epsilon", "sigma")            # the default of `invert`
+POLE_PARAMETERS = ("delta_epsilon", "tau")   # Debye poles (with dispersion=)
+INVERTIBLE = PARAMETERS + POLE_PARAMETERS
 METHODS = ("lbfgs", "sd", "nlcg")
+TAU_MAX = 1e-6  # seconds: the default upper bound of tau (soils relax in 1e-11 to 1e-7 s)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How a parameter ``p`` in ``[lo, hi]`` maps to its unknown ``x`` in [0, 1]:
+    linearly, ``p = lo + (hi - lo) x``, or logarithmically, ``p = lo (hi / lo)^x``
+    (``lo > 0``)."""
+
+    log: bool = False
+
+    def to_unit(self, p, lo, hi):
+        p = np.asarray(p, np.float64)
+        return np.log(p / lo) / np.log(hi / lo) if self.log else (p - lo) / (hi - lo)
+
+    def from_unit(self, x, lo, hi):
+        return lo * (hi / lo) ** x if self.log else lo + (hi - lo) * x
+
+    def slope(self, x, lo, hi):
+        """dp/dx at ``x`` (the chain rule from the gradient in p to the one in x)."""
+        return self.from_unit(x, lo, hi) * np.log(hi / lo) if self.log else \
+            np.full(np.shape(x), hi - lo)
+
+
+#: The scale of each invertible parameter.
+SCALES = {"epsilon": Scale(), "sigma": Scale(), "delta_epsilon": Scale(), "tau": Scale(log=True)}
 
 
 @dataclass
 class Bounds:
-    """Lower and upper bounds of the inverted parameters."""
+    """Lower and upper bounds of the inverted parameters. ``tau`` (seconds)
+    defaults to ``(2 dt, 1e-6)``: its lower bound must exceed the time step."""
 
     epsilon: tuple = (1.0, 81.0)
     sigma: tuple = (0.0, 0.1)
+    delta_epsilon: tuple = (0.0, 80.0)
+    tau: tuple | None = None
+
+    def of(self, name: str, dt: float) -> tuple:
+        """``(lo, hi)`` of a parameter, validated (``dt``: the time step)."""
+        value = getattr(self, name)
+        lo, hi = (2.0 * dt, TAU_MAX) if value is None and name == "tau" else value
+        lo, hi = float(lo), float(hi)
+        if not lo < hi:
+            raise ValueError(f"bounds of {name} must satisfy lo < hi, got {(lo, hi)}")
+        if name == "delta_epsilon" and lo < 0:
+            raise ValueError(f"bounds of delta_epsilon (the strength of a pole) must have "
+                             f"lo >= 0, got {(lo, hi)}")
+        if name == "tau" and not lo > dt:
+            raise ValueError(f"bounds of tau must have lo above the time step dt = {dt:.4g} s "
+                             f"(the pole update needs tau > dt; tau is inverted in log "
+                             f"space), got {(lo, hi)}")
+        return lo, hi
 
 
 @dataclass
@@ -48,6 +102,14 @@ class FwiResult:
     epsilon: np.ndarray
     sigma: np.ndarray
     history: list = field(default_factory=list)  # dicts: stage, iteration, misfit, evaluations
+    #: The Debye poles ``[n_poles, *model_shape]`` (None without dispersion).
+    delta_epsilon: np.ndarray | None = None
+    tau: np.ndarray | None = None
+
+    @property
+    def dispersion(self):
+        """The final poles as a ``wavecore.Debye`` (None without dispersion)."""
+        return dispersion_of({"delta_epsilon": self.delta_epsilon, "tau": self.tau})
 
     @property
     def misfit_reduction(self) -> float:
@@ -69,13 +131,46 @@ def lowpass(signal: np.ndarray, corner: float | None, dt: float) -> np.ndarray:
     return sosfiltfilt(sos, signal, axis=-1).astype(signal.dtype)
 
 
+def dispersion_of(models: dict):
+    """The ``dispersion=`` of a model dict: ``wavecore.Debye`` of its
+    ``delta_epsilon`` and ``tau`` arrays, or None without poles."""
+    if models.get("tau") is None:
+        return None
+    from .._debye import Debye  # noqa: PLC0415
+
+    return Debye(models["delta_epsilon"], models["tau"])
+
+
+def pole_models(dispersion, shape: tuple, dtype) -> dict:
+    """``delta_epsilon`` and ``tau`` of a dispersion as ``[n_poles, *shape]``
+    arrays of ``dtype`` (each cell its own unknowns), or {} without."""
+    if dispersion is None:
+        return {}
+    from .._debye import Debye, pole_arrays  # noqa: PLC0415
+
+    d = Debye(*pole_arrays(dispersion))  # validated: delta_epsilon >= 0, tau > 0
+    out = {}
+    for name in POLE_PARAMETERS:
+        v = np.asarray(getattr(d, name))
+        if v.ndim <= 1:  # a scalar or [P]: the same poles in every cell
+            v = v.reshape(-1, *([1] * len(shape)))
+        elif v.shape == tuple(shape):
+            v = v[None]
+        elif v.shape[1:] != tuple(shape):
+            raise ValueError(f"dispersion.{name} must have the shape [n_poles, *model_shape] "
+                             f"or the model's shape {tuple(shape)}, got {v.shape}")
+        out[name] = np.ascontiguousarray(np.broadcast_to(v, (v.shape[0], *shape)), dtype)
+    return out
+
+
 def shot_gradients(spec: dict, models: dict, shots) -> tuple:
     """Misfit and raw model gradients of some shots (runs in a worker)."""
     fn = _tm2d.tm2d if spec["system"] == "tm2d" else _maxwell3d.maxwell3d
     misfit = MISFITS[spec["misfit"]] if isinstance(spec["misfit"], str) else spec["misfit"]
     res = fn(models["epsilon"], models["sigma"], models["mu"], spec["spacing"], spec["dt"],
              spec["amplitude"][shots], spec["sources"][shots], spec["receivers"][shots],
-             requires_grad=spec["parameters"], **spec["options"])
+             requires_grad=spec["parameters"], dispersion=dispersion_of(models),
+             **spec["options"])
     value, residual = misfit(res.receiver_data, spec["observed"][shots])
     grads = res.vjp(residual.astype(res.receiver_data.dtype))
     return value, {p: getattr(grads, p).astype(np.float64) for p in spec["parameters"]}
@@ -108,20 +203,32 @@ class Problem:
                          parameters=parameters, misfit=misfit, options=options)
 
     def to_x(self, models) -> np.ndarray:
-        return np.concatenate([((models[p] - lo) / (hi - lo))[self.mask]
+        return np.concatenate([SCALES[p].to_unit(models[p][self._cells(p)], lo, hi).ravel()
                                for p, (lo, hi) in self._ranges()])
 
     def to_models(self, x) -> dict:
         out = dict(self.models)
-        n = int(self.mask.sum())
-        for k, (p, (lo, hi)) in enumerate(self._ranges()):
+        for p, (lo, hi), part in self._parts(x):
             full = self.models[p].astype(np.float64).copy()
-            full[self.mask] = lo + (hi - lo) * x[k * n:(k + 1) * n]
+            cells = self._cells(p)
+            full[cells] = SCALES[p].from_unit(part, lo, hi).reshape(full[cells].shape)
             out[p] = full.astype(self.models[p].dtype)
         return out
 
     def _ranges(self):
-        return [(p, getattr(self.bounds, p)) for p in self.parameters]
+        return [(p, self.bounds.of(p, self.spec["dt"])) for p in self.parameters]
+
+    def _cells(self, p):
+        """The index of a parameter's unknowns: the masked cells (of every pole)."""
+        return (slice(None), self.mask) if p in POLE_PARAMETERS else self.mask
+
+    def _parts(self, x):
+        """(parameter, (lo, hi), its slice of x) for each inverted parameter."""
+        start = 0
+        for p, bounds in self._ranges():
+            n = int(self.mask.sum()) * (self.models[p].shape[0] if p in POLE_PARAMETERS else 1)
+            yield p, bounds, x[start:start + n]
+            start += n
 
     def __call__(self, x) -> tuple[float, np.ndarray]:
         self.evaluations += 1
@@ -138,13 +245,15 @@ class Problem:
                 value += v
                 grads = {p: grads[p] + g[p] for p in self.parameters}
         parts = []
-        for p, (lo, hi) in self._ranges():
+        for p, (lo, hi), part in self._parts(x):
             g = grads[p]
-            if self.smoothing:
+            if self.smoothing:  # in space (not across the poles)
                 from scipy.ndimage import gaussian_filter  # noqa: PLC0415
 
-                g = gaussian_filter(g, self.smoothing)
-            parts.append((g * (hi - lo))[self.mask])
+                width = self.smoothing if p not in POLE_PARAMETERS else \
+                    (0.0, *[self.smoothing] * self.mask.ndim)
+                g = gaussian_filter(g, width)
+            parts.append(g[self._cells(p)].ravel() * SCALES[p].slope(part, lo, hi))
         return value, np.concatenate(parts)
 
 
@@ -169,9 +278,15 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
            iterations: int = 10, frequencies=(None,), batch_size: int | None = None,
            seed: int = 0, smoothing: float = 0.0, mask=None, checkpoint_dir=None,
            resume: bool = True, callback=None, executor=None, shots_per_task: int = 1,
-           **solver_options) -> FwiResult:
+           dispersion=None, **solver_options) -> FwiResult:
     """Invert ``observed`` receiver data for ``parameters`` from a starting model.
 
+    ``parameters`` are among ``epsilon``, ``sigma``, ``delta_epsilon`` and
+    ``tau``; the last two need ``dispersion`` (a ``wavecore.Debye``: the
+    starting poles, which are also the fixed poles when not inverted; then
+    ``epsilon`` is eps_inf). ``bounds`` (:class:`Bounds`) box each parameter,
+    ``tau`` in log space (:data:`SCALES`); the result holds the poles as
+    ``[n_poles, *model_shape]`` arrays.
     ``observed`` has the shape of the forward data of the same acquisition;
     ``solver_options`` go to ``tm2d``/``maxwell3d`` (stencil, pml_width, ...).
     ``executor`` (any concurrent.futures.Executor, e.g. a process pool or
@@ -184,18 +299,21 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     parameters = tuple([parameters] if isinstance(parameters, str) else parameters)
-    if not parameters or not set(parameters) <= set(PARAMETERS):
-        raise ValueError(f"parameters must be among {PARAMETERS}, got {parameters}")
+    if not parameters or not set(parameters) <= set(INVERTIBLE) or \
+            len(set(parameters)) != len(parameters):
+        raise ValueError(f"parameters must be among {INVERTIBLE} (each once), got {parameters}")
+    if set(parameters) & set(POLE_PARAMETERS) and dispersion is None:
+        raise ValueError(f"parameters {parameters} include Debye pole parameters; give the "
+                         f"starting poles as dispersion=wavecore.Debye(delta_epsilon, tau)")
     if not (isinstance(misfit, str) and misfit in MISFITS) and not callable(misfit):
         raise ValueError(f"misfit must be one of {sorted(MISFITS)} or a callable")
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be an int >= 1, got {iterations!r}")
     bounds = bounds or Bounds()
     models = dict(epsilon=np.asarray(epsilon), sigma=np.asarray(sigma), mu=np.asarray(mu))
+    models.update(pole_models(dispersion, models["epsilon"].shape, models["epsilon"].dtype))
     for p in parameters:
-        lo, hi = getattr(bounds, p)
-        if not lo < hi:
-            raise ValueError(f"bounds of {p} must satisfy lo < hi, got {(lo, hi)}")
+        lo, hi = bounds.of(p, dt)
         if (models[p] < lo).any() or (models[p] > hi).any():
             raise ValueError(f"the starting {p} lies outside its bounds {(lo, hi)}")
     mask = np.ones(models["epsilon"].shape, bool) if mask is None else np.asarray(mask, bool)
@@ -210,8 +328,9 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
         saved = sorted(glob.glob(os.path.join(checkpoint_dir, "iter_*.npz")))
         if saved and resume:
             with np.load(saved[-1], allow_pickle=False) as z:
-                for p in PARAMETERS:
-                    models[p] = z[p]
+                for p in INVERTIBLE:
+                    if p in z.files and p in models:
+                        models[p] = z[p]
                 history = [dict(stage=int(s), iteration=int(i), misfit=float(m),
                                 evaluations=int(e)) for s, i, m, e in z["history"]]
             start_stage, start_iter = history[-1]["stage"], history[-1]["iteration"]
@@ -233,7 +352,7 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
             current = problem.to_models(x)
             if checkpoint_dir is not None:
                 np.savez(os.path.join(checkpoint_dir, f"iter_{len(history):04d}.npz"),
-                         epsilon=current["epsilon"], sigma=current["sigma"],
+                         **{p: current[p] for p in INVERTIBLE if p in current},
                          history=np.array([[h["stage"], h["iteration"], h["misfit"],
                                             h["evaluations"]] for h in history]))
             if callback is not None:
@@ -294,4 +413,5 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
                     f, g = problem(x)
         models = problem.to_models(x)
         start_iter = 0
-    return FwiResult(epsilon=models["epsilon"], sigma=models["sigma"], history=history)
+    return FwiResult(epsilon=models["epsilon"], sigma=models["sigma"], history=history,
+                     delta_epsilon=models.get("delta_epsilon"), tau=models.get("tau"))

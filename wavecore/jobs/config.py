@@ -23,6 +23,23 @@ common-offset line survey::
     stencil = 4
     pml_width = 20
 
+Debye poles (``epsilon`` is then the infinite-frequency permittivity
+eps_inf), as arrays given like epsilon (``[n_poles, *model_shape]``, or the
+model's shape, a number or a list of numbers: one pole each, the same in
+every cell)::
+
+    [model.debye]
+    delta_epsilon = "de.npy"
+    tau = 1e-9
+
+or per layer of an integer label array (``wavecore.Debye.from_layers``)::
+
+    [model.debye]
+    labels = "labels.npy"
+    [model.debye.layers]
+    0 = {}                                   # no poles
+    1 = {delta_epsilon = [6.0], tau = [1e-9]}
+
     [output]
     path = "survey.h5"
 
@@ -44,7 +61,7 @@ from .. import _checks as checks
 from ..state import M3D_FIELDS
 
 SECTIONS = {
-    "model": {"builtin", "epsilon", "sigma", "mu", "shape", "spacing"},
+    "model": {"builtin", "epsilon", "sigma", "mu", "shape", "spacing", "debye"},
     "wavelet": {"type", "frequency", "nt", "dt", "amplitude"},
     "acquisition": {"first_source", "step", "shots", "receiver_offsets"},
     "solver": {"system", "stencil", "pml_width", "device", "n_threads", "source_component",
@@ -55,6 +72,14 @@ SECTIONS = {
                   "bounds", "batch_size", "smoothing", "fixed_rows", "checkpoint_dir", "seed",
                   "storage_mode", "storage_compression", "sampling_interval"},
 }
+# [model.debye]: pole arrays (delta_epsilon and tau) or per layer (labels and layers).
+DEBYE_ARRAYS = ("delta_epsilon", "tau")
+DEBYE_LAYERED = ("labels", "layers")
+# What the pole parameters are, for the messages (and their lower limits).
+POLE_MEANING = {"delta_epsilon": "the strength of each pole (relative), >= 0",
+                "tau": "the relaxation time of each pole in seconds, > 0"}
+MODEL_PARAMETERS = ("epsilon", "sigma")
+POLE_PARAMETERS = DEBYE_ARRAYS
 REQUIRED = {"model": {"spacing"}, "wavelet": {"frequency", "nt"},
             "acquisition": {"first_source", "shots", "receiver_offsets"},
             "output": {"path"}}
@@ -124,6 +149,100 @@ def _cells(path, key, value, ndim, *, rows=False):
                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in item)):
             _fail(path, key, f"must be {ndim} integers per cell, got {item!r}")
     return value
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _array_source(cfg: JobConfig, key: str, value, limit: dict, *, per_pole=False) -> None:
+    """A model array given as a number (``limit``: the _number check), a file
+    name, or {file, key} / {file, dataset}; with ``per_pole`` also a non-empty
+    list of numbers (one pole each)."""
+    p = cfg.path
+    if _is_number(value):
+        _number(p, key, value, **limit)
+    elif per_pole and isinstance(value, list):
+        if not value:
+            _fail(p, key, "must not be an empty list (give one value per pole)")
+        for item in value:
+            _number(p, key, item, **limit)
+    elif isinstance(value, str):
+        if not cfg.resolve(value).exists():
+            _fail(p, key, f"file {str(cfg.resolve(value))!r} does not exist")
+    elif isinstance(value, dict):
+        if "file" not in value or not (set(value) - {"file"}) <= {"key", "dataset"}:
+            _fail(p, key, "must be {file = ..., key = ...} (.npz) or "
+                          "{file = ..., dataset = ...} (HDF5)")
+        if not cfg.resolve(value["file"]).exists():
+            _fail(p, f"{key}.file", f"file {str(cfg.resolve(value['file']))!r} does not exist")
+    else:
+        _fail(p, key, f"must be a number, {'a list of numbers (one per pole), ' if per_pole else ''}"
+                      f"a file name or a table, got {value!r}")
+
+
+def _pole_limit(name: str) -> dict:
+    return {"minimum": 0} if name == "delta_epsilon" else {"positive": True}
+
+
+def _check_debye(cfg: JobConfig) -> None:
+    """[model.debye]: delta_epsilon and tau (arrays), or labels and layers."""
+    p, d = cfg.path, cfg.model["debye"]
+    forms = "delta_epsilon and tau (pole arrays), or labels and [model.debye.layers] (per layer)"
+    if not isinstance(d, dict):
+        _fail(p, "model.debye", f"must be a table with {forms}, got {d!r}")
+    for key in d:
+        if key not in (*DEBYE_ARRAYS, *DEBYE_LAYERED):
+            _fail(p, f"model.debye.{key}", f"unknown key; expected one of "
+                                           f"{sorted((*DEBYE_ARRAYS, *DEBYE_LAYERED))}")
+    arrays, layered = set(DEBYE_ARRAYS) & set(d), set(DEBYE_LAYERED) & set(d)
+    if arrays and layered:
+        _fail(p, "model.debye", f"give {forms}, not both (got {sorted(d)})")
+    if not arrays and not layered:
+        _fail(p, "model.debye", f"needs {forms}")
+    for key in sorted(set(DEBYE_ARRAYS if arrays else DEBYE_LAYERED) - set(d)):
+        _fail(p, f"model.debye.{key}", "is required with model.debye."
+                                       f"{sorted(arrays or layered)[0]}")
+    if arrays:
+        for name in DEBYE_ARRAYS:
+            _array_source(cfg, f"model.debye.{name}", d[name], _pole_limit(name),
+                          per_pole=True)
+        return
+    _array_source(cfg, "model.debye.labels", d["labels"], {}, per_pole=False)
+    if _is_number(d["labels"]):
+        _fail(p, "model.debye.labels", "must be an integer array of the model's shape (a "
+                                       f"file or a table), got {d['labels']!r}")
+    layers = d["layers"]
+    if not isinstance(layers, dict) or not layers:
+        _fail(p, "model.debye.layers", "must be a table of label = {delta_epsilon = [...], "
+                                       f"tau = [...]}} (or {{}}: no poles), got {layers!r}")
+    for label, entry in layers.items():
+        key = f"model.debye.layers.{label}"
+        try:
+            int(label)
+        except ValueError:
+            _fail(p, key, "unknown label: the layers' keys are the integer labels of "
+                          "model.debye.labels")
+        if not isinstance(entry, dict):
+            _fail(p, key, "must be a table {delta_epsilon = [...], tau = [...]} (or {}: no "
+                          f"poles), got {entry!r}")
+        for name in entry:
+            if name not in DEBYE_ARRAYS:
+                _fail(p, f"{key}.{name}", f"unknown key; expected one of {list(DEBYE_ARRAYS)}")
+        if entry and set(entry) != set(DEBYE_ARRAYS):
+            _fail(p, key, "needs both delta_epsilon and tau (or neither: no poles)")
+        lengths = {}
+        for name, value in entry.items():
+            values = value if isinstance(value, list) else [value]
+            if not all(_is_number(v) for v in values):
+                _fail(p, f"{key}.{name}", f"must be a number or a list of numbers, "
+                                          f"{POLE_MEANING[name]}, got {value!r}")
+            for v in values:
+                _number(p, f"{key}.{name}", v, **_pole_limit(name))
+            lengths[name] = len(values)
+        if entry and lengths["delta_epsilon"] != lengths["tau"]:
+            _fail(p, key, f"delta_epsilon has {lengths['delta_epsilon']} pole(s) and tau "
+                          f"{lengths['tau']}; give one of each per pole")
 
 
 def load_config(path) -> JobConfig:
@@ -200,27 +319,14 @@ def _check(cfg: JobConfig) -> None:
         for key in ("epsilon", "sigma", "mu"):
             if key not in m:
                 _fail(p, f"model.{key}", "is required without model.builtin")
-            value = m[key]
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                if "shape" not in m:
-                    _fail(p, "model.shape", f"is required when model.{key} is a number")
-                _number(p, f"model.{key}", value, **({"minimum": 0} if key == "sigma"
-                                                       else {"positive": True}))
-            elif isinstance(value, str):
-                if not cfg.resolve(value).exists():
-                    _fail(p, f"model.{key}", f"file {str(cfg.resolve(value))!r} does not exist")
-            elif isinstance(value, dict):
-                if "file" not in value or not (set(value) - {"file"}) <= {"key", "dataset"}:
-                    _fail(p, f"model.{key}", "must be {file = ..., key = ...} (.npz) or "
-                                             "{file = ..., dataset = ...} (HDF5)")
-                if not cfg.resolve(value["file"]).exists():
-                    _fail(p, f"model.{key}.file",
-                          f"file {str(cfg.resolve(value['file']))!r} does not exist")
-            else:
-                _fail(p, f"model.{key}", f"must be a number, a file name or a table, "
-                                         f"got {value!r}")
+            if _is_number(m[key]) and "shape" not in m:
+                _fail(p, "model.shape", f"is required when model.{key} is a number")
+            _array_source(cfg, f"model.{key}", m[key],
+                          {"minimum": 0} if key == "sigma" else {"positive": True})
         if "shape" in m:
             _cells(p, "model.shape", m["shape"], cfg.ndim)
+    if "debye" in m:
+        _check_debye(cfg)
     try:
         checks.spacing(m["spacing"], "[model.spacing]", cfg.ndim)
     except (TypeError, ValueError) as exc:
@@ -309,9 +415,17 @@ def _check_inversion(cfg: JobConfig) -> None:
     if not cfg.resolve(inv["observed"]).exists():
         _fail(p, "inversion.observed", f"file {str(cfg.resolve(inv['observed']))!r} "
                                        "does not exist")
-    params = inv.get("parameters", ["epsilon", "sigma"])
-    if not isinstance(params, list) or not params or not set(params) <= {"epsilon", "sigma"}:
-        _fail(p, "inversion.parameters", f"must list 'epsilon' and/or 'sigma', got {params!r}")
+    params = inv.get("parameters", list(MODEL_PARAMETERS))
+    allowed = (*MODEL_PARAMETERS, *POLE_PARAMETERS)
+    if (not isinstance(params, list) or not params or not all(isinstance(v, str) for v in params)
+            or not set(params) <= set(allowed) or len(set(params)) != len(params)):
+        _fail(p, "inversion.parameters", f"must list some of {allowed} (each once; "
+                                         f"delta_epsilon and tau need [model.debye]), got "
+                                         f"{params!r}")
+    poles = [v for v in params if v in POLE_PARAMETERS]
+    if poles and "debye" not in cfg.model:
+        _fail(p, "inversion.parameters", f"{poles} are Debye pole parameters, but the model "
+                                         "has no poles: add [model.debye] (the starting poles)")
     if inv.get("method", "lbfgs") not in ("lbfgs", "sd", "nlcg"):
         _fail(p, "inversion.method", f"must be 'lbfgs', 'sd' or 'nlcg', got {inv['method']!r}")
     if inv.get("misfit", "l2") not in ("l2", "ncc", "huber"):
@@ -336,9 +450,17 @@ def _check_inversion(cfg: JobConfig) -> None:
         _fail(p, "inversion.frequencies", f"must be a list of corner frequencies in Hz "
                                           f"(low to high; the full band follows), got {freqs!r}")
     bounds = inv.get("bounds", {})
-    if not isinstance(bounds, dict) or not set(bounds) <= {"epsilon", "sigma"}:
-        _fail(p, "inversion.bounds", "must be a table with epsilon = [lo, hi] and/or sigma")
+    if not isinstance(bounds, dict) or not set(bounds) <= set(allowed):
+        _fail(p, "inversion.bounds", f"must be a table of [lo, hi] pairs of {allowed}, e.g. "
+                                     f"{{epsilon = [1, 25], tau = [1e-10, 1e-8]}}, got {bounds!r}")
     for key, pair in bounds.items():
         if (not isinstance(pair, list) or len(pair) != 2
-                or not all(isinstance(v, (int, float)) for v in pair) or pair[0] >= pair[1]):
+                or not all(_is_number(v) for v in pair) or pair[0] >= pair[1]):
             _fail(p, f"inversion.bounds.{key}", f"must be [lo, hi] with lo < hi, got {pair!r}")
+        if key == "delta_epsilon" and pair[0] < 0:
+            _fail(p, "inversion.bounds.delta_epsilon", f"must have lo >= 0 (the strength of a "
+                                                       f"pole), got {pair!r}")
+        if key == "tau" and pair[0] <= 0:
+            _fail(p, "inversion.bounds.tau", f"must have lo > 0 (relaxation times in seconds, "
+                                             f"above the time step; tau is inverted in log "
+                                             f"space), got {pair!r}")

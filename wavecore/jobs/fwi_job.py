@@ -17,8 +17,13 @@ starting model and ``[inversion]`` says what to invert::
     storage_compression = "bf16"   # ("none" by default; bf16 needs float32 models)
     sampling_interval = 2
 
-``[output] path`` receives an .npz with the inverted model and the misfit
-history; ``[parallel]`` spreads the shots of every gradient over workers.
+With ``[model.debye]`` (the starting poles; ``epsilon`` is then eps_inf) the
+parameters may include ``delta_epsilon`` and ``tau``, bounded by
+``bounds = {delta_epsilon = [0, 30], tau = [1e-10, 1e-8]}`` (``tau`` in
+seconds, above the time step, inverted in log space).
+
+``[output] path`` receives an .npz with the inverted model (and poles) and the
+misfit history; ``[parallel]`` spreads the shots of every gradient over workers.
 """
 
 from __future__ import annotations
@@ -29,14 +34,14 @@ import time
 
 import numpy as np
 
-from ..estimates import estimate_memory
 from ..inversion import Bounds, invert
-from ..inversion.fwi import shot_gradients
-from .config import DEFAULT_EXECUTOR, ConfigError, JobConfig, load_config
+from ..inversion.fwi import dispersion_of, shot_gradients
+from .config import DEFAULT_EXECUTOR, MODEL_PARAMETERS, ConfigError, JobConfig, load_config
 from .io import read_shots
 from ._extras import require_for_job
 from ._lifeline import shutdown_on_signals
-from .survey import dask_client, forward_batch, job_payload, mpi_pool, process_pool, progress_bar
+from .survey import (dask_client, forward_batch, job_payload, mpi_pool, plan_memory,
+                     process_pool, progress_bar)
 
 log = logging.getLogger("wavecore.jobs")
 
@@ -70,7 +75,7 @@ def plan_fwi_job(cfg: JobConfig, payload: dict) -> dict:
     per_task = cfg.parallel.get("shots_per_task", 1)
     shots = np.arange(min(per_task, len(payload["sources"])))
     nt = payload["amplitude"].size
-    params = tuple(inv.get("parameters", ["epsilon", "sigma"]))
+    params = _parameters(inv)
     spec = dict(system=payload["system"], spacing=payload["spacing"], dt=payload["dt"],
                 amplitude=np.repeat(payload["amplitude"][None, None, :20], len(shots), 0),
                 sources=payload["sources"], receivers=payload["receivers"],
@@ -82,13 +87,9 @@ def plan_fwi_job(cfg: JobConfig, payload: dict) -> dict:
     start = time.perf_counter()
     shot_gradients(spec, payload, shots)
     per_step = (time.perf_counter() - start) / min(nt, 20)
-    memory = estimate_memory(payload["epsilon"], payload["sigma"], payload["mu"],
-                             payload["spacing"], payload["dt"],
-                             np.zeros((len(shots), 1, nt), payload["epsilon"].dtype),
-                             payload["sources"][shots], payload["receivers"][shots],
-                             system=payload["system"], requires_grad=params,
-                             stencil=payload["options"]["stencil"],
-                             pml_width=payload["options"]["pml_width"], **_storage(inv))
+    memory, poles = plan_memory(payload, shots, nt, dict(
+        system=payload["system"], requires_grad=params, stencil=payload["options"]["stencil"],
+        pml_width=payload["options"]["pml_width"], **_storage(inv)))
     tasks = -(-len(payload["sources"]) // per_task)
     workers = 1 if cfg.parallel.get("executor", DEFAULT_EXECUTOR) == "serial" else \
         cfg.parallel.get("workers", os.cpu_count() or 1)
@@ -99,7 +100,30 @@ def plan_fwi_job(cfg: JobConfig, payload: dict) -> dict:
                 memory_per_task=memory.peak, snapshot_bytes=memory.snapshots,
                 seconds_per_task=per_step * nt, seconds_per_iteration=per_iteration,
                 estimated_seconds=per_iteration * stages * inv.get("iterations", 10),
-                output=str(cfg.resolve(cfg.output["path"])))
+                output=str(cfg.resolve(cfg.output["path"])), **poles)
+
+
+def _parameters(inv: dict) -> tuple:
+    return tuple(inv.get("parameters", MODEL_PARAMETERS))
+
+
+def _bounds(cfg: JobConfig, payload: dict) -> Bounds:
+    """The [inversion] bounds, checked against the time step and the starting
+    model (which must lie inside them) before any gradient runs."""
+    inv = cfg.inversion
+    bounds = Bounds(**{k: tuple(v) for k, v in inv.get("bounds", {}).items()})
+    for name in _parameters(inv):
+        key = f"{cfg.path}: [inversion.bounds.{name}]"
+        try:
+            lo, hi = bounds.of(name, payload["dt"])
+        except ValueError as exc:
+            raise ConfigError(f"{key} {exc}") from None
+        start = payload[name]
+        if (start < lo).any() or (start > hi).any():
+            raise ConfigError(f"{key} the starting {name} ([model], {float(start.min()):.4g} "
+                              f"to {float(start.max()):.4g}) lies outside the bounds "
+                              f"{[lo, hi]}; widen them or change the starting model")
+    return bounds
 
 
 def run_fwi_job(config, *, quiet: bool = True, dry_run: bool = False) -> dict:
@@ -111,6 +135,7 @@ def run_fwi_job(config, *, quiet: bool = True, dry_run: bool = False) -> dict:
     require_for_job(cfg)  # h5py (the observed data), scipy, distributed/mpi4py
     inv = cfg.inversion
     payload = job_payload(cfg)
+    _bounds(cfg, payload)
     if dry_run:
         return plan_fwi_job(cfg, payload)
     observed_file = read_shots(cfg.resolve(inv["observed"]))
@@ -127,16 +152,19 @@ def run_fwi_job(config, *, quiet: bool = True, dry_run: bool = False) -> dict:
         result = _invert(cfg, payload, observed, amplitude, quiet, n)
     out = cfg.resolve(cfg.output["path"])
     history = result.history
+    poles = {} if result.tau is None else dict(
+        delta_epsilon=result.delta_epsilon, tau=result.tau,
+        start_delta_epsilon=payload["delta_epsilon"], start_tau=payload["tau"])
     np.savez(out, inverted=result.epsilon, epsilon=result.epsilon, sigma=result.sigma,
              start=payload["epsilon"], misfit=np.array([h["misfit"] for h in history]),
-             stage=np.array([h["stage"] for h in history]))
+             stage=np.array([h["stage"] for h in history]), **poles)
     return dict(iterations=len(history), misfit_first=history[0]["misfit"],
                 misfit_last=history[-1]["misfit"], output=str(out))
 
 
 def _invert(cfg, payload, observed, amplitude, quiet, n):
     inv = cfg.inversion
-    bounds = Bounds(**{k: tuple(v) for k, v in inv.get("bounds", {}).items()})
+    bounds = _bounds(cfg, payload)
     mask = np.ones(payload["epsilon"].shape, bool)
     mask[:inv.get("fixed_rows", 0)] = False
     executor, close = _executor(cfg)
@@ -156,7 +184,7 @@ def _invert(cfg, payload, observed, amplitude, quiet, n):
         result = invert(observed, payload["epsilon"], payload["sigma"], payload["mu"],
                         payload["spacing"], payload["dt"], amplitude, payload["sources"],
                         payload["receivers"], system=payload["system"],
-                        parameters=tuple(inv.get("parameters", ["epsilon", "sigma"])),
+                        parameters=_parameters(inv), dispersion=dispersion_of(payload),
                         bounds=bounds, misfit=inv.get("misfit", "l2"),
                         method=inv.get("method", "lbfgs"), iterations=inv.get("iterations", 10),
                         frequencies=(*inv.get("frequencies", []), None),

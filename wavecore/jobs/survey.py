@@ -21,11 +21,13 @@ from .. import _maxwell3d, _tm2d
 from ..cfl import max_stable_dt
 from ..constants import C0
 from ..estimates import estimate_memory
+from ..inversion.fwi import dispersion_of
 from ..wavelets import ricker
 from .config import DEFAULT_EXECUTOR, ConfigError, JobConfig, load_config
 from ._extras import require_for_job
 from ._lifeline import die_with_parent, lifeline, shutdown_on_signals, terminate_pool
-from .io import ShotFile, data_keys, load_models
+from .io import (ShotFile, check_debye_step, data_keys, debye_metadata, load_debye,
+                 load_models)
 
 log = logging.getLogger("wavecore.jobs")
 
@@ -49,13 +51,24 @@ def build_shots(cfg: JobConfig, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
 
 
 def job_payload(cfg: JobConfig) -> dict:
-    """Everything a worker needs to run any batch of the job's shots."""
+    """Everything a worker needs to run any batch of the job's shots.
+
+    With ``[model.debye]``, ``delta_epsilon`` and ``tau`` are ``[n_poles,
+    *model_shape]`` arrays (None without poles) and ``epsilon`` is eps_inf;
+    every array is in one float dtype."""
     eps, sig, mu, spacing = load_models(cfg)
+    poles = load_debye(cfg, eps.shape, eps.dtype)
+    if poles is not None:
+        dtype = np.result_type(eps, *poles)
+        eps, sig, mu = (np.ascontiguousarray(a, dtype) for a in (eps, sig, mu))
+        poles = tuple(np.ascontiguousarray(a, dtype) for a in poles)
     s = cfg.solver
     stencil = s.get("stencil", 4)
     w = cfg.wavelet
-    v_max = C0 / np.sqrt(float((eps * mu).min()))
+    v_max = C0 / np.sqrt(float((eps * mu).min()))  # eps_inf: the fastest speed
     dt = w.get("dt") or 0.9 * max_stable_dt(spacing, v_max, stencil)
+    if poles is not None:
+        check_debye_step(cfg, poles[1], spacing, dt, v_max, stencil)
     amplitude = ricker(w["frequency"], w["nt"], dt) * w.get("amplitude", 1.0)
     src, rec = build_shots(cfg, eps.shape)
     options = dict(stencil=stencil, pml_width=s.get("pml_width", 20),
@@ -65,7 +78,9 @@ def job_payload(cfg: JobConfig) -> dict:
     if cfg.ndim == 3:
         options.update(source_component=s.get("source_component", "ey"),
                        receiver_component=s.get("receiver_component", "ey"))
+    de, tau = poles if poles is not None else (None, None)
     return dict(system=s.get("system", "tm2d"), epsilon=eps, sigma=sig, mu=mu,
+                delta_epsilon=de, tau=tau,
                 spacing=spacing, dt=float(dt), amplitude=amplitude.astype(eps.dtype),
                 sources=src, receivers=rec, options=options)
 
@@ -77,7 +92,7 @@ def forward_batch(payload: dict, shots: list) -> np.ndarray:
     amp = np.broadcast_to(payload["amplitude"], (n, 1, payload["amplitude"].size)).copy()
     return fn(payload["epsilon"], payload["sigma"], payload["mu"], payload["spacing"],
               payload["dt"], amp, payload["sources"][shots], payload["receivers"][shots],
-              **payload["options"]).receiver_data
+              dispersion=dispersion_of(payload), **payload["options"]).receiver_data
 
 
 _WORKER_PAYLOAD = None
@@ -214,8 +229,13 @@ def run_forward_job(config, *, quiet: bool = True, dry_run: bool = False,
     meta = dict(system=payload["system"], dt=payload["dt"], spacing=payload["spacing"],
                 stencil=payload["options"]["stencil"], nt=payload["amplitude"].size,
                 options={k: v for k, v in payload["options"].items()})
+    arrays = {}
+    if payload.get("tau") is not None:  # the poles as used: the result is reproducible
+        meta["dispersion"] = debye_metadata(cfg, payload)
+        arrays = {"debye/delta_epsilon": payload["delta_epsilon"], "debye/tau": payload["tau"]}
     out = ShotFile(cfg.resolve(cfg.output["path"]), cfg, shot_shape, payload["epsilon"].dtype,
-                   meta, payload["sources"], payload["receivers"], data_keys(cfg, payload))
+                   meta, payload["sources"], payload["receivers"], data_keys(cfg, payload),
+                   arrays=arrays)
     start = time.perf_counter()
     try:
         finished = out.finished()
@@ -285,12 +305,9 @@ def _plan(cfg: JobConfig, payload: dict, per_task: int) -> dict:
     t = time.perf_counter()
     forward_batch(short, batch)
     per_step = (time.perf_counter() - t) / calib_nt
-    memory = estimate_memory(payload["epsilon"], payload["sigma"], payload["mu"],
-                             payload["spacing"], payload["dt"],
-                             np.zeros((len(batch), 1, nt), payload["epsilon"].dtype),
-                             payload["sources"][batch], payload["receivers"][batch],
-                             system=system, stencil=payload["options"]["stencil"],
-                             pml_width=payload["options"]["pml_width"])
+    estimate = dict(system=system, stencil=payload["options"]["stencil"],
+                    pml_width=payload["options"]["pml_width"])
+    memory, poles = plan_memory(payload, batch, nt, estimate)
     tasks = -(-len(payload["sources"]) // per_task)
     workers = 1 if cfg.parallel.get("executor", DEFAULT_EXECUTOR) == "serial" else \
         cfg.parallel.get("workers", os.cpu_count() or 1)
@@ -299,4 +316,28 @@ def _plan(cfg: JobConfig, payload: dict, per_task: int) -> dict:
                 memory_per_task=memory.peak, snapshot_bytes=0,
                 seconds_per_task=per_step * nt,
                 estimated_seconds=per_step * nt * -(-tasks // workers),
-                output=str(cfg.resolve(cfg.output["path"])))
+                output=str(cfg.resolve(cfg.output["path"])), **poles)
+
+
+def plan_memory(payload: dict, shots, nt: int, options: dict) -> tuple:
+    """The memory estimate of a task of ``shots`` (``options``: the estimate's
+    keywords), and with poles the plan's ``poles`` entries: ``n_poles``,
+    ``pole_bytes`` (what the poles add: their coefficients, models, state,
+    snapshots and adjoint, the estimate with poles less the one without) and
+    ``pole_ranges`` (min and max of delta_epsilon and tau)."""
+    args = (payload["epsilon"], payload["sigma"], payload["mu"], payload["spacing"],
+            payload["dt"], np.zeros((len(shots), 1, nt), payload["epsilon"].dtype),
+            payload["sources"][shots], payload["receivers"][shots])
+    dispersion = dispersion_of(payload)
+    memory = estimate_memory(*args, dispersion=dispersion, **options)
+    if dispersion is None:
+        return memory, {}
+    plain = {**options}
+    if "requires_grad" in plain:  # the pole parameters are no targets without poles
+        plain["requires_grad"] = tuple(p for p in plain["requires_grad"]
+                                       if p not in ("delta_epsilon", "tau"))
+    without = estimate_memory(*args, **plain)
+    de, tau = payload["delta_epsilon"], payload["tau"]
+    return memory, dict(n_poles=int(tau.shape[0]), pole_bytes=memory.peak - without.peak,
+                        pole_ranges={"delta_epsilon": [float(de.min()), float(de.max())],
+                                     "tau": [float(tau.min()), float(tau.max())]})
