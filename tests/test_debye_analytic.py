@@ -52,15 +52,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.special import hankel2
 from test_tm2d_analytic import (EPS_R, F_PEAK, OFFSETS, PEAK_TIME, SIGMA, correlation_lag,
-                                hankel_traces, line_source_run, misfit)
+                                hankel_traces, line_source_run, line_source_traces, misfit)
 
 import wavecore
 from wavecore.debye_fit import debye_permittivity
-
-needs_debye = pytest.mark.skipif(not hasattr(wavecore, "Debye"),
-                                 reason="wavecore.Debye (the dispersive engine) is not there")
 
 ONE_POLE = dict(epsilon_inf=5.0, delta_epsilon=[4.0], tau=[1e-9], sigma=1e-3)
 CLAY = dict(epsilon_inf=5.706, delta_epsilon=[2.219, 0.958], tau=[3.1e-9, 0.11e-9],
@@ -96,21 +92,8 @@ def debye_traces(wavelet, dt, distances, medium, mu_r=1.0, *, discrete_time=Fals
     ``w -> (2/dt) sin(w dt/2)``, ``sigma -> sigma cos(w dt/2)`` and every pole evaluated at
     ``(2/dt) tan(w dt/2)`` (the trapezoidal ADE; module docstring).
     """
-    nt = wavelet.shape[-1]
-    n = pad * nt
-    w = 2 * np.pi * np.fft.rfftfreq(n, dt)[1:]
-    spectrum = np.fft.rfft(wavelet, n)[1:]
-    w_eff, sigma_eff, eps_r = medium_response(w, dt, medium, discrete_time)
-    mu = wavecore.MU0 * mu_r
-    k = np.sqrt(w_eff * mu * (w_eff * wavecore.EP0 * eps_r - 1j * sigma_eff))
-    k = np.where(k.imag > 0, -k, k)  # outgoing, decaying root
-    green = -(w_eff * mu / 4) * hankel2(0, np.multiply.outer(np.asarray(distances), k))
-    full = np.zeros((len(distances), n // 2 + 1), complex)
-    full[:, 1:] = green * spectrum * np.exp(0.5j * w * dt)  # receivers half a sample later
-    traces = np.fft.irfft(full, n)
-    wrap = np.abs(traces[:, -nt:]).max() / np.abs(traces[:, :nt]).max()
-    assert wrap < 1e-4, f"analytic trace wraps around ({wrap:.1e})"
-    return traces[:, :nt]
+    return line_source_traces(wavelet, dt, distances,
+                              lambda w: medium_response(w, dt, medium, discrete_time), mu_r, pad)
 
 
 def debye_line_source_run(stencil, medium, dt_fraction, offsets_in_peak_wavelengths,
@@ -232,7 +215,6 @@ def test_dispersion_changes_the_analytic_trace():
     assert misfit(disc[0], soil[0]) < 0.01
 
 
-@needs_debye
 def test_zero_poles_equal_the_nondispersive_run():
     """delta_eps = 0 through wavecore.Debye gives the non-dispersive run (the existing
     test's geometry and numbers: 0.35 % / 0.69 % at 3 / 6 peak wavelengths). Measured:
@@ -254,7 +236,6 @@ def _h_nondispersive():
     return wavecore.C0 / np.sqrt(EPS_R) / (2 * F_PEAK) / 10
 
 
-@needs_debye
 @pytest.mark.parametrize("name,medium", [("one pole", ONE_POLE), ("clay", CLAY)])
 def test_debye_line_source_matches_the_frequency_domain_solution(name, medium):
     """Stencil 4, dt = 0.25 dt_max: misfit < 2 % at 3, 6 (along x), 3 (along z) and 3.5
@@ -281,7 +262,6 @@ def test_debye_line_source_matches_the_frequency_domain_solution(name, medium):
     assert misfit(plain[0], cont[0]) > 0.3
 
 
-@needs_debye
 def test_debye_large_dt_misfit_is_time_dispersion():
     """At 0.9 dt_max the continuous misfit grows with the time discretization; the
     semi-discrete solution (with the trapezoidal pole) removes it. Measured, 3 / 6 peak
@@ -303,34 +283,12 @@ def debye_dipole_traces(wavelet, dt, source, receiver, vectors, medium, pad=16):
     """Analytic E traces of ``receiver`` at the offsets ``vectors`` (m, [n, 3]) of a
     ``source``-directed current moment in the Debye ``medium``: the dyadic Green's
     function of ``tests/test_maxwell3d_analytic.py`` with ``k = w sqrt(mu EP0 eps(w))``."""
-    from test_maxwell3d_analytic import UNIT
+    from test_maxwell3d_analytic import dipole_traces
 
-    nt = wavelet.shape[-1]
-    n = pad * nt
-    w = 2 * np.pi * np.fft.rfftfreq(n, dt)[1:]
-    spectrum = np.fft.rfft(wavelet, n)[1:]
-    mu = wavecore.MU0
-    k = w * np.sqrt(mu * wavecore.EP0 * debye_permittivity(w / (2 * np.pi), **medium))
-    k = np.where(k.imag > 0, -k, k)
-    u, e = np.array(UNIT[source], float), np.array(UNIT[receiver], float)
-    traces = []
-    for vec in vectors:
-        r = np.linalg.norm(vec)
-        nvec = vec / r
-        kr = k * r
-        a = 1 - 1j / kr - 1 / kr**2
-        b = -1 + 3j / kr + 3 / kr**2
-        g = np.exp(-1j * kr) / (4 * np.pi * r)
-        field = -1j * w * mu * g * (a * (u @ e) + b * (u @ nvec) * (nvec @ e))
-        full = np.zeros(n // 2 + 1, complex)
-        full[1:] = field * spectrum * np.exp(0.5j * w * dt)  # half a sample after the source
-        trace = np.fft.irfft(full, n)
-        assert np.abs(trace[-nt:]).max() < 1e-4 * np.abs(trace[:nt]).max()  # no wrap-around
-        traces.append(trace[:nt])
-    return np.array(traces)
+    return dipole_traces(wavelet, dt, source, receiver, vectors, pad,
+                         permittivity=lambda f: debye_permittivity(f, **medium))
 
 
-@needs_debye
 def test_debye_dipole_3d_matches_the_dyadic_solution():
     """maxwell3d, stencil 4, dt = 0.25 dt_max, the one-pole soil, 10 cells per minimum
     wavelength (phase velocity at 2 f_peak), co- and cross-polar receivers 1.4 to 1.75 peak

@@ -215,8 +215,6 @@ def test_coefficient_gradients_match_complex_step(kind, order, n_poles, n_models
 
 # -- whole runs (wavecore.Debye) ------------------------------------------------
 
-needs_debye = pytest.mark.skipif(not hasattr(wavecore, "Debye"),
-                                 reason="wavecore.Debye is not on this branch")
 TARGETS = ("epsilon", "sigma", "mu", "delta_epsilon", "tau", "source_amplitude")
 RUN_CASES = [("tm2d", 2, 1, None), ("tm2d", 4, 3, 2),
              ("maxwell3d", 2, 3, None), ("maxwell3d", 4, 1, 2)]
@@ -257,7 +255,6 @@ def run(kind, p, backend="reference", **kwargs):
     return system(**p, python_backend=backend == "reference", **kwargs)
 
 
-@needs_debye
 @pytest.mark.parametrize("kind", ("tm2d", "maxwell3d"))
 def test_run_zero_delta_epsilon_is_the_non_dispersive_run(kind):
     p = run_problem(kind, n_poles=2)
@@ -270,7 +267,6 @@ def test_run_zero_delta_epsilon_is_the_non_dispersive_run(kind):
         np.testing.assert_array_equal(debye.final_state[name], value, err_msg=name)
 
 
-@needs_debye
 @pytest.mark.parametrize("kind, order, n_poles, batch", ALL_RUN_CASES)
 def test_run_reference_forward_equals_compiled(kind, order, n_poles, batch):
     p = run_problem(kind, n_poles, batch, seed=order)
@@ -284,7 +280,6 @@ def test_run_reference_forward_equals_compiled(kind, order, n_poles, batch):
             assert rel_err(cpu.final_state[name], value) <= 1e-13, name
 
 
-@needs_debye
 def test_run_batched_models_equal_separate_runs():
     p = run_problem("tm2d", n_poles=3, batch=2, seed=4)
     both = run("tm2d", p, stencil=4, pml_width=2)
@@ -296,7 +291,6 @@ def test_run_batched_models_equal_separate_runs():
                                    atol=1e-14 * np.abs(one.receiver_data).max())
 
 
-@needs_debye
 @pytest.mark.parametrize("kind, order, n_poles, batch", RUN_CASES)
 def test_run_dot_product_source_to_receivers(kind, order, n_poles, batch):
     p = run_problem(kind, n_poles, batch, seed=order + 1)
@@ -309,7 +303,6 @@ def test_run_dot_product_source_to_receivers(kind, order, n_poles, batch):
     res.close()
 
 
-@needs_debye
 @pytest.mark.parametrize("kind, order, n_poles, batch", ALL_RUN_CASES)
 def test_run_reference_gradients_equal_compiled(kind, order, n_poles, batch):
     p = run_problem(kind, n_poles, batch, seed=order + 2)
@@ -324,7 +317,6 @@ def test_run_reference_gradients_equal_compiled(kind, order, n_poles, batch):
         assert rel_err(b, a) <= 1e-13, name
 
 
-@needs_debye
 @pytest.mark.parametrize("kind", ("tm2d", "maxwell3d"))
 def test_run_reference_gradients_match_central_differences(kind):
     p = run_problem(kind, n_poles=2, batch=None, nt=30, seed=9)
@@ -381,7 +373,6 @@ STORAGE = {"interval 3": dict(model_gradient_sampling_interval=3),
            "bf16": dict(storage_compression="bf16")}
 
 
-@needs_debye
 @pytest.mark.parametrize("kind", ("tm2d", "maxwell3d"))
 @pytest.mark.parametrize("variant", STORAGE)
 def test_run_reference_gradients_equal_compiled_with_storage(kind, variant, tmp_path):

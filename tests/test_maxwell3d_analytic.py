@@ -63,14 +63,21 @@ def cross(a, b):
     return np.cross(np.asarray(a)[::-1], np.asarray(b)[::-1])[::-1]
 
 
-def dipole_traces(wavelet, dt, source, receiver, vectors, pad=16):
-    """Analytic traces of component ``receiver`` at the offsets ``vectors`` (m, [n, 3])."""
+def dipole_traces(wavelet, dt, source, receiver, vectors, pad=16, permittivity=None):
+    """Analytic traces of component ``receiver`` at the offsets ``vectors`` (m, [n, 3]).
+
+    ``permittivity(f)``: the complex relative permittivity of the medium at the
+    frequencies ``f`` (conductivity included); by default ``EPS_R`` with ``SIGMA``.
+    """
     nt = wavelet.shape[-1]
     n = pad * nt
     w = 2 * np.pi * np.fft.rfftfreq(n, dt)[1:]
     spectrum = np.fft.rfft(wavelet, n)[1:]
     mu = wavecore.MU0
-    k = np.sqrt(w * mu * (w * wavecore.EP0 * EPS_R - 1j * SIGMA))
+    if permittivity is None:
+        k = np.sqrt(w * mu * (w * wavecore.EP0 * EPS_R - 1j * SIGMA))
+    else:
+        k = w * np.sqrt(mu * wavecore.EP0 * permittivity(w / (2 * np.pi)))
     k = np.where(k.imag > 0, -k, k)
     u, e = np.array(UNIT[source], float), np.array(UNIT[receiver], float)
     traces = []

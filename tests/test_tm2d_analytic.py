@@ -71,14 +71,25 @@ def hankel_traces(wavelet, dt, distances, eps_r, sigma, mu_r=1.0, *, discrete_ti
     ``discrete_time`` gives the solution of the leapfrog scheme continuous in
     space: ``w -> (2/dt) sin(w dt/2)`` and ``sigma -> sigma cos(w dt/2)``.
     """
+    def response(w):
+        if discrete_time:
+            return 2 / dt * np.sin(w * dt / 2), sigma * np.cos(w * dt / 2), eps_r
+        return w, sigma, eps_r
+
+    return line_source_traces(wavelet, dt, distances, response, mu_r, pad)
+
+
+def line_source_traces(wavelet, dt, distances, response, mu_r=1.0, pad=16):
+    """Traces ``[len(distances), nt]`` of a line source in a homogeneous medium whose
+    ``response(w)`` is ``(w_eff, sigma_eff, eps_r)`` at the angular frequencies ``w``
+    (``eps_r`` a number or one value per frequency): the 2-D Green's function
+    ``-(w mu / 4) H0(2)(k r)``, ``k^2 = w mu (w EP0 eps_r - j sigma)``, times the wavelet's
+    spectrum (zero-padded ``pad`` times, so that nothing wraps around)."""
     nt = wavelet.shape[-1]
     n = pad * nt
     w = 2 * np.pi * np.fft.rfftfreq(n, dt)[1:]  # w = 0 carries nothing (Ricker has no DC)
     spectrum = np.fft.rfft(wavelet, n)[1:]
-    if discrete_time:
-        w_eff, sigma_eff = 2 / dt * np.sin(w * dt / 2), sigma * np.cos(w * dt / 2)
-    else:
-        w_eff, sigma_eff = w, sigma
+    w_eff, sigma_eff, eps_r = response(w)
     mu = wavecore.MU0 * mu_r
     k = np.sqrt(w_eff * mu * (w_eff * wavecore.EP0 * eps_r - 1j * sigma_eff))
     k = np.where(k.imag > 0, -k, k)  # outgoing, decaying root
