@@ -42,6 +42,20 @@ WC_HD T cpml_stretch(T d, T& psi, T a, T b, T kappa) {
   return d / kappa + psi;
 }
 
+// Index of padded coordinate c in the compact CPML memory of its axis: c - M
+// in the low slab (c < low_end), low_width + (c - high_start) in the high one.
+// Both candidates are computed and one selected: where the condition is
+// invariant along a vectorized row (a z-slab seen from an x-row) GCC 12 would
+// otherwise turn a conditional read of low_width into a masked load, which it
+// cannot vectorize, and leave the whole row scalar (it did so for the TM2D
+// adjoint E rows with Debye images in the z slabs).
+template <int M>
+WC_HD int64_t cpml_slab_index(int64_t c, int64_t low_end, int64_t low_width,
+                              int64_t high_start) {
+  const int64_t low = c - M, high = low_width + (c - high_start);
+  return c < low_end ? low : high;
+}
+
 // Transpose of cpml_stretch. Given the adjoint t of the stretched derivative
 // and the carried adjoint lam_psi of the new memory, update lam_psi to the
 // adjoint of the old memory and return the adjoint of the raw derivative.

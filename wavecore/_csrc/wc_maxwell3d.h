@@ -219,13 +219,13 @@ WC_HD int64_t m3d_psi_index(const M3dParams<T>& p, int64_t shot, int64_t z, int6
   int64_t rz = z - M, ry = y - M, rx = x - M;
   if constexpr (AXIS == 0) {
     dz = p.psi_z_n;
-    rz = z < p.pml_z0 ? z - M : p.pz0 + (z - high_start);
+    rz = cpml_slab_index<M>(z, p.pml_z0, p.pz0, high_start);
   } else if constexpr (AXIS == 1) {
     dy = p.psi_y_n;
-    ry = y < p.pml_y0 ? y - M : p.py0 + (y - high_start);
+    ry = cpml_slab_index<M>(y, p.pml_y0, p.py0, high_start);
   } else {
     dx = p.psi_x_n;
-    rx = x < p.pml_x0 ? x - M : p.px0 + (x - high_start);
+    rx = cpml_slab_index<M>(x, p.pml_x0, p.px0, high_start);
   }
   return ((shot * dz + rz) * dy + ry) * dx + rx;
 }

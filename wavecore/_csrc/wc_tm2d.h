@@ -165,14 +165,14 @@ WC_HD bool tm2d_pml_col_h(const Tm2dParams<T>& p, int64_t x) {
 template <typename T, int M>
 WC_HD int64_t tm2d_psi_z_index(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
                                int64_t high_start) {
-  const int64_t r = y < p.pml_z0 ? y - M : p.pz0 + (y - high_start);
+  const int64_t r = cpml_slab_index<M>(y, p.pml_z0, p.pz0, high_start);
   return (shot * p.psi_z_rows + r) * (p.nx - 2 * M + 1) + (x - M);
 }
 // Compact memory index of an x-slab cell (column x must be in a slab).
 template <typename T, int M>
 WC_HD int64_t tm2d_psi_x_index(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
                                int64_t high_start) {
-  const int64_t c = x < p.pml_x0 ? x - M : p.px0 + (x - high_start);
+  const int64_t c = cpml_slab_index<M>(x, p.pml_x0, p.px0, high_start);
   return (shot * (p.ny - 2 * M + 1) + (y - M)) * p.psi_x_cols + c;
 }
 
