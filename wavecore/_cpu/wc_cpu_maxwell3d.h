@@ -108,11 +108,11 @@ inline void m3d_h_row(const M3dParams<T>& p, const M3dUniformRows& uniform, int 
     with_coefficients(p, uniform.h, shot, z, y, [&](auto coef) {
       if (!m3d_stores(p, t) || s[0] == nullptr) {
         m3d_h_row_o<T, O>(p, shot, z, y, NoStore{}, coef);
-      } else if (p.snap_bf16) {
-        m3d_h_row_o<T, O>(p, shot, z, y, m3d_store<bf16>(p, s, t), coef);
-      } else {
-        m3d_h_row_o<T, O>(p, shot, z, y, m3d_store<T>(p, s, t), coef);
+        return;
       }
+      with_snapshot_type<T>(p, [&](auto zero) {
+        m3d_h_row_o<T, O>(p, shot, z, y, m3d_store<decltype(zero)>(p, s, t), coef);
+      });
     });
   });
 }
@@ -125,23 +125,21 @@ inline void m3d_e_row(const M3dParams<T>& p, const M3dUniformRows& uniform, int 
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
     with_coefficients(p, uniform.e, shot, z, y, [&](auto coef) {
-      if (p.n_poles) {  // Debye poles: their snapshots too
-        if (!m3d_stores(p, t)) {
-          m3d_e_row_o<T, O>(p, shot, z, y, NoStore{}, NoStore{}, coef, DebyeNoStore{});
-        } else if (p.snap_bf16) {
-          m3d_e_row_o<T, O>(p, shot, z, y, m3d_store<bf16>(p, e, t), m3d_store<bf16>(p, c, t),
-                            coef, m3d_debye_store<bf16>(p, t));
-        } else {
-          m3d_e_row_o<T, O>(p, shot, z, y, m3d_store<T>(p, e, t), m3d_store<T>(p, c, t), coef,
-                            m3d_debye_store<T>(p, t));
-        }
+      if (p.n_poles && !m3d_stores(p, t)) {  // Debye poles: their snapshots too
+        m3d_e_row_o<T, O>(p, shot, z, y, NoStore{}, NoStore{}, coef, DebyeNoStore{});
+      } else if (p.n_poles) {
+        with_snapshot_type<T>(p, [&](auto zero) {
+          using S = decltype(zero);
+          m3d_e_row_o<T, O>(p, shot, z, y, m3d_store<S>(p, e, t), m3d_store<S>(p, c, t), coef,
+                            m3d_debye_store<S>(p, t));
+        });
       } else if (!m3d_stores(p, t) || e[0] == nullptr) {
         m3d_e_row_o<T, O>(p, shot, z, y, NoStore{}, NoStore{}, coef);
-      } else if (p.snap_bf16) {
-        m3d_e_row_o<T, O>(p, shot, z, y, m3d_store<bf16>(p, e, t), m3d_store<bf16>(p, c, t),
-                          coef);
       } else {
-        m3d_e_row_o<T, O>(p, shot, z, y, m3d_store<T>(p, e, t), m3d_store<T>(p, c, t), coef);
+        with_snapshot_type<T>(p, [&](auto zero) {
+          using S = decltype(zero);
+          m3d_e_row_o<T, O>(p, shot, z, y, m3d_store<S>(p, e, t), m3d_store<S>(p, c, t), coef);
+        });
       }
     });
   });
@@ -183,29 +181,27 @@ inline void m3d_adjoint_e_row(const M3dParams<T>& p, const M3dUniformRows& unifo
         const bool images = m3d_stores(p, t) && e[0] != nullptr &&
                             (p.grad_ca != nullptr || p.grad_cb != nullptr);
         const bool poles = m3d_debye_images(p, t);
-        auto run = [&](auto image) {
-          if (poles && p.snap_bf16)
-            m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, coef, m3d_debye_image<bf16>(p, t));
-          else if (poles)
-            m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, coef, m3d_debye_image<T>(p, t));
+        with_snapshot_type<T>(p, [&](auto zero) {
+          using S = decltype(zero);
+          auto run = [&](auto image) {
+            if (poles)
+              m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, coef, m3d_debye_image<S>(p, t));
+            else
+              m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, coef, DebyeNoImage{});
+          };
+          if (images)
+            run(m3d_image<S>(p, e, c, p.grad_ca, p.grad_cb, t));
           else
-            m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, coef, DebyeNoImage{});
-        };
-        if (!images)
-          run(NoImage{});
-        else if (p.snap_bf16)
-          run(m3d_image<bf16>(p, e, c, p.grad_ca, p.grad_cb, t));
-        else
-          run(m3d_image<T>(p, e, c, p.grad_ca, p.grad_cb, t));
+            run(NoImage{});
+        });
       } else if (!m3d_stores(p, t) || e[0] == nullptr ||
           (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
         m3d_adjoint_e_row_o<T, O>(p, shot, z, y, NoImage{}, coef);
-      } else if (p.snap_bf16) {
-        m3d_adjoint_e_row_o<T, O>(p, shot, z, y,
-                                  m3d_image<bf16>(p, e, c, p.grad_ca, p.grad_cb, t), coef);
       } else {
-        m3d_adjoint_e_row_o<T, O>(p, shot, z, y,
-                                  m3d_image<T>(p, e, c, p.grad_ca, p.grad_cb, t), coef);
+        with_snapshot_type<T>(p, [&](auto zero) {
+          m3d_adjoint_e_row_o<T, O>(
+              p, shot, z, y, m3d_image<decltype(zero)>(p, e, c, p.grad_ca, p.grad_cb, t), coef);
+        });
       }
     });
   });
@@ -221,13 +217,12 @@ inline void m3d_adjoint_h_row(const M3dParams<T>& p, const M3dUniformRows& unifo
     with_coefficients(p, uniform.h, shot, z, y, [&](auto coef) {
       if (!m3d_stores(p, t) || s[0] == nullptr || p.grad_cq == nullptr) {
         m3d_adjoint_h_row_o<T, O>(p, shot, z, y, NoImage{}, coef);
-      } else if (p.snap_bf16) {
-        m3d_adjoint_h_row_o<T, O>(p, shot, z, y,
-                                  m3d_image<bf16>(p, s, none, p.grad_cq, nullptr, t), coef);
-      } else {
-        m3d_adjoint_h_row_o<T, O>(p, shot, z, y,
-                                  m3d_image<T>(p, s, none, p.grad_cq, nullptr, t), coef);
+        return;
       }
+      with_snapshot_type<T>(p, [&](auto zero) {
+        m3d_adjoint_h_row_o<T, O>(
+            p, shot, z, y, m3d_image<decltype(zero)>(p, s, none, p.grad_cq, nullptr, t), coef);
+      });
     });
   });
 }

@@ -56,6 +56,12 @@ inline void with_poles(int64_t n_poles, F&& f) {
   }
 }
 
+// The E snapshot slots of step t (E before the update, the curl) in S.
+template <typename S, typename T>
+inline Store<S> tm2d_e_store(const Tm2dParams<T>& p, int64_t t) {
+  return Store<S>{tm2d_store_of<S>(p, p.snap_ey, t).a, tm2d_store_of<S>(p, p.snap_curl, t).a};
+}
+
 // Row updates of step t with the order chosen at run time, called by the
 // Cython time loop; they store the snapshots of step t when it is stored.
 template <typename T>
@@ -64,11 +70,12 @@ inline void tm2d_h_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t 
     constexpr int O = decltype(o)::value;
     if (!tm2d_stores(p, t) || (p.snap_sz == nullptr && p.snap_sx == nullptr)) {
       h_row<T, O>(p, shot, y, NoStore{}, NoStore{});
-    } else if (p.snap_bf16) {
-      h_row<T, O>(p, shot, y, tm2d_store_of<bf16>(p, p.snap_sz, t), tm2d_store_of<bf16>(p, p.snap_sx, t));
-    } else {
-      h_row<T, O>(p, shot, y, tm2d_store_of<T>(p, p.snap_sz, t), tm2d_store_of<T>(p, p.snap_sx, t));
+      return;
     }
+    with_snapshot_type<T>(p, [&](auto zero) {
+      using S = decltype(zero);
+      h_row<T, O>(p, shot, y, tm2d_store_of<S>(p, p.snap_sz, t), tm2d_store_of<S>(p, p.snap_sx, t));
+    });
   });
 }
 
@@ -82,24 +89,20 @@ inline void tm2d_e_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t 
         constexpr int K = decltype(k)::value;
         if (!stores) {
           e_row<T, O>(p, shot, y, NoStore{}, Counted<DebyeNoStore, K>{});
-        } else if (p.snap_bf16) {
-          Store<bf16> s{tm2d_store_of<bf16>(p, p.snap_ey, t).a,
-                        tm2d_store_of<bf16>(p, p.snap_curl, t).a};
-          e_row<T, O>(p, shot, y, s,
-                      Counted<DebyeStore<bf16, 1>, K>{tm2d_debye_store_of<bf16>(p, t)});
-        } else {
-          Store<T> s{tm2d_store_of<T>(p, p.snap_ey, t).a, tm2d_store_of<T>(p, p.snap_curl, t).a};
-          e_row<T, O>(p, shot, y, s, Counted<DebyeStore<T, 1>, K>{tm2d_debye_store_of<T>(p, t)});
+          return;
         }
+        with_snapshot_type<T>(p, [&](auto zero) {
+          using S = decltype(zero);
+          e_row<T, O>(p, shot, y, tm2d_e_store<S>(p, t),
+                      Counted<DebyeStore<S, 1>, K>{tm2d_debye_store_of<S>(p, t)});
+        });
       });
     } else if (!stores || (p.snap_ey == nullptr && p.snap_curl == nullptr)) {
       e_row<T, O>(p, shot, y, NoStore{});
-    } else if (p.snap_bf16) {
-      Store<bf16> s{tm2d_store_of<bf16>(p, p.snap_ey, t).a, tm2d_store_of<bf16>(p, p.snap_curl, t).a};
-      e_row<T, O>(p, shot, y, s);
     } else {
-      Store<T> s{tm2d_store_of<T>(p, p.snap_ey, t).a, tm2d_store_of<T>(p, p.snap_curl, t).a};
-      e_row<T, O>(p, shot, y, s);
+      with_snapshot_type<T>(p, [&](auto zero) {
+        e_row<T, O>(p, shot, y, tm2d_e_store<decltype(zero)>(p, t));
+      });
     }
   });
 }
@@ -156,39 +159,31 @@ inline void tm2d_adjoint_e_row(const Tm2dParams<T>& p, int order, int64_t shot, 
                                int64_t t) {
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
+    const bool images = tm2d_stores(p, t) && (p.grad_ca != nullptr || p.grad_cb != nullptr);
     if (p.n_poles) {  // Debye poles: their images too
-      const bool images = tm2d_stores(p, t) && (p.grad_ca != nullptr || p.grad_cb != nullptr);
       const bool poles = tm2d_debye_images(p, t);
       with_poles(p.n_poles, [&](auto k) {
         constexpr int K = decltype(k)::value;
-        if (p.snap_bf16) {
-          auto image = images ? tm2d_image_of<bf16>(p, p.snap_ey, p.snap_curl, p.grad_ca,
-                                                    p.grad_cb, t)
-                              : Image<T, bf16>{nullptr, nullptr, nullptr, nullptr, T(0)};
-          if (poles)
-            adjoint_e_row<T, O>(p, shot, y, image,
-                                Counted<DebyeImage<T, bf16, 1>, K>{tm2d_debye_image_of<bf16>(p, t)});
-          else
-            adjoint_e_row<T, O>(p, shot, y, image, Counted<DebyeNoImage, K>{});
-        } else {
-          auto image = images ? tm2d_image_of<T>(p, p.snap_ey, p.snap_curl, p.grad_ca,
+        with_snapshot_type<T>(p, [&](auto zero) {
+          using S = decltype(zero);
+          auto image = images ? tm2d_image_of<S>(p, p.snap_ey, p.snap_curl, p.grad_ca,
                                                  p.grad_cb, t)
-                              : Image<T, T>{nullptr, nullptr, nullptr, nullptr, T(0)};
+                              : Image<T, S>{nullptr, nullptr, nullptr, nullptr, T(0)};
           if (poles)
             adjoint_e_row<T, O>(p, shot, y, image,
-                                Counted<DebyeImage<T, T, 1>, K>{tm2d_debye_image_of<T>(p, t)});
+                                Counted<DebyeImage<T, S, 1>, K>{tm2d_debye_image_of<S>(p, t)});
           else
             adjoint_e_row<T, O>(p, shot, y, image, Counted<DebyeNoImage, K>{});
-        }
+        });
       });
-    } else if (!tm2d_stores(p, t) || (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
+    } else if (!images) {
       adjoint_e_row<T, O>(p, shot, y, NoImage{});
-    } else if (p.snap_bf16) {
-      adjoint_e_row<T, O>(p, shot, y,
-                          tm2d_image_of<bf16>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t));
     } else {
-      adjoint_e_row<T, O>(p, shot, y,
-                          tm2d_image_of<T>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t));
+      with_snapshot_type<T>(p, [&](auto zero) {
+        adjoint_e_row<T, O>(p, shot, y,
+                            tm2d_image_of<decltype(zero)>(
+                                p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t));
+      });
     }
   });
 }
@@ -200,15 +195,14 @@ inline void tm2d_adjoint_h_row(const Tm2dParams<T>& p, int order, int64_t shot, 
     constexpr int O = decltype(o)::value;
     if (!tm2d_stores(p, t) || p.grad_cq == nullptr) {
       adjoint_h_row<T, O>(p, shot, y, NoImage{}, NoImage{});
-    } else if (p.snap_bf16) {
-      adjoint_h_row<T, O>(p, shot, y,
-                          tm2d_image_of<bf16>(p, p.snap_sz, nullptr, p.grad_cq, nullptr, t),
-                          tm2d_image_of<bf16>(p, p.snap_sx, nullptr, p.grad_cq, nullptr, t));
-    } else {
-      adjoint_h_row<T, O>(p, shot, y,
-                          tm2d_image_of<T>(p, p.snap_sz, nullptr, p.grad_cq, nullptr, t),
-                          tm2d_image_of<T>(p, p.snap_sx, nullptr, p.grad_cq, nullptr, t));
+      return;
     }
+    with_snapshot_type<T>(p, [&](auto zero) {
+      using S = decltype(zero);
+      adjoint_h_row<T, O>(p, shot, y,
+                          tm2d_image_of<S>(p, p.snap_sz, nullptr, p.grad_cq, nullptr, t),
+                          tm2d_image_of<S>(p, p.snap_sx, nullptr, p.grad_cq, nullptr, t));
+    });
   });
 }
 

@@ -27,6 +27,18 @@ WC_HD int64_t snapshot_offset(const P& p, int64_t t, int64_t numel) {
   return ((t - p.snap_t0) / p.snap_interval) * p.n_shots * numel;
 }
 
+// f(zero) with `zero` a value of the element type of the run's snapshots:
+// bf16{} when they are compressed, else T{} (the Store/Image hooks and the
+// slot helpers are templates on that type: `using S = decltype(zero)`).
+template <typename T, typename P, typename F>
+WC_HD void with_snapshot_type(const P& p, F&& f) {
+  if (p.snap_bf16) {
+    f(bf16{});
+  } else {
+    f(T{});
+  }
+}
+
 struct NoStore {
   static constexpr bool increments = false;
   template <typename... A>

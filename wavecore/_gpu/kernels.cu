@@ -36,10 +36,8 @@ template <typename T, typename None, typename P, typename Make, typename F>
 WC_HD void with_hooks(const P& p, int64_t t, bool active, Make&& make, F&& f) {
   if (!active || snapshot_weight<T>(p, t) == T(0)) {
     f(None{}, None{});
-  } else if (p.snap_bf16) {
-    f(make(bf16{}, 0), make(bf16{}, 1));
   } else {
-    f(make(T{}, 0), make(T{}, 1));
+    with_snapshot_type<T>(p, [&](auto zero) { f(make(zero, 0), make(zero, 1)); });
   }
 }
 
@@ -148,14 +146,13 @@ __global__ void tm2d_debye_e(const Tm2dParams<T> p, int64_t t) {
   };
   if (!tm2d_stores(p, t)) {
     run(NoStore{}, DebyeNoStore{});
-  } else if (p.snap_bf16) {
-    run(Store<bf16>{tm2d_store_of<bf16>(p, p.snap_ey, t).a,
-                    tm2d_store_of<bf16>(p, p.snap_curl, t).a},
-        tm2d_debye_store_of<bf16>(p, t));
-  } else {
-    run(Store<T>{tm2d_store_of<T>(p, p.snap_ey, t).a, tm2d_store_of<T>(p, p.snap_curl, t).a},
-        tm2d_debye_store_of<T>(p, t));
+    return;
   }
+  with_snapshot_type<T>(p, [&](auto zero) {
+    using S = decltype(zero);
+    run(Store<S>{tm2d_store_of<S>(p, p.snap_ey, t).a, tm2d_store_of<S>(p, p.snap_curl, t).a},
+        tm2d_debye_store_of<S>(p, t));
+  });
 }
 
 template <typename T>
@@ -203,25 +200,21 @@ __global__ void tm2d_debye_adjoint_e(const Tm2dParams<T> p, int64_t t) {
   };
   const bool images = tm2d_stores(p, t) && (p.grad_ca != nullptr || p.grad_cb != nullptr);
   const bool poles = tm2d_debye_images(p, t);
-  auto stored = [&](auto image, auto zero) {
+  if (!images && !poles) {
+    run(NoImage{}, DebyeNoImage{});
+    return;
+  }
+  with_snapshot_type<T>(p, [&](auto zero) {
     using S = decltype(zero);
+    // poles only: an image with no accumulators (no more kernels)
+    const auto image = images ? tm2d_image_of<S>(p, p.snap_ey, p.snap_curl, p.grad_ca,
+                                                 p.grad_cb, t)
+                              : Image<T, S>{nullptr, nullptr, nullptr, nullptr, T(0)};
     if (poles)
       run(image, tm2d_debye_image_of<S>(p, t));
     else
       run(image, DebyeNoImage{});
-  };
-  if (!images && !poles) {
-    run(NoImage{}, DebyeNoImage{});
-  } else if (!images) {  // poles only: an image with no accumulators (no more kernels)
-    if (p.snap_bf16)
-      stored(Image<T, bf16>{nullptr, nullptr, nullptr, nullptr, T(0)}, bf16{});
-    else
-      stored(Image<T, T>{nullptr, nullptr, nullptr, nullptr, T(0)}, T{});
-  } else if (p.snap_bf16) {
-    stored(tm2d_image_of<bf16>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t), bf16{});
-  } else {
-    stored(tm2d_image_of<T>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t), T{});
-  }
+  });
 }
 
 template <typename T, int ORDER>
@@ -326,11 +319,12 @@ __global__ void m3d_debye_e(const M3dParams<T> p, int64_t t) {
   };
   if (!m3d_stores(p, t)) {
     run(NoStore{}, NoStore{}, DebyeNoStore{});
-  } else if (p.snap_bf16) {
-    run(m3d_store<bf16>(p, e, t), m3d_store<bf16>(p, k, t), m3d_debye_store<bf16>(p, t));
-  } else {
-    run(m3d_store<T>(p, e, t), m3d_store<T>(p, k, t), m3d_debye_store<T>(p, t));
+    return;
   }
+  with_snapshot_type<T>(p, [&](auto zero) {
+    using S = decltype(zero);
+    run(m3d_store<S>(p, e, t), m3d_store<S>(p, k, t), m3d_debye_store<S>(p, t));
+  });
 }
 
 template <typename T>
@@ -386,27 +380,22 @@ __global__ void m3d_debye_adjoint_e(const M3dParams<T> p, int64_t t) {
   const bool images = m3d_stores(p, t) && e[0] != nullptr &&
                       (p.grad_ca != nullptr || p.grad_cb != nullptr);
   const bool poles = m3d_debye_images(p, t);
-  auto stored = [&](auto image, auto zero) {
+  if (!images && !poles) {
+    run(NoImage{}, DebyeNoImage{});
+    return;
+  }
+  with_snapshot_type<T>(p, [&](auto zero) {
     using S = decltype(zero);
+    // poles only: an image with no accumulators (no more kernels)
+    const auto image = images ? m3d_image<S>(p, e, k, p.grad_ca, p.grad_cb, t)
+                              : Image3<T, S>{{nullptr, nullptr, nullptr},
+                                             {nullptr, nullptr, nullptr}, nullptr, nullptr,
+                                             T(0)};
     if (poles)
       run(image, m3d_debye_image<S>(p, t));
     else
       run(image, DebyeNoImage{});
-  };
-  if (!images && !poles) {
-    run(NoImage{}, DebyeNoImage{});
-  } else if (!images) {  // poles only: an image with no accumulators (no more kernels)
-    if (p.snap_bf16)
-      stored(Image3<T, bf16>{{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr},
-                             nullptr, nullptr, T(0)}, bf16{});
-    else
-      stored(Image3<T, T>{{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr},
-                          nullptr, nullptr, T(0)}, T{});
-  } else if (p.snap_bf16) {
-    stored(m3d_image<bf16>(p, e, k, p.grad_ca, p.grad_cb, t), bf16{});
-  } else {
-    stored(m3d_image<T>(p, e, k, p.grad_ca, p.grad_cb, t), T{});
-  }
+  });
 }
 
 template <typename T, int ORDER>
