@@ -136,13 +136,21 @@ def test_callbacks_see_the_polarization():
 
 # -- gradients ---------------------------------------------------------------------
 
+#: The backends of a run: the compiled CPU core, the numpy reference and the CUDA
+#: kernels compiled for the CPU (a GPU runs the same kernels: tests/test_debye_cuda.py).
+BACKENDS = {"cpu": {}, "reference": {"python_backend": True},
+            "cuda-emulated": {"device": "cuda-emulated"}}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("order", (2, 4, 6, 8))
 @pytest.mark.parametrize("system", ("tm2d", "maxwell3d"))
-def test_dot_product_with_poles(system, order):
+def test_dot_product_with_poles(system, order, backend):
     p = problem(seed=order) if system == "tm2d" else problem3(seed=order, nt=16)
     if system == "tm2d":
         p["source_location"][1, 1] = p["source_location"][1, 0]  # a shared source cell
-    kw = dict(stencil=order, pml_width=2, dispersion=poles(p["epsilon"].shape, 3, order))
+    kw = dict(stencil=order, pml_width=2, dispersion=poles(p["epsilon"].shape, 3, order),
+              **BACKENDS[backend])
 
     def forward(amplitude):
         return run({**p, "source_amplitude": amplitude}, system, **kw).receiver_data
@@ -152,7 +160,7 @@ def test_dot_product_with_poles(system, order):
 
     y = np.random.default_rng(order).standard_normal(forward(p["source_amplitude"]).shape)
     error = dottest(forward, adjoint, p["source_amplitude"], y).relative_error
-    print(f"{system} stencil {order}: dot-product error {error:.1e}")
+    print(f"{system} stencil {order} {backend}: dot-product error {error:.1e}")
     assert error <= 1e-12
 
 
