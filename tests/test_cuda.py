@@ -220,14 +220,15 @@ def test_cuda_device_option_errors():
         wavecore.tm2d(**p, device="cuda-emulated", n_threads=2)
 
 
-def test_cuda_source_compiles_with_nvrtc():
-    # NVRTC needs no GPU: CuPy's bindings and the NVRTC library suffice.
+def nvrtc_compiles(names):
+    """Compile kernels.cu with NVRTC for the kernel name expressions ``names``
+    (NVRTC needs no GPU: CuPy's bindings and the NVRTC library suffice); fail
+    with NVRTC's log, skip where NVRTC is missing."""
     try:
         from cupy_backends.cuda.libs import nvrtc
         nvrtc.getVersion()
     except Exception as exc:  # noqa: BLE001 - ImportError or a missing libnvrtc
         pytest.skip(f"NVRTC is not available through CuPy here ({type(exc).__name__}: {exc})")
-    names = source.name_expressions()
     program = nvrtc.createProgram(source.kernel_source(), "kernels.cu", [], [])
     for name in names:
         nvrtc.addNameExpression(program, name)
@@ -237,6 +238,10 @@ def test_cuda_source_compiles_with_nvrtc():
         pytest.fail(nvrtc.getProgramLog(program)[-3000:])
     assert nvrtc.getPTX(program)
     assert all(nvrtc.getLoweredName(program, name) for name in names)
+
+
+def test_cuda_source_compiles_with_nvrtc():
+    nvrtc_compiles(source.name_expressions())
 
 
 def find_nvcc():

@@ -142,23 +142,8 @@ def test_debye_name_expressions_are_a_module_of_their_own():
 
 @pytest.mark.parametrize("system", ("tm2d", "maxwell3d"))
 def test_debye_kernels_compile_with_nvrtc(system):
-    # NVRTC needs no GPU (as test_cuda.test_cuda_source_compiles_with_nvrtc).
-    try:
-        from cupy_backends.cuda.libs import nvrtc
-        nvrtc.getVersion()
-    except Exception as exc:  # noqa: BLE001 - ImportError or a missing libnvrtc
-        pytest.skip(f"NVRTC is not available through CuPy here ({type(exc).__name__}: {exc})")
     # The module a dispersive float64 stencil-4 run compiles (as source._module does).
-    names = source.name_expressions(system, np.float64, 4, debye=True)
-    program = nvrtc.createProgram(source.kernel_source(), "kernels.cu", [], [])
-    for name in names:
-        nvrtc.addNameExpression(program, name)
-    try:
-        nvrtc.compileProgram(program, [*source.NVRTC_OPTIONS, "-arch=compute_80"])
-    except Exception:  # noqa: BLE001
-        pytest.fail(nvrtc.getProgramLog(program)[-3000:])
-    assert nvrtc.getPTX(program)
-    assert all(nvrtc.getLoweredName(program, name) for name in names)
+    test_cuda.nvrtc_compiles(source.name_expressions(system, np.float64, 4, debye=True))
 
 
 @pytest.fixture
