@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import integer
 from .constants import EP0
 
 __all__ = ["DebyeFit", "debye_permittivity", "fit_debye"]
@@ -187,14 +188,7 @@ def _check_fit_inputs(frequencies, complex_permittivity, n_poles, sigma, tau_bou
         raise ValueError("complex_permittivity has mostly positive imaginary parts: wavecore "
                          "uses e^{+j w t}, where a lossy medium has eps' - j eps''; pass "
                          "np.conj(data) if your data use eps' + j eps''")
-    if isinstance(n_poles, bool):
-        raise TypeError(f"n_poles must be an integer >= 1, got {n_poles!r}")
-    try:
-        n = operator.index(n_poles)
-    except TypeError:
-        raise TypeError(f"n_poles must be an integer >= 1, got {n_poles!r}") from None
-    if n < 1:
-        raise ValueError(f"n_poles must be >= 1, got {n}")
+    n = integer(n_poles, "n_poles", minimum=1)
     if sigma is None or (isinstance(sigma, str) and sigma == "fit"):
         fixed_sigma = 0.0 if sigma is None else None
     elif isinstance(sigma, str):
