@@ -131,19 +131,19 @@ def test_debye_kernels_only_for_dispersive_runs(monkeypatch, system):
 
 
 def test_debye_name_expressions_are_a_module_of_their_own():
-    plain, debye = source.name_expressions(), source.name_expressions(debye=True)
+    plain, debye = source.name_expressions(), source.name_expressions(family="debye")
     assert not any("debye" in name for name in plain)  # a plain run compiles what it did
     # 2 systems x 2 dtypes x 2 kernels x 4 orders
     assert len(debye) == len(set(debye)) == 2 * 2 * 2 * 4
     assert "wc::gpu::m3d_debye_adjoint_e<float, 8>" in debye
-    assert source.name_expressions("tm2d", np.float64, 4, debye=True) == [
+    assert source.name_expressions("tm2d", np.float64, 4, family="debye") == [
         "wc::gpu::tm2d_debye_e<double, 4>", "wc::gpu::tm2d_debye_adjoint_e<double, 4>"]
 
 
 @pytest.mark.parametrize("system", ("tm2d", "maxwell3d"))
 def test_debye_kernels_compile_with_nvrtc(system):
     # The module a dispersive float64 stencil-4 run compiles (as source._module does).
-    test_cuda.nvrtc_compiles(source.name_expressions(system, np.float64, 4, debye=True))
+    test_cuda.nvrtc_compiles(source.name_expressions(system, np.float64, 4, family="debye"))
 
 
 @pytest.fixture

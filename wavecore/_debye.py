@@ -191,6 +191,7 @@ class DebyeLaw(NonDispersive):
         self.state = MappingProxyType({f"pol_{c}": c for c in e_components})
         self.state_extent = MappingProxyType({name: self.n_poles for name in self.state})
         self.kernel_scalars = MappingProxyType({"n_poles": self.n_poles})
+        self.kernel_family = "debye"  # the E kernels with the poles (kernels.cu)
         #: the shapes of the user's delta_epsilon and tau (gradients come back so)
         self.input_shapes = dict(input_shapes or {})
 

@@ -401,7 +401,8 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
         callback_frequency=callback_frequency,
         backend="reference" if python_backend else o.device, n_threads=threads,
         targets=targets, interval=interval, storage=_NO_STORAGE, source_component=src_comp,
-        receiver_components=rec_comps, component_axis=comp_axis)
+        receiver_components=rec_comps, component_axis=comp_axis,
+        kernel_family=physics.material.kernel_family)
     # Snapshots in RAM get what the rest of the run leaves of the available memory.
     host_backend = python_backend or o.device == "cpu"
     rest = _host_bytes(memory_estimate(physics, plan), plan, host_backend)

@@ -92,6 +92,9 @@ class Material:
     #: Scalars of the kernels' parameter structs that the law sets (every law
     #: sets them all: a non-dispersive run has no poles).
     kernel_scalars: Mapping[str, int] = MappingProxyType({"n_poles": 0})
+    #: The CUDA kernels of the law's steps (wavecore/_gpu/source.py LAW_KERNELS):
+    #: "" for the plain kernels, else a family whose kernels replace them.
+    kernel_family: str = ""
 
     def snapshot_count(self, name: str) -> int:
         """Arrays per shot of snapshot ``name`` (the poles of a polarization)."""

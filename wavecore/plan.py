@@ -59,6 +59,7 @@ class Plan:
     source_component: str = "ey"     #: the E component the sources drive
     receiver_components: tuple[str, ...] = ("ey",)  #: recorded components, in data order
     component_axis: bool = False     #: data have a component axis before the receivers
+    kernel_family: str = ""          #: the law's CUDA kernels (Material.kernel_family)
 
     @property
     def ndim(self) -> int:

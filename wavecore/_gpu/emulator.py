@@ -24,16 +24,17 @@ import numpy as np
 
 from ..memory import EmulatedDeviceMemory
 from .params import members
-from .source import GPU, PARAMS, kernel_source, name_expressions
+from .source import GPU, LAW_KERNELS, PARAMS, kernel_source, name_expressions
 
 FLAGS = ("-std=c++17", "-O1", "-shared", "-fPIC", "-ffp-contract=off", "-fno-fast-math")
 """As the CPU core: no contraction, so each cell rounds exactly as it does there."""
 
 
 def harness_source() -> str:
-    """emulate.h + the kernels + a table of every instantiation (the Debye
-    kernels too) + layout probes."""
-    names = name_expressions() + name_expressions(debye=True)
+    """emulate.h + the kernels + a table of every instantiation (the kernels of
+    every law's family too) + layout probes."""
+    names = name_expressions() + [name for family in LAW_KERNELS
+                                  for name in name_expressions(family=family)]
     entries = []
     for name in names:
         kind = "tm2d" if "tm2d_" in name else "maxwell3d"
@@ -118,8 +119,8 @@ class EmulatedLauncher:
     name = "cuda-emulated"
     xp = np
 
-    def __init__(self, kind: str, dtype, order: int, debye: bool = False):
-        self._lib = library()  # every kernel, the Debye ones too
+    def __init__(self, kind: str, dtype, order: int, family: str = ""):
+        self._lib = library()  # every kernel, those of every law's family too
         self.memory = EmulatedDeviceMemory()
         self._recording = None
 

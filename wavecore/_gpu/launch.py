@@ -15,7 +15,7 @@ import numpy as np
 from ..memory import CupyMemory, adopt_buffers
 from ..plan import Plan
 from .params import members, pack
-from .source import kernel_name
+from .source import LAW_KERNELS, kernel_name
 
 BLOCK = (32, 8, 1)
 """Threads per block of the cell kernels: 32 along x (coalesced rows)."""
@@ -46,13 +46,6 @@ def grids(kind: str, geometry: dict, order: int) -> tuple:
 PREFIX = {"tm2d": "tm2d", "maxwell3d": "m3d"}
 
 
-def debye_run(buffers) -> bool:
-    """Whether a run has Debye poles (``geometry["n_poles"] > 0``): its E steps
-    then take the ``*_debye_e`` kernels, a run without launches what it did
-    before the poles existed."""
-    return int(buffers.geometry.get("n_poles", 0) or 0) > 0
-
-
 class CudaBackend:
     """A run on wavecore's CUDA kernels (backend protocol of wavecore.backends).
 
@@ -74,10 +67,12 @@ class CudaBackend:
         self._names = {k: kernel_name(self.kind, f"{p}_{k}", self.dtype, plan.order)
                        for k in ("h", "e", "sources_receivers", "adjoint_rs", "adjoint_e",
                                  "adjoint_h", "adjoint_gather")}
-        if debye_run(buffers):  # the E kernels with the poles (DESIGN.md section 11)
-            for k in ("e", "adjoint_e"):
-                self._names[k] = kernel_name(self.kind, f"{p}_debye_{k}", self.dtype,
-                                             plan.order)
+        # A law's kernel family (the Debye poles: DESIGN.md section 11) replaces the
+        # kernels of its steps; a run of the non-dispersive law launches the plain ones.
+        family = plan.kernel_family
+        for kernel in LAW_KERNELS[family][self.kind] if family else ():
+            step = kernel.removeprefix(f"{p}_{family}_")
+            self._names[step] = kernel_name(self.kind, kernel, self.dtype, plan.order)
 
     def _params(self):
         # Packed per chunk: the snapshot arrays and adjoint buffers change between chunks.
@@ -121,19 +116,21 @@ class CupyLauncher:
 
     name = "cuda"
 
-    def __init__(self, kind: str, dtype, order: int, debye: bool = False):
+    def __init__(self, kind: str, dtype, order: int, family: str = ""):
         from .source import cupy_module  # noqa: PLC0415 - only on the CUDA path
 
         self.memory = CupyMemory()
         self._module = cupy_module(kind, dtype, order)
-        # The Debye kernels have a module of their own, compiled for Debye runs only.
-        self._debye_module = cupy_module(kind, dtype, order, debye=True) if debye else None
+        # A law's kernels have a module of their own, compiled for its runs only.
+        self._family = f"_{family}_" if family else None
+        self._law_module = cupy_module(kind, dtype, order, family) if family else None
         self._functions = {}
 
     def _function(self, kernel: str):
         function = self._functions.get(kernel)
         if function is None:
-            module = self._debye_module if "_debye_" in kernel else self._module
+            law = self._family is not None and self._family in kernel
+            module = self._law_module if law else self._module
             function = self._functions[kernel] = module.get_function(kernel)
         return function
 
@@ -199,6 +196,6 @@ def backend_factory(name: str):
 
     def make(plan: Plan, buffers) -> CudaBackend:
         return CudaBackend(plan, buffers, launcher(plan.kind, plan.dtype, plan.order,
-                                                   debye_run(buffers)))
+                                                   plan.kernel_family))
 
     return make

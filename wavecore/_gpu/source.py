@@ -29,13 +29,17 @@ KERNELS = {
                   "m3d_adjoint_rs": False, "m3d_adjoint_e": True, "m3d_adjoint_h": True,
                   "m3d_adjoint_gather": True},
 }
-DEBYE_KERNELS = {
-    "tm2d": {"tm2d_debye_e": True, "tm2d_debye_adjoint_e": True},
-    "maxwell3d": {"m3d_debye_e": True, "m3d_debye_adjoint_e": True},
+LAW_KERNELS = {
+    "debye": {
+        "tm2d": {"tm2d_debye_e": True, "tm2d_debye_adjoint_e": True},
+        "maxwell3d": {"m3d_debye_e": True, "m3d_debye_adjoint_e": True},
+    },
 }
-"""The E kernels of runs with Debye poles (n_poles > 0), which take them in place
-of the ``*_e`` and ``*_adjoint_e`` kernels: NVRTC compiles them (in a module of
-their own) only for such runs, as they take several times longer to compile."""
+"""The kernels of a material law's family (``Material.kernel_family``, e.g. the
+Debye law's "debye"), by system: ``<prefix>_<family>_<step>`` takes the place
+of the plain ``<prefix>_<step>`` kernel in a run of that law. NVRTC compiles a
+family in a module of its own, only for such runs (the Debye kernels take
+several times longer to compile)."""
 PARAMS = {"tm2d": "Tm2dParams", "maxwell3d": "M3dParams"}
 
 _INCLUDE = re.compile(r'^#include "([^"]+)"\s*$', re.MULTILINE)
@@ -48,16 +52,17 @@ def ctype(dtype) -> str:
 
 def kernel_name(kind: str, kernel: str, dtype, order: int) -> str:
     """The C++ name expression of one kernel instantiation."""
-    by_order = {**KERNELS[kind], **DEBYE_KERNELS[kind]}[kernel]
+    by_order = {**KERNELS[kind], **{k: v for family in LAW_KERNELS.values()
+                                    for k, v in family[kind].items()}}[kernel]
     args = f"{ctype(dtype)}, {order}" if by_order else ctype(dtype)
     return f"wc::gpu::{kernel}<{args}>"
 
 
 def name_expressions(kind: str | None = None, dtype=None, order: int | None = None,
-                     debye: bool = False) -> list:
+                     family: str = "") -> list:
     """Name expressions of the kernels of ``kind``/``dtype``/``order`` (None: all):
-    those every run takes, or with ``debye`` the Debye kernels (DEBYE_KERNELS)."""
-    families = DEBYE_KERNELS if debye else KERNELS
+    those every run takes, or those of a law's kernel ``family`` (LAW_KERNELS)."""
+    families = LAW_KERNELS[family] if family else KERNELS
     names = []
     for k in KERNELS if kind is None else (kind,):
         for d in DTYPES if dtype is None else (dtype,):
@@ -109,10 +114,10 @@ NVRTC_OPTIONS = ("-std=c++17", "--fmad=false")
 
 
 @functools.lru_cache(maxsize=None)
-def _module(device: int, kind: str, dtype_name: str, order: int, debye: bool = False):
+def _module(device: int, kind: str, dtype_name: str, order: int, family: str = ""):
     import cupy  # noqa: PLC0415 - only on the CUDA path
 
-    names = name_expressions(kind, np.dtype(dtype_name), order, debye)
+    names = name_expressions(kind, np.dtype(dtype_name), order, family)
     with cupy.cuda.Device(device):
         module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS,
                                 name_expressions=names)
@@ -120,10 +125,10 @@ def _module(device: int, kind: str, dtype_name: str, order: int, debye: bool = F
     return module
 
 
-def cupy_module(kind: str, dtype, order: int, debye: bool = False):
+def cupy_module(kind: str, dtype, order: int, family: str = ""):
     """The compiled RawModule of ``kind`` for ``dtype`` and ``order`` on the
     current CuPy device (compiled once per device and process; CuPy also
-    caches the binary on disk); with ``debye`` the module of the Debye kernels."""
+    caches the binary on disk); with ``family`` the module of a law's kernels."""
     import cupy  # noqa: PLC0415
 
-    return _module(cupy.cuda.Device().id, kind, np.dtype(dtype).name, order, bool(debye))
+    return _module(cupy.cuda.Device().id, kind, np.dtype(dtype).name, order, family)
