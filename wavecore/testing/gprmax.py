@@ -86,6 +86,9 @@ class DipoleCase:
     PML included; the source is in the middle cell, the receiver ``offset``
     cells away (gprMax axes x, y, z; 2-D: x, y). The medium is homogeneous;
     ``eps_r`` must stay near 1 for wavecore to sub-step at gprMax's time step.
+    ``debye``: Debye poles ``((delta_epsilon, tau), ...)`` of the medium
+    (gprMax's ``#add_dispersion_debye``, wavecore's ``dispersion=``); ``eps_r``
+    is then eps_inf.
     """
 
     name: str
@@ -101,6 +104,7 @@ class DipoleCase:
     wavecore_pml: int = 10
     stability_factor: float = 1.0           #: gprMax's #time_step_stability_factor
     iterations: int | None = None           #: default: the quiet window
+    debye: tuple = ()                       #: ((delta_epsilon, tau_seconds), ...)
 
     @property
     def source(self) -> tuple:
@@ -159,9 +163,12 @@ def gprmax_input(case: DipoleCase, iterations: int) -> str:
              f"#time_window: {int(iterations)}", f"#pml_cells: {pml}"]
     if case.stability_factor != 1.0:
         lines.append(f"#time_step_stability_factor: {case.stability_factor:.6g}")
-    if case.eps_r != 1.0 or case.sigma != 0.0:
-        lines += [f"#material: {case.eps_r:.9g} {case.sigma:.9g} 1 0 medium",
-                  f"#box: 0 0 0 {domain} medium n"]
+    if case.eps_r != 1.0 or case.sigma != 0.0 or case.debye:
+        lines.append(f"#material: {case.eps_r:.9g} {case.sigma:.9g} 1 0 medium")
+        if case.debye:
+            poles = " ".join(f"{de:.9g} {tau:.9g}" for de, tau in case.debye)
+            lines.append(f"#add_dispersion_debye: {len(case.debye)} {poles} medium")
+        lines.append(f"#box: 0 0 0 {domain} medium n")
     lines += [f"#waveform: gaussiandot 1 {case.frequency:.9g} pulse",
               f"#hertzian_dipole: {pol} {at(case.source)} pulse",
               f"#rx: {at(case.receiver)}"]
@@ -250,6 +257,10 @@ def run_wavecore(case: DipoleCase, gprmax: dict, n_threads: int | None = None,
     nt = len(current)
     shape = (case.cells,) * case.ndim
     eps, sig, mu = np.full(shape, case.eps_r), np.full(shape, case.sigma), np.ones(shape)
+    if case.debye:
+        options["dispersion"] = wavecore.Debye(
+            np.stack([np.full(shape, float(de)) for de, _ in case.debye]),
+            np.stack([np.full(shape, float(tau)) for _, tau in case.debye]))
     if case.ndim == 3:
         # gprMax cell (i, j, k) is wavecore's (z, y, x) = (k, j, i).
         src = np.array([[case.source[::-1]]])
