@@ -70,10 +70,10 @@ class Debye:
         finite(tau, "tau")
         if np.any(de < 0):
             raise ValueError(f"delta_epsilon (relative, the strength of each pole) must be "
-                             f">= 0 everywhere, min is {de.min()!r}")
+                             f">= 0 everywhere, min is {float(de.min()):g}")
         if np.any(tau <= 0):
             raise ValueError(f"tau (relaxation times, seconds) must be > 0 everywhere, min "
-                             f"is {tau.min()!r}")
+                             f"is {float(tau.min()):g}")
         object.__setattr__(self, "delta_epsilon", de)
         object.__setattr__(self, "tau", tau)
 

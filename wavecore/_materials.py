@@ -159,13 +159,13 @@ class NonDispersive(Material):
     def check_values(self, arrays: dict) -> None:
         if np.any(arrays["epsilon"] <= 0):
             raise ValueError(f"epsilon (relative permittivity) must be > 0 everywhere, "
-                             f"min is {arrays['epsilon'].min()!r}")
+                             f"min is {float(arrays['epsilon'].min()):g}")
         if np.any(arrays["mu"] <= 0):
             raise ValueError(f"mu (relative permeability) must be > 0 everywhere, "
-                             f"min is {arrays['mu'].min()!r}")
+                             f"min is {float(arrays['mu'].min()):g}")
         if np.any(arrays["sigma"] < 0):
             raise ValueError(f"sigma (conductivity, S/m) must be >= 0 everywhere, "
-                             f"min is {arrays['sigma'].min()!r}")
+                             f"min is {float(arrays['sigma'].min()):g}")
 
     def unit_hints(self, arrays: dict, absolute_looking: float) -> list[str]:
         eps_max, mu_max = float(arrays["epsilon"].max()), float(arrays["mu"].max())
