@@ -94,6 +94,55 @@ def test_chain_rule_is_the_derivative_of_the_coefficients(law):
         assert numeric == pytest.approx(float(np.sum(grads[name] * d)), rel=1e-6), name
 
 
+def _law_inputs(law, rng, batch=2):
+    """Padded inputs of ``law``: [B, 4, 5], the poles [B, 2, 4, 5]."""
+    x = {"epsilon": 1 + 9 * rng.random((batch, 4, 5)),
+         "sigma": 0.05 * rng.random((batch, 4, 5)), "mu": 1 + rng.random((batch, 4, 5))}
+    if law.pole_inputs:
+        x.update(delta_epsilon=1 + 5 * rng.random((batch, 2, 4, 5)),
+                 tau=10.0 ** rng.uniform(-10.5, -9, (batch, 2, 4, 5)))
+    return x
+
+
+@pytest.mark.parametrize("law", LAWS, ids=lambda law: law.name)
+def test_coefficient_tangents_are_the_transpose_of_the_chain_rule(law):
+    """<tangent(v), w> = <v, chain_rule(w)> over every input and coefficient: the
+    linearized run's coefficient perturbations are the adjoint of the gradients'
+    chain rule (the dot-product identity of the Born operator rests on it)."""
+    dt, rng = 1e-11, np.random.default_rng(3)
+    x = _law_inputs(law, rng)
+    v = {name: rng.standard_normal(a.shape) for name, a in x.items()}
+    coefficients = law.coefficients_of(x, dt, np.float64)
+    w = {c: rng.standard_normal(a.shape) for c, a in coefficients.items()}
+    tangent = law.tangent(x, dt, v)
+    assert {c: a.shape for c, a in tangent.items()} == {c: a.shape
+                                                        for c, a in coefficients.items()}
+    grads = law.chain_rule(x, dt, w, frozenset(law.inputs))
+    forward = sum(float(np.vdot(tangent[c], w[c])) for c in law.coefficients)
+    reverse = sum(float(np.vdot(v[n], grads[n])) for n in law.inputs)
+    assert abs(forward - reverse) <= 1e-12 * abs(reverse), (forward, reverse)
+
+
+@pytest.mark.parametrize("law", LAWS, ids=lambda law: law.name)
+def test_coefficient_tangents_are_the_derivative_of_the_coefficients(law):
+    dt, rng = 1e-11, np.random.default_rng(4)
+    x = _law_inputs(law, rng, batch=1)
+    for name in law.inputs:  # one input at a time; the others do not move
+        d = rng.standard_normal(x[name].shape)
+        h = 1e-6 * float(np.abs(x[name]).max())
+        plus, minus = ({**x, name: x[name] + s * h * d} for s in (1, -1))
+        a, b = (law.coefficients_of(y, dt, np.float64) for y in (plus, minus))
+        tangent = law.tangent(x, dt, {name: d})
+        for c in law.coefficients:
+            numeric = (a[c] - b[c]) / (2 * h)
+            scale = max(float(np.abs(numeric).max()), float(np.abs(tangent[c]).max()))
+            if scale == 0:
+                continue  # the coefficient does not depend on this input
+            assert np.abs(tangent[c] - numeric).max() <= 1e-6 * scale, (name, c)
+    with pytest.raises(ValueError, match=r"directions \['eps'\] are not inputs"):
+        law.tangent(x, dt, {"eps": x["epsilon"]})
+
+
 class DoubledMu(NonDispersive):
     """A toy law: the permeability is twice the given array."""
 

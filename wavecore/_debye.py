@@ -286,6 +286,26 @@ class DebyeLaw(NonDispersive):
                 out["tau"] = d_a * 4.0 * dt / tau_term**2 - d_b * 2.0 * b / tau_term
         return out
 
+    def tangent(self, padded: dict, dt: float, directions: dict) -> dict:
+        f64 = {k: padded[k].astype(np.float64) for k in self.inputs}
+        d = self._directions(padded, directions)
+        a, b, b_sum = self._poles(f64, dt, np.float64)
+        tau_term = 2.0 * f64["tau"] + dt
+        d_a = 4.0 * dt * d["tau"] / tau_term**2
+        d_b = (EP0 * dt * d["delta_epsilon"] - 2.0 * b * d["tau"]) / tau_term
+        d_b_sum = np.sum(d_b, axis=1)
+        h = 0.5 * dt * f64["sigma"]
+        d_h = 0.5 * dt * d["sigma"]
+        den = EP0 * f64["epsilon"] + h + b_sum
+        d_den = EP0 * d["epsilon"] + d_h + d_b_sum
+        # ca = 1 - 2 (h + B) / den, cb = dt / den, c_p = (1 - a_p) / den
+        out = {"ca": 2.0 * ((h + b_sum) * d_den - (d_h + d_b_sum) * den) / den**2,
+               "cb": -dt * d_den / den**2,
+               "pole_a": d_a, "pole_b": d_b,
+               "pole_c": -(d_a * den[:, None] + (1.0 - a) * d_den[:, None]) / den[:, None]**2}
+        out["cq"] = -dt * d["mu"] / (MU0 * f64["mu"]**2)
+        return out
+
     def from_increments(self, coefficients: dict, grads: dict) -> dict:
         """As NonDispersive.from_increments, with the pole terms of the E update:
         curl = (E_new - ca E_old - sum_p c_p P_p) / cb."""

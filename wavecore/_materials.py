@@ -139,6 +139,23 @@ class Material:
         """Coefficient gradients from the images of bf16 snapshots (see NonDispersive)."""
         raise NotImplementedError
 
+    def _directions(self, padded: dict, directions: dict) -> dict:
+        """Every input's direction in float64, of its padded shape (zero if not given)."""
+        unknown = sorted(set(directions) - set(self.inputs))
+        if unknown:
+            raise ValueError(f"directions {unknown} are not inputs of the {self.name} law "
+                             f"({self.describe_inputs()})")
+        return {k: np.broadcast_to(np.asarray(directions.get(k, 0.0), np.float64),
+                                   padded[k].shape) for k in self.inputs}
+
+    def tangent(self, padded: dict, dt: float, directions: dict) -> dict:
+        """The directional derivatives of the coefficients (float64,
+        ``{coefficient: array}``) along ``directions`` (``{input: padded array}``;
+        inputs left out do not move): the forward-mode counterpart of
+        :meth:`chain_rule`, whose transpose it is (the linearized, Born, run
+        injects these)."""
+        raise NotImplementedError
+
 
 class NonDispersive(Material):
     """Relative permittivity ``epsilon``, conductivity ``sigma`` (S/m) and
@@ -211,6 +228,18 @@ class NonDispersive(Material):
             mu = padded["mu"].astype(np.float64)
             out["mu"] = -dt / (MU0 * mu**2) * np.asarray(grads["cq"], np.float64)
         return out
+
+    def tangent(self, padded: dict, dt: float, directions: dict) -> dict:
+        eps = padded["epsilon"].astype(np.float64)
+        sigma = padded["sigma"].astype(np.float64)
+        mu = padded["mu"].astype(np.float64)
+        d = self._directions(padded, directions)
+        den = EP0 * eps + 0.5 * sigma * dt
+        # ca = 1 - sigma dt / den, cb = dt / den, d den = eps0 d eps + dt / 2 d sigma
+        d_den = EP0 * d["epsilon"] + 0.5 * dt * d["sigma"]
+        return {"ca": dt * (sigma * d_den - den * d["sigma"]) / den**2,
+                "cb": -dt * d_den / den**2,
+                "cq": -dt * d["mu"] / (MU0 * mu**2)}
 
     def from_increments(self, coefficients: dict, grads: dict) -> dict:
         """dJ/dca, dJ/dcb from the images of bf16 snapshots, the increment
