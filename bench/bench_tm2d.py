@@ -256,6 +256,16 @@ def label(c: dict) -> str:
     return f"{c['dtype']} st{c['stencil']} thr{c['threads']} {c['n']}^2 x{c['shots']}"
 
 
+def git_revision(path: Path = REPO) -> str:
+    """Short commit of the checkout at ``path``, with "+dirty" for uncommitted changes
+    to tracked files."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(path), *args], capture_output=True,
+                              text=True).stdout.strip()
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
+
+
 def machine_info() -> dict:
     text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     model = re.search(r"model name\s*:\s*(.*)", text)
@@ -264,15 +274,10 @@ def machine_info() -> dict:
         level, kind = (idx / "level").read_text().strip(), (idx / "type").read_text().strip()
         if kind != "Instruction":
             cache[f"L{level}"] = (idx / "size").read_text().strip()
-
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True,
-                              text=True).stdout.strip()
-    dirty = git("status", "--porcelain", "--untracked-files=no")
     return dict(cpu=model.group(1) if model else platform.processor(), cores=os.cpu_count(),
                 cache=cache, hostname=platform.node(), python=platform.python_version(),
                 numpy=np.__version__, wavecore=wavecore.config.config(),
-                git=git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else ""))
+                git=git_revision())
 
 
 def cache_bytes(size: str) -> int:

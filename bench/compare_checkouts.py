@@ -29,7 +29,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_tm2d import cpu_slug, machine_info, markdown_table, save_results  # noqa: E402
+from bench_tm2d import (cpu_slug, git_revision, machine_info, markdown_table,  # noqa: E402
+                        save_results)
 
 CASE = dict(n=300, shots=4, nt=1000, grad_nt=100, stencil=4, threads=2, dtype="float32")
 MEASURES = ("forward", "grad", "store", "reverse")
@@ -61,14 +62,6 @@ def run_checkout(path: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def git_rev(path: Path) -> str:
-    rev = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain",
-                            "--untracked-files=no"], capture_output=True, text=True).stdout
-    return rev + ("+dirty" if dirty.strip() else "")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("checkouts", nargs="*", type=Path, help="two checkout folders, built")
@@ -83,7 +76,7 @@ def main(argv=None) -> int:
     if len(args.checkouts) != 2:
         ap.error("give two checkout folders")
     paths = [p.resolve() for p in args.checkouts]
-    labels = [f"{p.name} ({git_rev(p)})" for p in paths]
+    labels = [f"{p.name} ({git_revision(p)})" for p in paths]
     best, variants, rounds = [{}, {}], ["", ""], []
     for r in range(args.rounds):
         for i, path in enumerate(paths):

@@ -53,7 +53,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_tm2d_analytic import (EPS_R, F_PEAK, OFFSETS, PEAK_TIME, SIGMA, correlation_lag,
-                                hankel_traces, line_source_run, line_source_traces, misfit)
+                                hankel_traces, line_source_layout, line_source_run,
+                                line_source_traces, misfit)
 
 import wavecore
 from wavecore.debye_fit import debye_permittivity
@@ -112,15 +113,8 @@ def debye_line_source_run(stencil, medium, dt_fraction, offsets_in_peak_waveleng
     lambda_peak = phase_velocity(medium, F_PEAK) / F_PEAK
     h = phase_velocity(medium, 2 * F_PEAK) / (2 * F_PEAK) / cells_per_lambda_min
     dt = dt_fraction * wavecore.max_stable_dt((h, h), v_inf, stencil)
-    offsets = np.array([(round(a * lambda_peak / h), round(b * lambda_peak / h))
-                        for a, b in offsets_in_peak_wavelengths])
-    distances = np.hypot(offsets[:, 0] * h, offsets[:, 1] * h)
-    window = PEAK_TIME + distances.max() / v_static + 1.5 / F_PEAK
-    nt = int(window / dt)
-    path = v_inf * window
-    before = [int(np.ceil(path / 2 / h)) + 2] * 2
-    after = [int(np.ceil((path + offsets[:, i].max() * h) / 2 / h)) + 2 for i in range(2)]
-    shape = (before[0] + after[0], before[1] + after[1])
+    offsets, distances, nt, before, shape = line_source_layout(
+        (h, h), dt, lambda_peak, offsets_in_peak_wavelengths, v_inf, v_static)
     eps, sig, mu = (np.full(shape, eps_inf), np.full(shape, medium["sigma"]),
                     np.ones(shape))
     de = np.asarray(medium["delta_epsilon"], float)

@@ -103,6 +103,24 @@ def line_source_traces(wavelet, dt, distances, response, mu_r=1.0, pad=16):
     return traces[:, :nt]
 
 
+def line_source_layout(spacing, dt, lambda_peak, offsets_in_peak_wavelengths, v_fast, v_slow):
+    """Receivers at ``(dz, dx)`` offsets (peak wavelengths, rounded to whole cells) and a
+    model around the source large enough that every boundary-reflected path is longer
+    than ``v_fast`` times the window, which closes 1.5 periods after the slowest
+    (``v_slow``) arrival at the farthest receiver. Returns ``(offsets, distances, nt,
+    source cell, model shape)``."""
+    offsets = np.array([tuple(round(a * lambda_peak / h) for a, h in zip(o, spacing))
+                        for o in offsets_in_peak_wavelengths])
+    distances = np.hypot(offsets[:, 0] * spacing[0], offsets[:, 1] * spacing[1])
+    window = PEAK_TIME + distances.max() / v_slow + 1.5 / F_PEAK
+    path = v_fast * window
+    before = [int(np.ceil(path / 2 / h)) + 2 for h in spacing]
+    after = [int(np.ceil((path + offsets[:, i].max() * h) / 2 / h)) + 2
+             for i, h in enumerate(spacing)]
+    return offsets, distances, int(window / dt), before, (before[0] + after[0],
+                                                          before[1] + after[1])
+
+
 def line_source_run(stencil, spacing, dt_fraction, offsets_in_peak_wavelengths):
     """FDTD and analytic traces for receivers at the given ``(dz, dx)`` offsets.
 
@@ -111,23 +129,14 @@ def line_source_run(stencil, spacing, dt_fraction, offsets_in_peak_wavelengths):
     every boundary-reflected path is longer than ``v * window``.
     Returns ``(fd, distances, dt, wavelet)``.
     """
-    dz, dx = spacing
-    dt = dt_fraction * wavecore.max_stable_dt((dz, dx), V, stencil)
-    offsets = np.array([(round(a * LAMBDA_PEAK / dz), round(b * LAMBDA_PEAK / dx))
-                        for a, b in offsets_in_peak_wavelengths])
-    distances = np.hypot(offsets[:, 0] * dz, offsets[:, 1] * dx)
-    window = PEAK_TIME + distances.max() / V + 1.5 / F_PEAK
-    nt = int(window / dt)
-    path = V * window
-    before = [int(np.ceil(path / 2 / h)) + 2 for h in (dz, dx)]
-    after = [int(np.ceil((path + offsets[:, i].max() * h) / 2 / h)) + 2
-             for i, h in enumerate((dz, dx))]
-    shape = (before[0] + after[0], before[1] + after[1])
+    dt = dt_fraction * wavecore.max_stable_dt(spacing, V, stencil)
+    offsets, distances, nt, before, shape = line_source_layout(
+        spacing, dt, LAMBDA_PEAK, offsets_in_peak_wavelengths, V, V)
     eps, sig, mu = np.full(shape, EPS_R), np.full(shape, SIGMA), np.ones(shape)
     wavelet = wavecore.ricker(F_PEAK, nt, dt, peak_time=PEAK_TIME)
     src = np.array([[before]])
     rec = (offsets + before)[None]
-    res = wavecore.tm2d(eps, sig, mu, (dz, dx), dt, wavelet[None, None], src, rec,
+    res = wavecore.tm2d(eps, sig, mu, spacing, dt, wavelet[None, None], src, rec,
                         stencil=stencil, pml_width=10, n_threads=1)
     assert res.step_ratio == 1
     return res.receiver_data[0], distances, dt, wavelet

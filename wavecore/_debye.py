@@ -303,7 +303,7 @@ class DebyeLaw(NonDispersive):
                "cb": -dt * d_den / den**2,
                "pole_a": d_a, "pole_b": d_b,
                "pole_c": -(d_a * den[:, None] + (1.0 - a) * d_den[:, None]) / den[:, None]**2}
-        out["cq"] = -dt * d["mu"] / (MU0 * f64["mu"]**2)
+        out["cq"] = self._cq_tangent(f64["mu"], dt, d["mu"])
         return out
 
     def from_increments(self, coefficients: dict, grads: dict) -> dict:

@@ -238,8 +238,12 @@ class NonDispersive(Material):
         # ca = 1 - sigma dt / den, cb = dt / den, d den = eps0 d eps + dt / 2 d sigma
         d_den = EP0 * d["epsilon"] + 0.5 * dt * d["sigma"]
         return {"ca": dt * (sigma * d_den - den * d["sigma"]) / den**2,
-                "cb": -dt * d_den / den**2,
-                "cq": -dt * d["mu"] / (MU0 * mu**2)}
+                "cb": -dt * d_den / den**2, "cq": self._cq_tangent(mu, dt, d["mu"])}
+
+    @staticmethod
+    def _cq_tangent(mu, dt: float, d_mu):
+        """d cq along d_mu (cq = dt / (mu0 mu)), float64."""
+        return -dt * d_mu / (MU0 * mu**2)
 
     def from_increments(self, coefficients: dict, grads: dict) -> dict:
         """dJ/dca, dJ/dcb from the images of bf16 snapshots, the increment
