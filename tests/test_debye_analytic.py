@@ -41,7 +41,7 @@ the infinite-frequency speeds (so that no boundary reflection arrives inside the
 Offsets are counted in peak wavelengths at the phase velocity at ``f_peak``.
 
 Measured (float64, stencil 4, CPU; ``python -m pytest -s tests/test_debye_analytic.py``
-prints them): misfits 0.04 % to 0.52 % at dt = 0.25 dt_max (continuous and semi-discrete),
+prints them): misfits 0.02 % to 0.52 % at dt = 0.25 dt_max (continuous and semi-discrete),
 0.04 % to 0.10 % semi-discrete at 0.9 dt_max where the continuous one is 0.9 % to 1.2 %;
 delta_eps = 0 is bit-identical to the non-dispersive run. In 3-D (maxwell3d, a dipole in
 the one-pole soil against the dyadic Green's function of tests/test_maxwell3d_analytic.py
