@@ -205,6 +205,33 @@ class DebyeLaw(NonDispersive):
             return grad.reshape(grad.shape[0], -1).sum(axis=1).reshape(shape)
         return grad.reshape(shape)  # [P, *model] or the model's shape (one pole)
 
+    def model_direction(self, name: str, value: np.ndarray, batched: bool,
+                        model_shape: tuple) -> np.ndarray:
+        if name not in self.pole_inputs:
+            return super().model_direction(name, value, batched, model_shape)
+        expected = self.user_gradient(name, np.zeros(model_shape), batched).shape
+        if np.shape(value) != expected:
+            raise ValueError(f"the direction of {name!r} must have the shape of its input "
+                             f"{expected}, got {np.shape(value)}")
+        n_models, n_poles, *grid = model_shape
+        per_pole = (n_poles, *((n_models,) if batched else ()), *grid)
+        value = np.asarray(value, np.float64)
+        if value.ndim <= 1:  # a scalar or [P]: the same poles everywhere
+            value = np.broadcast_to(value.reshape((-1,) + (1,) * (len(per_pole) - 1)),
+                                    per_pole)
+        value = value.reshape(per_pole)
+        return np.moveaxis(value, 0, 1) if batched else value[None]
+
+    def increments_tangent(self, coefficients: dict, tangents: dict) -> dict:
+        """As NonDispersive's, with the pole terms of curl (see from_increments):
+        the direction of c_p gains -c_p d cb / cb."""
+        out = super().increments_tangent(coefficients, tangents)
+        if tangents.get("ca") is None or tangents.get("pole_c") is None:
+            return out
+        cb = coefficients["cb"].astype(np.float64)
+        c = coefficients["pole_c"].astype(np.float64)
+        return {**out, "pole_c": tangents["pole_c"] - c * (tangents["cb"] / cb)[:, None]}
+
     def snapshot_count(self, name: str) -> int:
         return self.n_poles if name.startswith("pol") else 1
 

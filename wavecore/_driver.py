@@ -19,9 +19,10 @@ from typing import Callable, Mapping
 import numpy as np
 
 from . import _checks as checks
-from ._gradient import GradientContext, attach_chunk, detach_snapshots, segments
+from ._gradient import GradientContext
 from ._inputs import check_callback, check_units, validate_acquisition, validate_models
-from ._stepping import StepChunks, check_progress, progress_bar
+from ._stepping import check_progress, progress_bar
+from ._sweeps import FORWARD, run_sweep
 from ._xp import any_cupy, from_dlpack_like, to_cupy, to_numpy
 from .backends import backend_class
 from .backends.cpu import resolve_threads
@@ -638,33 +639,12 @@ def callback_state(physics: Physics, plan: Plan, b, step: int) -> CallbackState:
 
 def run_forward(physics: Physics, plan: Plan, backend, b, callback, store=None, *,
                 progress: bool = False) -> None:
-    """Advance all internal steps, calling ``callback`` before steps 0, f, 2f, ...
-    and filling the snapshot chunks of ``store``. The backend runs the steps in
-    calls of about 0.1 s (wavecore._stepping), so Ctrl-C stops a compiled run
-    quickly; ``progress`` draws a tqdm bar over the internal steps."""
-    current = None
-    bar = progress_bar(progress, plan.nt_internal, f"{plan.kind} forward")
-    chunks = StepChunks(bar, backend.synchronize)
-    try:
-        for t0, t1 in segments(plan, store, callback is not None):
-            if callback is not None and t0 % plan.callback_frequency == 0:
-                callback(callback_state(physics, plan, b, t0))
-            if store is not None:
-                c = store.chunk_of_step(t0)
-                if c != current:
-                    attach_chunk(b, store, c, store.chunk_for_writing(c))
-                    current = c
-            chunks.forward(backend.forward, t0, t1)
-            if store is not None and t1 == store.chunk_steps(current, plan.nt_internal)[1]:
-                backend.synchronize()
-                store.chunk_written(current)
-        backend.synchronize()
-    finally:
-        if bar is not None:
-            bar.close()
-    if store is not None:
-        store.finish_forward()
-        detach_snapshots(physics, b)
+    """The forward sweep (wavecore._sweeps): advance all internal steps, calling
+    ``callback`` before steps 0, f, 2f, ... and filling the snapshot chunks of
+    ``store``; ``progress`` draws a tqdm bar over the internal steps."""
+    at = None if callback is None else (lambda t: callback(callback_state(physics, plan, b, t)))
+    run_sweep(FORWARD, plan, backend, b, store, at, snapshot_names=physics.all_snapshots,
+              progress=progress)
 
 
 def receiver_data(plan: Plan, b, memory=HOST, padded=None) -> np.ndarray:

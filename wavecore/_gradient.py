@@ -14,35 +14,10 @@ from ._xp import from_dlpack_like, to_cupy, to_numpy
 from .callbacks import CallbackState
 from .gradients import Gradients, fold_padding, material_gradients
 from .plan import Plan
-from ._stepping import StepChunks, progress_bar
-from .resampling import sample_receivers_adjoint, source_shift, upsample_adjoint
+from ._sweeps import ADJOINT, TANGENT, detach_snapshots, run_sweep
+from .resampling import sample_receivers_adjoint, source_shift, upsample, upsample_adjoint
 
-__all__ = ["GradientContext", "segments", "attach_chunk", "detach_snapshots"]
-
-
-
-def segments(plan: Plan, store, with_callbacks: bool) -> list[tuple[int, int]]:
-    """Step ranges ``[t0, t1)`` between callbacks and snapshot-chunk boundaries."""
-    total = plan.nt_internal
-    cuts = {0, total}
-    if with_callbacks:
-        cuts.update(range(0, total, plan.callback_frequency))
-    if store is not None:
-        cuts.update(store.chunk_steps(c, total)[0] for c in range(store.plan.n_chunks))
-    cuts = sorted(cuts)
-    return list(zip(cuts[:-1], cuts[1:]))
-
-
-def attach_chunk(b, store, c: int, arrays: dict) -> None:
-    """Point the buffers' snapshot arrays at chunk ``c``."""
-    for name, array in arrays.items():
-        setattr(b, f"snap_{name}", array)
-    b.geometry["snap_t0"] = store.chunk_steps(c, 1 << 62)[0]
-
-
-def detach_snapshots(physics, b) -> None:
-    for name in physics.all_snapshots:
-        setattr(b, f"snap_{name}", None)
+__all__ = ["GradientContext"]
 
 
 class GradientContext:
@@ -84,10 +59,127 @@ class GradientContext:
             if not keep:
                 self.close()
 
+    def jvp(self, directions: dict, *, keep: bool = False, callback=None) -> np.ndarray:
+        """J v: the receiver data of the tangent (linearized, Born) run along
+        ``directions`` ({input: array shaped like the input}), from the stored
+        background snapshots (the tangent sweep, wavecore._sweeps)."""
+        if self.closed:
+            raise RuntimeError("the gradient buffers of this run were freed (vjp or jvp "
+                               "without keep=True, or close()); run the forward again")
+        tangents, source = self._tangents(directions)  # bad input frees nothing
+        try:
+            return self._tangent_run(tangents, source, callback)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            if not keep:
+                self.close()
+
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
         self.closed = True
+
+    # -- the tangent run -------------------------------------------------------------
+    def _tangents(self, directions: dict):
+        """Validated directions -> (coefficient directions for the kernels
+        {tan_<c>: array in the run's memory}, the tangent's source term)."""
+        plan, b, material = self.plan, self.b, self.physics.material
+        known = (*material.gradient_targets, "source_amplitude")
+        unknown = sorted(set(directions) - set(known))
+        if unknown:
+            raise ValueError(f"jvp directions {unknown} are not inputs of this run "
+                             f"(it takes {', '.join(known)})")
+        host = self.memory.to_host
+        model = {}
+        for name, value in directions.items():
+            if name == "source_amplitude" or value is None:
+                continue
+            value = checks.float_array(to_numpy(from_dlpack_like(value)), f"jvp {name}")
+            checks.finite(value, f"jvp {name}")
+            lead = b.models[name].shape[:-plan.ndim]  # [B] or [B, P]
+            shape = (*lead, *plan.model_shape)
+            d = material.model_direction(name, value, plan.model_batched, shape)
+            model[name] = np.pad(d, [(0, 0)] * (d.ndim - plan.ndim)
+                                 + [a.pad for a in plan.axes], mode="edge")
+        moving = {c for path in material.active_paths(frozenset(model))
+                  for c in path.coefficients}
+        coefficients = {c: host(getattr(b, c)) for c in material.coefficients}
+        tangent = material.tangent(b.models, plan.inner_dt, model) if model else {}
+        tangent = {c: v for c, v in tangent.items() if c in moving}
+        source = self._source_tangent(directions.get("source_amplitude"), tangent,
+                                      coefficients)
+        if plan.storage.compression == "bf16" and tangent:
+            tangent = material.increments_tangent(coefficients, tangent)
+        dtype = np.dtype(plan.dtype)
+        arrays = {f"tan_{c}": self.memory.adopt(np.ascontiguousarray(v, dtype))
+                  for c, v in tangent.items()}
+        return arrays, source
+
+    def _source_tangent(self, d_amplitude, tangent: dict, coefficients: dict) -> np.ndarray:
+        """The tangent of the source term f = amplitude cb[source] scale: d amplitude
+        cb scale + amplitude d cb[source] scale ([N, n_src, nt_internal])."""
+        plan, b = self.plan, self.b
+        dtype = np.dtype(plan.dtype)
+        n = plan.n_total_shots
+        term = np.zeros((n, plan.n_sources, plan.nt_internal), np.float64)
+        if not plan.n_sources:
+            return term.astype(dtype)
+        scale = -1.0 / float(np.prod(plan.spacing))
+        model = np.arange(n) // plan.n_shots
+        index = self.memory.to_host(b.src_index)
+        src = self.physics.material.source_coefficient
+        at = lambda array: array.reshape(plan.n_models, -1)[model[:, None], index]  # noqa: E731
+        if d_amplitude is not None:
+            amp = checks.float_array(to_numpy(from_dlpack_like(d_amplitude)),
+                                     "jvp source_amplitude")
+            checks.finite(amp, "jvp source_amplitude")
+            if amp.shape != tuple(self.source_shape):
+                raise ValueError(f"the direction of 'source_amplitude' must have the shape of "
+                                 f"source_amplitude {tuple(self.source_shape)}, got {amp.shape}")
+            amp = np.broadcast_to(amp.astype(np.float64),
+                                  (plan.n_models, plan.n_shots, plan.n_sources, plan.nt))
+            amp = amp.reshape(n, plan.n_sources, plan.nt)
+            if plan.step_ratio > 1:
+                r = plan.resampling
+                amp = upsample(amp, plan.step_ratio, r.freq_taper_frac, r.time_pad_frac,
+                               r.time_taper, shift=source_shift(plan.step_ratio))
+            if getattr(b, "src_padded", None) is not None:  # padding sources inject nothing
+                amp = amp * ~b.src_padded[..., None]
+            term += amp * (at(coefficients[src]).astype(np.float64)[..., None] * scale)
+        if src in tangent:
+            term += b.src_amplitude.astype(np.float64) * (at(tangent[src])[..., None] * scale)
+        return np.ascontiguousarray(term, dtype=dtype)
+
+    def _tangent_run(self, tangents: dict, source: np.ndarray, callback) -> np.ndarray:
+        """Run the tangent sweep on a zero scattered state in place of the forward's
+        final state (kept aside and put back), and return its receiver data."""
+        physics, plan, b, memory = self.physics, self.plan, self.b, self.memory
+        names = (*physics.state_fields, *physics.memories, "rec_data", "src_term",
+                 *tangents)
+        kept = {name: getattr(b, name, None) for name in names}
+        try:
+            fresh = memory.zeros_many({name: getattr(b, name).shape for name in
+                                       (*physics.state_fields, *physics.memories,
+                                        "rec_data")}, np.dtype(plan.dtype))
+            for name, array in {**fresh, **tangents, "src_term": memory.adopt(source)}.items():
+                setattr(b, name, array)
+            at = None
+            if callback is not None:
+                from ._driver import callback_state  # noqa: PLC0415 - a cycle otherwise
+
+                at = lambda t: callback(callback_state(physics, plan, b, t))  # noqa: E731
+            run_sweep(TANGENT, plan, self.backend, b, self.store, at,
+                      snapshot_names=physics.all_snapshots, progress=self.progress,
+                      label="jvp")
+            from ._driver import receiver_data  # noqa: PLC0415
+
+            data = receiver_data(plan, b, memory, padded=getattr(b, "rec_padded", None))
+        finally:
+            for name, array in kept.items():
+                setattr(b, name, array)
+        return to_cupy(data) if self.cupy_io else data
 
     # -- steps ----------------------------------------------------------------------
     def _receiver_gradient(self, value) -> np.ndarray:
@@ -143,28 +235,14 @@ class GradientContext:
         for name in (*self.physics.adjoint_names, *self.physics.scratch, *grads,
                      "rec_grad", "src_grad"):
             setattr(self.b, name, None)
-        detach_snapshots(self.physics, self.b)
+        detach_snapshots(self.physics.all_snapshots, self.b)
 
     def _reverse(self, callback) -> None:
-        plan, b, store = self.plan, self.b, self.store
-        current = None
-        # Calls of about 0.1 s each (wavecore._stepping): Ctrl-C acts between them.
-        bar = progress_bar(self.progress, plan.nt_internal, f"{plan.kind} gradient")
-        chunks = StepChunks(bar, self.backend.synchronize)
-        try:
-            for t0, t1 in reversed(segments(plan, store, callback is not None)):
-                if store is not None:
-                    c = store.chunk_of_step(t0)
-                    if c != current:
-                        attach_chunk(b, store, c, store.chunk_for_reading(c))
-                        current = c
-                chunks.reverse(self.backend.adjoint, t0, t1)
-                if callback is not None and t0 % plan.callback_frequency == 0:
-                    callback(self._callback_state(t0))
-            self.backend.synchronize()
-        finally:
-            if bar is not None:
-                bar.close()
+        """The adjoint sweep (wavecore._sweeps), ``callback`` after steps ..., f, 0."""
+        at = None if callback is None else (lambda t: callback(self._callback_state(t)))
+        run_sweep(ADJOINT, self.plan, self.backend, self.b, self.store, at,
+                  snapshot_names=self.physics.all_snapshots, progress=self.progress,
+                  label="gradient")
 
     def _per_model(self, array):
         if array is None:

@@ -109,6 +109,25 @@ class Material:
         model gradient ``[B, ...]`` (float64)."""
         return grad if batched else grad[0]
 
+    def model_direction(self, name: str, value: np.ndarray, batched: bool,
+                        model_shape: tuple) -> np.ndarray:
+        """The transpose of :meth:`user_gradient`: a direction of input ``name``
+        shaped like the user's array -> the model array ``model_shape``
+        (``[B, ...]``, float64). Raises if ``value`` has another shape."""
+        expected = self.user_gradient(name, np.zeros(model_shape), batched).shape
+        if np.shape(value) != expected:
+            raise ValueError(f"the direction of {name!r} must have the shape of its input "
+                             f"{expected}, got {np.shape(value)}")
+        value = np.asarray(value, np.float64)
+        return value if batched else value[None]
+
+    def increments_tangent(self, coefficients: dict, tangents: dict) -> dict:
+        """The transpose of :meth:`from_increments`: coefficient directions ->
+        the directions of the bf16 snapshots' values (the increment and the mean
+        of E take the places of ca and cb), so that a tangent run on bf16
+        snapshots is the transpose of the gradient on them."""
+        raise NotImplementedError
+
     def check_values(self, arrays: dict) -> None:
         """Raise on values outside the law's domain (arrays finite, one shape)."""
         raise NotImplementedError
@@ -258,6 +277,18 @@ class NonDispersive(Material):
         cb = coefficients["cb"].astype(np.float64)
         return {**grads, "ca": g_mean - 0.5 * g_de,
                 "cb": ((1.0 - ca) * g_mean + 0.5 * (1.0 + ca) * g_de) / cb}
+
+
+    def increments_tangent(self, coefficients: dict, tangents: dict) -> dict:
+        """E_old = mean - dE / 2 and curl = ((1 - ca) mean + (1 + ca) dE / 2) / cb
+        (see from_increments): d ca E_old + d cb curl = t_dE dE + t_mean mean."""
+        d_ca, d_cb = tangents.get("ca"), tangents.get("cb")
+        if d_ca is None:
+            return tangents
+        ca = coefficients["ca"].astype(np.float64)
+        cb = coefficients["cb"].astype(np.float64)
+        return {**tangents, "ca": -0.5 * d_ca + 0.5 * (1.0 + ca) * d_cb / cb,
+                "cb": d_ca + (1.0 - ca) * d_cb / cb}
 
 
 #: The law of every run today.

@@ -10,6 +10,7 @@ from .gradients import Gradients
 from .memory import format_bytes
 from .plan import Plan
 from .state import WaveState
+from ._sweeps import check_capable
 
 __all__ = ["ForwardResult", "MemoryEstimate"]
 
@@ -119,11 +120,40 @@ class ForwardResult:
             ``epsilon``, ``sigma``, ``mu``, ``source_amplitude`` (None where not
             requested), each shaped like the corresponding input.
         """
-        if self.gradient is None:
-            raise RuntimeError("this run kept nothing for gradients: pass requires_grad=... "
-                               "(e.g. ('epsilon', 'sigma')) to the run")
+        check_capable("vjp", self)
         return self.gradient.vjp(grad_receiver_data, keep=keep,
                                  backward_callback=self.backward_callback)
+
+    def jvp(self, *, keep: bool = False, callback=None, **directions):
+        """The Jacobian-vector product J v of the run: the receiver data of its
+        linearization (the Born or tangent-linear run) along ``directions``.
+
+        Parameters
+        ----------
+        **directions : ndarray
+            Any of ``epsilon``, ``sigma``, ``mu``, ``source_amplitude`` (and, in
+            Debye media, ``delta_epsilon``, ``tau``), each shaped like its input;
+            every one must be in the run's ``requires_grad``.
+        keep : bool
+            Keep the snapshots for more ``jvp`` / ``vjp`` calls (default: free them,
+            as ``vjp`` does).
+        callback : callable, optional
+            Called with a :class:`~wavecore.callbacks.CallbackState` of the
+            scattered (tangent) state before steps 0, f, 2f, ... (``f`` the run's
+            ``callback_frequency``).
+
+        Returns
+        -------
+        ndarray
+            ``J v``, shaped like ``receiver_data``: the exact derivative of the
+            discrete forward map along ``v`` (with
+            ``model_gradient_sampling_interval=1`` and uncompressed snapshots; see
+            docs/second-order.md for the other settings). It reuses the snapshots
+            stored for ``vjp``: no background run is repeated, and
+            ``<jvp(v), w> = <v, vjp(w)>`` to rounding for every setting.
+        """
+        check_capable("jvp", self, directions=tuple(directions))
+        return self.gradient.jvp(directions, keep=keep, callback=callback)
 
     def close(self) -> None:
         """Free the snapshots and delete their files (idempotent)."""

@@ -520,18 +520,24 @@ class SnapshotStore:
         for c in sorted(self._pending):
             self._wait(c)
 
-    # -- reverse ------------------------------------------------------------------
-    def chunk_for_reading(self, c: int) -> dict[str, np.ndarray]:
-        """Chunk ``c`` for the reverse pass; disk stores prefetch chunk ``c - 1``."""
-        host = self._host_chunk_for_reading(c)
+    # -- reading (the reverse pass, a tangent pass) ----------------------------------
+    def chunk_for_reading(self, c: int, direction: int = -1) -> dict[str, np.ndarray]:
+        """Chunk ``c`` for a pass that reads the chunks in ``direction`` (-1: the
+        reverse pass, c, c - 1, ...; +1: a tangent pass, c, c + 1, ...); disk and
+        staged stores prefetch the next chunk of that direction meanwhile."""
+        if direction not in (-1, 1):
+            raise ValueError(f"direction must be -1 or +1, got {direction!r}")
+        host = self._host_chunk_for_reading(c, direction)
         if not self._staging:
             return host
         handle = self._transfers.pop(c, None)
         if handle is None:  # not prefetched
             handle = self._upload(c, host)
         self.memory.after(handle)
-        if c > 0 and self.plan.mode == "cpu":  # chunk c - 1 while chunk c is used
-            self._transfers[c - 1] = self._upload(c - 1, self._host_chunk_for_reading(c - 1))
+        following = c + direction
+        if 0 <= following < self.plan.n_chunks and self.plan.mode == "cpu":
+            self._transfers[following] = self._upload(
+                following, self._host_chunk_for_reading(following, direction))
         return self._staging[c % 2]
 
     def _upload(self, c: int, host: dict):
@@ -540,7 +546,7 @@ class SnapshotStore:
         return self.memory.upload_async([self._staging[c % 2][n][: last - first] for n in names],
                                         [host[n][: last - first] for n in names])
 
-    def _host_chunk_for_reading(self, c: int) -> dict:
+    def _host_chunk_for_reading(self, c: int, direction: int = -1) -> dict:
         self._check_open()
         if self.plan.mode != "disk":
             first, last = self.chunk_range(c)
@@ -548,8 +554,9 @@ class SnapshotStore:
         if c not in self._pending:
             self._pending[c] = self._io.submit(self._read, c)
         self._wait(c)
-        if c > 0:
-            self._pending[c - 1] = self._io.submit(self._read, c - 1)
+        following = c + direction
+        if 0 <= following < self.plan.n_chunks and following not in self._pending:
+            self._pending[following] = self._io.submit(self._read, following)
         return self._ring[c % 2]
 
     def _read(self, c: int) -> None:

@@ -98,20 +98,15 @@ inline void m3d_e_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t 
 }
 
 // Row updates of step t with the order chosen at run time, called by the
-// Cython time loop; they store the snapshots of step t when it is stored.
+// Cython time loop; their hooks store the snapshots of a stored step, or in a
+// tangent sweep add its secondary sources (m3d_h_hooks, m3d_e_hooks).
 template <typename T>
 inline void m3d_h_row(const M3dParams<T>& p, const M3dUniformRows& uniform, int order,
                       int64_t shot, int64_t z, int64_t y, int64_t t) {
-  void* const s[3] = {p.snap_sx, p.snap_sy, p.snap_sz};
   with_order(order, [&](auto o) {
-    constexpr int O = decltype(o)::value;
     with_coefficients(p, uniform.h, shot, z, y, [&](auto coef) {
-      if (!m3d_stores(p, t) || s[0] == nullptr) {
-        m3d_h_row_o<T, O>(p, shot, z, y, NoStore{}, coef);
-        return;
-      }
-      with_snapshot_type<T>(p, [&](auto zero) {
-        m3d_h_row_o<T, O>(p, shot, z, y, m3d_store<decltype(zero)>(p, s, t), coef);
+      m3d_h_hooks(p, t, [&](auto store) {
+        m3d_h_row_o<T, decltype(o)::value>(p, shot, z, y, store, coef);
       });
     });
   });
@@ -120,27 +115,16 @@ inline void m3d_h_row(const M3dParams<T>& p, const M3dUniformRows& uniform, int 
 template <typename T>
 inline void m3d_e_row(const M3dParams<T>& p, const M3dUniformRows& uniform, int order,
                       int64_t shot, int64_t z, int64_t y, int64_t t) {
-  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
-  void* const c[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
     with_coefficients(p, uniform.e, shot, z, y, [&](auto coef) {
-      if (p.n_poles && !m3d_stores(p, t)) {  // Debye poles: their snapshots too
-        m3d_e_row_o<T, O>(p, shot, z, y, NoStore{}, NoStore{}, coef, DebyeNoStore{});
-      } else if (p.n_poles) {
-        with_snapshot_type<T>(p, [&](auto zero) {
-          using S = decltype(zero);
-          m3d_e_row_o<T, O>(p, shot, z, y, m3d_store<S>(p, e, t), m3d_store<S>(p, c, t), coef,
-                            m3d_debye_store<S>(p, t));
-        });
-      } else if (!m3d_stores(p, t) || e[0] == nullptr) {
-        m3d_e_row_o<T, O>(p, shot, z, y, NoStore{}, NoStore{}, coef);
-      } else {
-        with_snapshot_type<T>(p, [&](auto zero) {
-          using S = decltype(zero);
-          m3d_e_row_o<T, O>(p, shot, z, y, m3d_store<S>(p, e, t), m3d_store<S>(p, c, t), coef);
-        });
-      }
+      auto row = [&](auto store_e, auto store_c, auto debye) {
+        m3d_e_row_o<T, O>(p, shot, z, y, store_e, store_c, coef, debye);
+      };
+      if (p.n_poles)  // Debye poles: their hooks too
+        m3d_e_hooks<T, true>(p, t, row);
+      else
+        m3d_e_hooks<T, false>(p, t, row);
     });
   });
 }

@@ -56,25 +56,14 @@ inline void with_poles(int64_t n_poles, F&& f) {
   }
 }
 
-// The E snapshot slots of step t (E before the update, the curl) in S.
-template <typename S, typename T>
-inline Store<S> tm2d_e_store(const Tm2dParams<T>& p, int64_t t) {
-  return Store<S>{tm2d_store_of<S>(p, p.snap_ey, t).a, tm2d_store_of<S>(p, p.snap_curl, t).a};
-}
-
 // Row updates of step t with the order chosen at run time, called by the
-// Cython time loop; they store the snapshots of step t when it is stored.
+// Cython time loop; their hooks store the snapshots of a stored step, or in a
+// tangent sweep add its secondary sources (tm2d_h_hooks, tm2d_e_hooks).
 template <typename T>
 inline void tm2d_h_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y, int64_t t) {
   with_order(order, [&](auto o) {
-    constexpr int O = decltype(o)::value;
-    if (!tm2d_stores(p, t) || (p.snap_sz == nullptr && p.snap_sx == nullptr)) {
-      h_row<T, O>(p, shot, y, NoStore{}, NoStore{});
-      return;
-    }
-    with_snapshot_type<T>(p, [&](auto zero) {
-      using S = decltype(zero);
-      h_row<T, O>(p, shot, y, tm2d_store_of<S>(p, p.snap_sz, t), tm2d_store_of<S>(p, p.snap_sx, t));
+    tm2d_h_hooks(p, t, [&](auto store_z, auto store_x) {
+      h_row<T, decltype(o)::value>(p, shot, y, store_z, store_x);
     });
   });
 }
@@ -83,26 +72,14 @@ template <typename T>
 inline void tm2d_e_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y, int64_t t) {
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
-    const bool stores = tm2d_stores(p, t);
-    if (p.n_poles) {  // Debye poles: their snapshots too
+    if (p.n_poles) {  // Debye poles: their hooks too
       with_poles(p.n_poles, [&](auto k) {
-        constexpr int K = decltype(k)::value;
-        if (!stores) {
-          e_row<T, O>(p, shot, y, NoStore{}, Counted<DebyeNoStore, K>{});
-          return;
-        }
-        with_snapshot_type<T>(p, [&](auto zero) {
-          using S = decltype(zero);
-          e_row<T, O>(p, shot, y, tm2d_e_store<S>(p, t),
-                      Counted<DebyeStore<S, 1>, K>{tm2d_debye_store_of<S>(p, t)});
-        });
+        tm2d_e_hooks<T, true, decltype(k)::value>(
+            p, t, [&](auto store, auto debye) { e_row<T, O>(p, shot, y, store, debye); });
       });
-    } else if (!stores || (p.snap_ey == nullptr && p.snap_curl == nullptr)) {
-      e_row<T, O>(p, shot, y, NoStore{});
     } else {
-      with_snapshot_type<T>(p, [&](auto zero) {
-        e_row<T, O>(p, shot, y, tm2d_e_store<decltype(zero)>(p, t));
-      });
+      tm2d_e_hooks<T, false, 0>(
+          p, t, [&](auto store, auto debye) { e_row<T, O>(p, shot, y, store, debye); });
     }
   });
 }

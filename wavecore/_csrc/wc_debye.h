@@ -16,8 +16,9 @@
 //
 // Hooks, like Store/Image in wc_hooks.h: NoDebye compiles the poles out (the
 // law of the run is not Debye); DebyeStore keeps the snapshots a gradient
-// needs (P before the update, E_new + E_old) and DebyeImage accumulates the
-// coefficient gradients of the adjoint step.
+// needs (P before the update, E_new + E_old), DebyeImage accumulates the
+// coefficient gradients of the adjoint step and DebyeScatter adds the
+// secondary sources of a tangent step (their transpose).
 #pragma once
 
 #include "wc_codec.h"
@@ -35,6 +36,7 @@ struct PoleIndex {
 
 struct NoDebye {
   static constexpr bool on = false;
+  static constexpr bool scatters = false;
 };
 
 // Every hook below counts its poles at run time (poles = 0: the n_poles
@@ -54,6 +56,7 @@ WC_HD constexpr int64_t pole_count(int64_t n_poles) {
 // Poles on, nothing stored (or nothing accumulated, for the adjoint).
 struct DebyeNoStore {
   static constexpr bool on = true;
+  static constexpr bool scatters = false;
   static constexpr int poles = 0;
   template <typename T>
   WC_HD void pole(int, int64_t, T) const {}
@@ -65,6 +68,7 @@ struct DebyeNoStore {
 template <typename StoreT, int N>
 struct DebyeStore {
   static constexpr bool on = true;
+  static constexpr bool scatters = false;
   static constexpr int poles = 0;
   StoreT* pol[N];   // P before the update, at the state index
   StoreT* esum[N];  // E_new + E_old, at the field index
@@ -78,14 +82,47 @@ struct DebyeStore {
   }
 };
 
+// The secondary sources of the pole terms of a tangent step, from the
+// background's snapshots of the step (P before the update, E_new + E_old):
+// weight * d c_p P_p in the E update and weight * (d a_p P_p + d b_p (E_new +
+// E_old)) in the pole update, with d a_p, d b_p, d c_p the coefficient
+// directions [n_models, P, n]. Nothing is stored.
+template <typename T, typename StoreT, int N>
+struct DebyeScatter {
+  static constexpr bool on = true;
+  static constexpr bool scatters = true;
+  static constexpr int poles = 0;
+  const StoreT* pol[N];
+  const StoreT* esum[N];
+  const T* da;
+  const T* db;
+  const T* dc;
+  T weight;
+  template <typename... A>
+  WC_HD void pole(A...) const {}
+  template <typename... A>
+  WC_HD void sum(A...) const {}
+  WC_HD T e_term(int c, int64_t k, int64_t m) const {
+    return weight * dc[m] * Codec<StoreT>::template decode<T>(pol[c][k]);
+  }
+  WC_HD T pole_term(int c, int64_t k, int64_t m, int64_t i) const {
+    return weight * (da[m] * Codec<StoreT>::template decode<T>(pol[c][k]) +
+                     db[m] * Codec<StoreT>::template decode<T>(esum[c][i]));
+  }
+};
+
 // The pole terms of the E update of component c: returns E_new with
-// sum_p c_p P_p added, and advances every P_p of the cell.
+// sum_p c_p P_p added, and advances every P_p of the cell (a tangent step,
+// S::scatters: on the scattered state, plus the secondary sources).
 template <typename T, typename S>
 WC_HD T debye_e(T* pol, const T* pa, const T* pb, const T* pc, int64_t n_poles, PoleIndex q,
                 int c, int64_t i, T e_old, T e_new, const S& store) {
   n_poles = pole_count<S>(n_poles);
   T s = pc[q.m] * pol[q.s];
   for (int64_t p = 1; p < n_poles; ++p) s += pc[q.m + p * q.stride] * pol[q.s + p * q.stride];
+  if constexpr (S::scatters)
+    for (int64_t p = 0; p < n_poles; ++p)
+      s += store.e_term(c, q.s + p * q.stride, q.m + p * q.stride);
   e_new += s;
   const T both = e_new + e_old;
   store.sum(c, i, both);
@@ -93,6 +130,7 @@ WC_HD T debye_e(T* pol, const T* pa, const T* pb, const T* pc, int64_t n_poles, 
     const int64_t k = q.s + p * q.stride, m = q.m + p * q.stride;
     store.pole(c, k, pol[k]);
     pol[k] = pa[m] * pol[k] + pb[m] * both;
+    if constexpr (S::scatters) pol[k] += store.pole_term(c, k, m, i);
   }
   return e_new;
 }

@@ -2,8 +2,12 @@
 //
 // A forward cell hands the values the gradient needs to a Store; an adjoint
 // cell hands its adjoint values to an Image, which accumulates
-// `grad += weight * adjoint * snapshot`. The No* hooks compile to nothing, so
-// a run without gradients pays nothing for them.
+// `grad += weight * adjoint * snapshot`; a tangent (linearized, Born) cell
+// asks a Scatter for the secondary source `weight * d_coefficient * snapshot`
+// of the background's stored step, the transpose of the Image (the forward
+// cell runs on the scattered state; `scatters` tells it to add the term). The
+// No* hooks compile to nothing, so a run without gradients pays nothing for
+// them.
 #pragma once
 
 #include "wc_codec.h"
@@ -41,6 +45,7 @@ WC_HD void with_snapshot_type(const P& p, F&& f) {
 
 struct NoStore {
   static constexpr bool increments = false;
+  static constexpr bool scatters = false;
   template <typename... A>
   WC_HD void operator()(int64_t, A...) const {}
 };
@@ -54,6 +59,7 @@ struct NoImage {
 template <typename StoreT>
 struct Store {
   static constexpr bool increments = Codec<StoreT>::increments;
+  static constexpr bool scatters = false;
   StoreT* a;  // slot array of the first value (null: not stored)
   StoreT* b;  // slot array of the second value
   template <typename T>
@@ -86,6 +92,7 @@ struct Image {
 template <typename StoreT>
 struct Store3 {
   static constexpr bool increments = Codec<StoreT>::increments;
+  static constexpr bool scatters = false;
   StoreT* c[3];  // null: not stored
   template <typename T>
   WC_HD void operator()(int64_t i, T vx, T vy, T vz) const {
@@ -113,6 +120,46 @@ struct Image3 {
   WC_HD void operator()(int64_t i, T lx, T ly, T lz) const {
     if (grad_a) grad_a[i] += weight * dot(a, i, lx, ly, lz);
     if (grad_b) grad_b[i] += weight * dot(b, i, lx, ly, lz);
+  }
+};
+
+// The secondary source of one value per cell and step of a tangent run,
+// weight * (da a_snapshot + db b_snapshot) with N = 2 (the E update: da, db the
+// directions of ca and cb, or in bf16 of the increment and the mean) or
+// weight * da a_snapshot with N = 1 (TM2D's H: the direction of cq). The
+// directions are read at the model index m, the snapshots at the field index
+// i. As a store it keeps nothing: a tangent run reads the background's slots.
+template <typename T, typename StoreT, int N>
+struct Scatter {
+  static constexpr bool increments = false;
+  static constexpr bool scatters = true;
+  const StoreT* a;
+  const StoreT* b;  // N = 2 only
+  const T* da;
+  const T* db;
+  T weight;
+  template <typename... A>
+  WC_HD void operator()(int64_t, A...) const {}
+  WC_HD T term(int64_t i, int64_t m) const {
+    T s = da[m] * Codec<StoreT>::template decode<T>(a[i]);
+    if constexpr (N == 2) s += db[m] * Codec<StoreT>::template decode<T>(b[i]);
+    return weight * s;
+  }
+};
+
+// The same for a vector per cell (3-D): component c is
+// weight * d a_snapshot[c] with one direction d (of ca, cb or cq).
+template <typename T, typename StoreT>
+struct Scatter3 {
+  static constexpr bool increments = false;
+  static constexpr bool scatters = true;
+  const StoreT* a[3];
+  const T* d;
+  T weight;
+  template <typename... A>
+  WC_HD void operator()(int64_t, A...) const {}
+  WC_HD T term(int c, int64_t i, int64_t m) const {
+    return weight * d[m] * Codec<StoreT>::template decode<T>(a[c][i]);
   }
 };
 

@@ -194,6 +194,15 @@ struct M3dParams {
   T* grad_pole_a;     // per shot [n_shots, n_poles, nz, ny, nx], summed over components
   T* grad_pole_b;
   T* grad_pole_c;
+
+  // ---- tangent (linearized, Born) sweep (as in Tm2dParams) --------------------
+  int64_t tangent;
+  const T* tan_ca;
+  const T* tan_cb;
+  const T* tan_cq;
+  const T* tan_pole_a;
+  const T* tan_pole_b;
+  const T* tan_pole_c;
 };
 
 // ---- index helpers ---------------------------------------------------------
@@ -327,10 +336,16 @@ WC_HD void m3d_h_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
   }
   const T cx = ey_z - ez_y, cy = ez_x - ex_z, cz = ex_y - ey_x;
   store(i, cx, cy, cz);
-  const T c = coef.cq(p, m3d_model_offset(p, shot) + j);
+  const int64_t m = m3d_model_offset(p, shot) + j;
+  const T c = coef.cq(p, m);
   p.hx[i] += c * cx;
   p.hy[i] += c * cy;
   p.hz[i] += c * cz;
+  if constexpr (S::scatters) {  // a tangent step: the secondary source
+    p.hx[i] += store.term(0, i, m);
+    p.hy[i] += store.term(1, i, m);
+    p.hz[i] += store.term(2, i, m);
+  }
 }
 
 // Stretched derivative at an integer node along one axis (E update).
@@ -374,6 +389,8 @@ WC_HD void m3d_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
   const T a = coef.ca(p, m), b = coef.cb(p, m);
   T e_new[3] = {a * e_old[0] + b * curl[0], a * e_old[1] + b * curl[1],
                 a * e_old[2] + b * curl[2]};
+  if constexpr (S::scatters)  // a tangent step: the secondary sources
+    for (int k = 0; k < 3; ++k) e_new[k] += store_e.term(k, i, m) + store_c.term(k, i, m);
   if constexpr (D::on) {
     const PoleIndex pq = m3d_poles(p, shot, j);
     e_new[0] = debye_e(p.pol_ex, p.pole_a, p.pole_b, p.pole_c, p.n_poles, pq, 0, i, e_old[0],
@@ -395,7 +412,8 @@ template <typename T>
 WC_HD void m3d_inject_sources(const M3dParams<T>& p, int64_t shot, int64_t t) {
   T* e = m3d_component(p, p.src_component) + shot * m3d_numel(p);
   void* esum = nullptr;
-  if (p.n_poles && snapshot_weight<T>(p, t) != T(0)) {
+  // (a tangent sweep reads the background's snapshots: it never writes them)
+  if (p.n_poles && !p.tangent && snapshot_weight<T>(p, t) != T(0)) {
     void* const sums[3] = {p.snap_esum_x, p.snap_esum_y, p.snap_esum_z};
     esum = sums[p.src_component];
     if (esum)
@@ -636,6 +654,73 @@ WC_HD DebyeImage<T, StoreT, 3> m3d_debye_image(const M3dParams<T>& p, int64_t t)
     image.esum[c] = static_cast<const StoreT*>(sum[c]) + snapshot_offset(p, t, n);
   }
   return image;
+}
+
+// ---- the hooks of a forward-direction step (CPU rows and CUDA kernels) -------
+//
+// f(hook) for the H cells of step t: nothing (NoStore), the stored curl of E
+// (Store3) or, in a tangent sweep where cq moves, its secondary source
+// (Scatter3); as tm2d_h_hooks.
+template <typename T, typename F>
+WC_HD void m3d_h_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
+  void* const s[3] = {p.snap_sx, p.snap_sy, p.snap_sz};
+  if (!m3d_stores(p, t) || s[0] == nullptr || (p.tangent && p.tan_cq == nullptr)) {
+    f(NoStore{});
+    return;
+  }
+  with_snapshot_type<T>(p, [&](auto zero) {
+    using S = decltype(zero);
+    const Store3<S> at = m3d_store<S>(p, s, t);
+    if (p.tangent)
+      f(Scatter3<T, S>{{at.c[0], at.c[1], at.c[2]}, p.tan_cq, snapshot_weight<T>(p, t)});
+    else
+      f(at);
+  });
+}
+
+// f(hook_e, hook_c, debye_hook) for the E cells of step t (POLES: the run has
+// Debye poles, else debye_hook is NoDebye); as tm2d_e_hooks.
+template <typename T, bool POLES, typename F>
+WC_HD void m3d_e_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
+  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
+  void* const k[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
+  auto none_of_poles = [&]() {
+    if constexpr (POLES) return DebyeNoStore{};
+    else return NoDebye{};
+  };
+  if (!m3d_stores(p, t) || (!POLES && e[0] == nullptr)) {
+    f(NoStore{}, NoStore{}, none_of_poles());
+    return;
+  }
+  with_snapshot_type<T>(p, [&](auto zero) {
+    using S = decltype(zero);
+    const T w = snapshot_weight<T>(p, t);
+    const Store3<S> se = m3d_store<S>(p, e, t), sc = m3d_store<S>(p, k, t);
+    auto with_pole_hook = [&](auto g) {
+      if constexpr (!POLES) {
+        g(NoDebye{});
+      } else if (!p.tangent) {
+        g(m3d_debye_store<S>(p, t));
+      } else if (p.tan_pole_a != nullptr && p.snap_pol_x != nullptr) {
+        const DebyeImage<T, S, 3> at = m3d_debye_image<S>(p, t);
+        g(DebyeScatter<T, S, 3>{{at.pol[0], at.pol[1], at.pol[2]},
+                                {at.esum[0], at.esum[1], at.esum[2]},
+                                p.tan_pole_a, p.tan_pole_b, p.tan_pole_c, w});
+      } else {
+        g(DebyeNoStore{});
+      }
+    };
+    with_pole_hook([&](auto debye) {
+      if (!p.tangent) {
+        f(se, sc, debye);
+      } else if (p.tan_ca != nullptr && e[0] != nullptr) {
+        f(Scatter3<T, S>{{se.c[0], se.c[1], se.c[2]}, p.tan_ca, w},
+          Scatter3<T, S>{{sc.c[0], sc.c[1], sc.c[2]}, p.tan_cb, w}, debye);
+      } else {
+        f(NoStore{}, NoStore{}, debye);
+      }
+    });
+  });
 }
 
 // Whether step t accumulates the Debye coefficient gradients.

@@ -125,6 +125,21 @@ struct Tm2dParams {
   T* grad_pole_a;      // per-shot accumulators [n_shots, n_poles, ny, nx]
   T* grad_pole_b;
   T* grad_pole_c;
+
+  // ---- tangent (linearized, Born) sweep ---------------------------------------
+  // tangent = 1: the fields above are the scattered state, the snapshot slots
+  // hold the background's stored steps (read, never written), and each cell
+  // adds the secondary source of the coefficient directions (wc_hooks.h
+  // Scatter): ca, cb (or, for bf16 snapshots, the increment and the mean) and
+  // cq [n_models, ny, nx], the poles' [n_models, n_poles, ny, nx]. A null
+  // direction does not move.
+  int64_t tangent;
+  const T* tan_ca;
+  const T* tan_cb;
+  const T* tan_cq;
+  const T* tan_pole_a;
+  const T* tan_pole_b;
+  const T* tan_pole_c;
 };
 
 // ---- index helpers ---------------------------------------------------------
@@ -191,7 +206,9 @@ WC_HD void tm2d_hx_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t
     d = cpml_stretch(d, psi, p.az_h[y], p.bz_h[y], p.kz_h[y]);
   }
   store(i, d);
-  p.hx[i] += p.cq[tm2d_model_offset(p, shot) + j] * d;
+  const int64_t m = tm2d_model_offset(p, shot) + j;
+  p.hx[i] += p.cq[m] * d;
+  if constexpr (S::scatters) p.hx[i] += store.term(i, m);
 }
 
 // Hz(y, x) -= cq dEy/dx, for y in [M, ny - M], x in [M, nx - M - 1].
@@ -207,11 +224,14 @@ WC_HD void tm2d_hz_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t
     d = cpml_stretch(d, psi, p.ax_h[x], p.bx_h[x], p.kx_h[x]);
   }
   store(i, d);
-  p.hz[i] -= p.cq[tm2d_model_offset(p, shot) + j] * d;
+  const int64_t m = tm2d_model_offset(p, shot) + j;
+  p.hz[i] -= p.cq[m] * d;
+  if constexpr (S::scatters) p.hz[i] -= store.term(i, m);
 }
 
 // Ey(y, x) = ca Ey + cb (dHx/dz - dHz/dx), for y in [M, ny - M], x in [M, nx - M];
 // with Debye poles (D not NoDebye) plus sum_p c_p P_p, and the poles advance.
+// In a tangent step (S and D Scatter hooks) each update adds its secondary source.
 template <typename T, int ORDER, bool PML_Z, bool PML_X, typename S = NoStore,
           typename D = NoDebye>
 WC_HD void tm2d_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
@@ -233,6 +253,7 @@ WC_HD void tm2d_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t
   const T curl = dhx_dz - dhz_dx;
   const T e_old = p.ey[i];
   T e_new = p.ca[m] * e_old + p.cb[m] * curl;
+  if constexpr (S::scatters) e_new += store.term(i, m);
   if constexpr (D::on)
     e_new = debye_e(p.pol_ey, p.pole_a, p.pole_b, p.pole_c, p.n_poles, tm2d_poles(p, shot, j),
                     0, i, e_old, e_new, debye);
@@ -247,7 +268,8 @@ template <typename T>
 WC_HD void tm2d_inject_sources(const Tm2dParams<T>& p, int64_t shot, int64_t t) {
   T* ey = p.ey + shot * tm2d_numel(p);
   void* esum = nullptr;
-  if (p.n_poles && p.snap_esum && snapshot_weight<T>(p, t) != T(0))
+  // (a tangent sweep reads the background's snapshots: it never writes them)
+  if (p.n_poles && !p.tangent && p.snap_esum && snapshot_weight<T>(p, t) != T(0))
     esum = static_cast<char*>(p.snap_esum) +
            snapshot_offset(p, t, tm2d_numel(p)) * (p.snap_bf16 ? 2 : sizeof(T));
   for (int64_t k = 0; k < p.n_src; ++k) {
@@ -428,6 +450,75 @@ WC_HD DebyeImage<T, StoreT, 1> tm2d_debye_image_of(const Tm2dParams<T>& p, int64
       {static_cast<const StoreT*>(p.snap_pol) + snapshot_offset(p, t, n * p.n_poles)},
       {static_cast<const StoreT*>(p.snap_esum) + snapshot_offset(p, t, n)},
       p.grad_pole_a, p.grad_pole_b, p.grad_pole_c, snapshot_weight<T>(p, t)};
+}
+
+// ---- the hooks of a forward-direction step (CPU rows and CUDA kernels) -------
+//
+// f(hook_z, hook_x) for the H cells of step t: nothing (NoStore), the stored
+// derivatives (Store) or, in a tangent sweep, their secondary sources
+// (Scatter, where cq moves and the background stored dEy/dz, dEy/dx).
+template <typename T, typename F>
+WC_HD void tm2d_h_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
+  const bool stored = tm2d_stores(p, t) && (p.snap_sz != nullptr || p.snap_sx != nullptr);
+  if (!stored || (p.tangent && p.tan_cq == nullptr)) {
+    f(NoStore{}, NoStore{});
+    return;
+  }
+  with_snapshot_type<T>(p, [&](auto zero) {
+    using S = decltype(zero);
+    if (p.tangent) {
+      const T w = snapshot_weight<T>(p, t);
+      f(Scatter<T, S, 1>{tm2d_store_of<S>(p, p.snap_sz, t).a, nullptr, p.tan_cq, nullptr, w},
+        Scatter<T, S, 1>{tm2d_store_of<S>(p, p.snap_sx, t).a, nullptr, p.tan_cq, nullptr, w});
+    } else {
+      f(tm2d_store_of<S>(p, p.snap_sz, t), tm2d_store_of<S>(p, p.snap_sx, t));
+    }
+  });
+}
+
+// f(hook, debye_hook) for the E cells of step t, as tm2d_h_hooks; POLES: the
+// run has Debye poles (debye_hook is then a pole hook counted as Counted<., K>,
+// K = 0: at run time), else NoDebye.
+template <typename T, bool POLES, int K, typename F>
+WC_HD void tm2d_e_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
+  const bool stored =
+      tm2d_stores(p, t) && (POLES || p.snap_ey != nullptr || p.snap_curl != nullptr);
+  const bool e_moves = !p.tangent || (p.tan_ca != nullptr && p.snap_ey != nullptr);
+  auto none_of_poles = [&]() {
+    if constexpr (POLES) return Counted<DebyeNoStore, K>{};
+    else return NoDebye{};
+  };
+  if (!stored) {
+    f(NoStore{}, none_of_poles());
+    return;
+  }
+  with_snapshot_type<T>(p, [&](auto zero) {
+    using S = decltype(zero);
+    const T w = snapshot_weight<T>(p, t);
+    auto e_hook = [&](auto g) {
+      if (!p.tangent) {
+        g(Store<S>{tm2d_store_of<S>(p, p.snap_ey, t).a, tm2d_store_of<S>(p, p.snap_curl, t).a});
+      } else if (e_moves) {
+        g(Scatter<T, S, 2>{tm2d_store_of<S>(p, p.snap_ey, t).a,
+                           tm2d_store_of<S>(p, p.snap_curl, t).a, p.tan_ca, p.tan_cb, w});
+      } else {
+        g(NoStore{});
+      }
+    };
+    e_hook([&](auto hook) {
+      if constexpr (!POLES) {
+        f(hook, NoDebye{});
+      } else if (!p.tangent) {
+        f(hook, Counted<DebyeStore<S, 1>, K>{tm2d_debye_store_of<S>(p, t)});
+      } else if (p.tan_pole_a != nullptr && p.snap_pol != nullptr) {
+        const DebyeImage<T, S, 1> at = tm2d_debye_image_of<S>(p, t);
+        f(hook, Counted<DebyeScatter<T, S, 1>, K>{
+                    {{at.pol[0]}, {at.esum[0]}, p.tan_pole_a, p.tan_pole_b, p.tan_pole_c, w}});
+      } else {
+        f(hook, Counted<DebyeNoStore, K>{});
+      }
+    });
+  });
 }
 
 // Whether step t accumulates the Debye coefficient gradients.

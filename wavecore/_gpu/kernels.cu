@@ -93,15 +93,14 @@ WC_HD void tm2d_e_flags(const Tm2dParams<T>& p, const Cell& c, F&& f) {
   });
 }
 
+// The hooks of a step (nothing, the stored snapshots or, in a tangent sweep,
+// the secondary sources) are chosen by tm2d_h_hooks / tm2d_e_hooks, as on the
+// CPU rows (wavecore/_cpu/wc_cpu_tm2d.h).
 template <typename T, int ORDER>
 __global__ void tm2d_h(const Tm2dParams<T> p, int64_t t) {
   const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
   if (!c.inside) return;
-  auto make = [&](auto zero, int which) {
-    return tm2d_store_of<decltype(zero)>(p, which == 0 ? p.snap_sz : p.snap_sx, t);
-  };
-  with_hooks<T, NoStore>(p, t, p.snap_sz != nullptr || p.snap_sx != nullptr, make,
-                          [&](auto store_z, auto store_x) {
+  tm2d_h_hooks(p, t, [&](auto store_z, auto store_x) {
     tm2d_h_flags<T, ORDER>(
         p, c,
         [&](auto pz) {
@@ -113,46 +112,29 @@ __global__ void tm2d_h(const Tm2dParams<T> p, int64_t t) {
   });
 }
 
-template <typename T, int ORDER>
-__global__ void tm2d_e(const Tm2dParams<T> p, int64_t t) {
+template <typename T, int ORDER, bool POLES>
+WC_HD void tm2d_e_step(const Tm2dParams<T>& p, int64_t t) {
   const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
   if (!c.inside) return;
-  auto make = [&](auto zero, int) {
-    using S = decltype(zero);
-    return Store<S>{tm2d_store_of<S>(p, p.snap_ey, t).a, tm2d_store_of<S>(p, p.snap_curl, t).a};
-  };
-  with_hooks<T, NoStore>(p, t, p.snap_ey != nullptr || p.snap_curl != nullptr, make,
-                          [&](auto store, auto) {
+  tm2d_e_hooks<T, POLES, 0>(p, t, [&](auto store, auto debye) {
     tm2d_e_flags(p, c, [&](auto pz, auto px) {
       tm2d_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(p, c.shot, c.y, c.x,
-                                                                      store);
+                                                                      store, debye);
     });
   });
+}
+
+template <typename T, int ORDER>
+__global__ void tm2d_e(const Tm2dParams<T> p, int64_t t) {
+  tm2d_e_step<T, ORDER, false>(p, t);
 }
 
 // The E kernel of a run with Debye poles (n_poles > 0; a run without takes
 // tm2d_e, which compiles the poles out): the cell updates its poles too, and
 // a stored step keeps their snapshots (P before the update, E_new + E_old).
-// The hooks are those of the CPU rows (wavecore/_cpu/wc_cpu_tm2d.h).
 template <typename T, int ORDER>
 __global__ void tm2d_debye_e(const Tm2dParams<T> p, int64_t t) {
-  const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
-  if (!c.inside) return;
-  auto run = [&](auto store, auto debye) {
-    tm2d_e_flags(p, c, [&](auto pz, auto px) {
-      tm2d_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(p, c.shot, c.y, c.x,
-                                                                      store, debye);
-    });
-  };
-  if (!tm2d_stores(p, t)) {
-    run(NoStore{}, DebyeNoStore{});
-    return;
-  }
-  with_snapshot_type<T>(p, [&](auto zero) {
-    using S = decltype(zero);
-    run(Store<S>{tm2d_store_of<S>(p, p.snap_ey, t).a, tm2d_store_of<S>(p, p.snap_curl, t).a},
-        tm2d_debye_store_of<S>(p, t));
-  });
+  tm2d_e_step<T, ORDER, true>(p, t);
 }
 
 template <typename T>
@@ -266,15 +248,15 @@ WC_HD void m3d_e_flags(const M3dParams<T>& p, const Cell& c, F&& f) {
   });
 }
 
+// The hooks of a step are chosen by m3d_h_hooks / m3d_e_hooks (as on the CPU
+// rows of wavecore/_cpu/wc_cpu_maxwell3d.h).
 template <typename T, int ORDER>
 __global__ void m3d_h(const M3dParams<T> p, int64_t t) {
   constexpr int M = Stencil<ORDER>::M;
   const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
   if (!c.inside) return;
-  void* const s[3] = {p.snap_sx, p.snap_sy, p.snap_sz};
-  auto make = [&](auto zero, int) { return m3d_store<decltype(zero)>(p, s, t); };
   const M3dPsiIndex q = m3d_psi_indices<T, M, true>(p, c.shot, c.z, c.y, c.x);
-  with_hooks<T, NoStore>(p, t, s[0] != nullptr, make, [&](auto store, auto) {
+  m3d_h_hooks(p, t, [&](auto store) {
     m3d_h_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
       m3d_h_cell<T, ORDER, decltype(pz)::value, decltype(py)::value, decltype(px)::value, true>(
           p, c.shot, c.z, c.y, c.x, q, store);
@@ -282,49 +264,30 @@ __global__ void m3d_h(const M3dParams<T> p, int64_t t) {
   });
 }
 
-template <typename T, int ORDER>
-__global__ void m3d_e(const M3dParams<T> p, int64_t t) {
+template <typename T, int ORDER, bool POLES>
+WC_HD void m3d_e_step(const M3dParams<T>& p, int64_t t) {
   constexpr int M = Stencil<ORDER>::M;
   const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
   if (!c.inside) return;
-  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
-  void* const k[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
-  auto make = [&](auto zero, int which) {
-    return m3d_store<decltype(zero)>(p, which == 0 ? e : k, t);
-  };
   const M3dPsiIndex q = m3d_psi_indices<T, M, false>(p, c.shot, c.z, c.y, c.x);
-  with_hooks<T, NoStore>(p, t, e[0] != nullptr, make, [&](auto store_e, auto store_c) {
-    m3d_e_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
-      m3d_e_cell<T, ORDER, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(
-          p, c.shot, c.z, c.y, c.x, q, store_e, store_c);
-    });
-  });
-}
-
-// The E kernel of a 3-D run with Debye poles (as tm2d_debye_e; each E
-// component has its poles; the hooks of wavecore/_cpu/wc_cpu_maxwell3d.h).
-template <typename T, int ORDER>
-__global__ void m3d_debye_e(const M3dParams<T> p, int64_t t) {
-  constexpr int M = Stencil<ORDER>::M;
-  const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
-  if (!c.inside) return;
-  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
-  void* const k[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
-  const M3dPsiIndex q = m3d_psi_indices<T, M, false>(p, c.shot, c.z, c.y, c.x);
-  auto run = [&](auto store_e, auto store_c, auto debye) {
+  m3d_e_hooks<T, POLES>(p, t, [&](auto store_e, auto store_c, auto debye) {
     m3d_e_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
       m3d_e_cell<T, ORDER, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(
           p, c.shot, c.z, c.y, c.x, q, store_e, store_c, ModelCoefficients{}, debye);
     });
-  };
-  if (!m3d_stores(p, t)) {
-    run(NoStore{}, NoStore{}, DebyeNoStore{});
-    return;
-  }
-  with_snapshot_type<T>(p, [&](auto zero) {
-    using S = decltype(zero);
-    run(m3d_store<S>(p, e, t), m3d_store<S>(p, k, t), m3d_debye_store<S>(p, t));
   });
+}
+
+template <typename T, int ORDER>
+__global__ void m3d_e(const M3dParams<T> p, int64_t t) {
+  m3d_e_step<T, ORDER, false>(p, t);
+}
+
+// The E kernel of a 3-D run with Debye poles (as tm2d_debye_e; each E
+// component has its poles).
+template <typename T, int ORDER>
+__global__ void m3d_debye_e(const M3dParams<T> p, int64_t t) {
+  m3d_e_step<T, ORDER, true>(p, t);
 }
 
 template <typename T>

@@ -72,7 +72,8 @@ def pack(kind: str, buffers, dtype) -> np.ndarray:
 
     Pointer members take the arrays of ``buffers`` with the member's name
     (absent optional arrays are null; a missing required one raises); scalar
-    members take ``buffers.geometry`` (snapshot settings default to 0). The
+    members take ``buffers.geometry`` (snapshot settings and ``tangent``, the
+    linearized sweep's switch, default to 0). The
     CUDA kernels and the CPU core (wavecore/_cpu) both take this struct.
     """
     real = np.dtype(dtype)
@@ -92,7 +93,7 @@ def pack(kind: str, buffers, dtype) -> np.ndarray:
         elif name == "rec_comp":
             comps = list(geometry["rec_comp"])
             out[name][0, :len(comps)] = comps
-        elif name.startswith("snap_"):
+        elif name.startswith("snap_") or name == "tangent":  # 0: off
             out[name] = geometry.get(name, 0)
         else:
             out[name] = geometry[name]

@@ -165,13 +165,24 @@ class ReferenceMaxwell3d(SnapshotSlots):
 
     # -- snapshots ------------------------------------------------------------
     def _store(self, name, t, values):
-        slot = self._slot(name, t)
+        slot = None if self._tangent() else self._slot(name, t)
         if slot is not None:
             slot[self.dom] = to_bf16(values) if slot.dtype == np.uint16 else values
 
     def _load(self, name, t):
         values = self._slot(name, t)[self.dom]
         return from_bf16(values).astype(self.b.ex.dtype) if values.dtype == np.uint16 else values
+
+    def _load_at(self, name, t, region):  # the domain is the only region here
+        return self._load(name, t)
+
+    def _scatter(self, direction, snapshot, t):
+        """Tangent sweep: the secondary source ``weight * d * snapshot`` on the
+        domain (``d`` = ``tan_<coefficient>``), or 0 where there is none."""
+        d = self._direction(direction, t)
+        if d is None or self._slot(snapshot, t) is None:
+            return 0
+        return self._weight(t) * (self._coefficient(d, self.dom) * self._load(snapshot, t))
 
     def _image(self, grad_name, snapshots, t, adjoints):
         """grad += weight * sum(adjoint * snapshot) over components (stored steps only)."""
@@ -198,6 +209,8 @@ class ReferenceMaxwell3d(SnapshotSlots):
                 total = total + sign * self._pad_last(d, axis)
             self._store(SNAP_S[h], t, total)
             self._view(h)[self.dom] += cq * total
+            if self._tangent():
+                self._view(h)[self.dom] += self._scatter("tan_cq", SNAP_S[h], t)
 
     def _update_e(self, t=None):
         m = self.m
@@ -216,10 +229,15 @@ class ReferenceMaxwell3d(SnapshotSlots):
             field = self._view(e)
             e_old = field[self.dom].copy()
             e_new = ca * e_old + cb * curl
+            if self._tangent():
+                e_new = e_new + (self._scatter("tan_ca", SNAP_E[e], t)
+                                 + self._scatter("tan_cb", SNAP_C[e], t))
             if self.n_poles:  # + sum_p c_p P_p, P of the previous step
                 pol = self._poles(f"pol_{e}")[self.dom]
                 self._store(SNAP_POL[e], t, pol)
                 e_new = e_new + pole_sum(self._coefficient(self.b.pole_c, self.dom), pol)
+                if self._tangent():
+                    e_new = e_new + self._pole_scatter(t, self.dom, SNAP_POL[e])
                 self._e_old[e] = e_old
             first, second = e_update_snapshots(e_old, curl, e_new,
                                                self._compressed(SNAP_E[e], t))
@@ -246,6 +264,9 @@ class ReferenceMaxwell3d(SnapshotSlots):
             self._store(SNAP_ESUM[e], t, esum)
             pol = self._poles(f"pol_{e}")
             pol[self.dom] = a * pol[self.dom] + bb * over_poles(esum)
+            if self._tangent():
+                pol[self.dom] += self._pole_update_scatter(t, self.dom, SNAP_POL[e],
+                                                           SNAP_ESUM[e])
 
     def _receivers(self, t):
         b, plan = self.b, self.plan

@@ -160,6 +160,38 @@ class SnapshotSlots:
             return 0
         return min(k, self.plan.nt_internal - t)
 
+    def _tangent(self) -> bool:
+        """A tangent sweep (wavecore._sweeps): the state is the scattered one and
+        the snapshots are the background's, read and never written."""
+        return bool(self.b.geometry.get("tangent", 0))
+
+    def _direction(self, name, t):
+        """Tangent sweep: the direction ``tan_<coefficient>`` if it moves and step t
+        is stored, else None."""
+        if not self._tangent() or not self._weight(t):
+            return None
+        return getattr(self.b, name, None)
+
+    def _pole_scatter(self, t, region, snapshot="snap_pol"):
+        """Tangent sweep: ``weight * sum_p d c_p P_p`` (P the background's
+        polarization before the update), or 0."""
+        d = self._direction("tan_pole_c", t)
+        if d is None or self._slot(snapshot, t) is None:
+            return 0
+        return self._weight(t) * pole_sum(self._coefficient(d, region),
+                                          self._load_at(snapshot, t, region))
+
+    def _pole_update_scatter(self, t, region, pol_snapshot, esum_snapshot):
+        """Tangent sweep: ``weight * (d a_p P_p + d b_p (E + E_old))`` of the
+        background, or 0."""
+        da = self._direction("tan_pole_a", t)
+        if da is None or self._slot(pol_snapshot, t) is None:
+            return 0
+        db = self._coefficient(self.b.tan_pole_b, region)
+        return self._weight(t) * (
+            self._coefficient(da, region) * self._load_at(pol_snapshot, t, region)
+            + db * over_poles(self._load_at(esum_snapshot, t, region)))
+
     def _slot(self, name, t):
         """Snapshot array ``name`` of step t as ``slot_shape``, or None."""
         array = getattr(self.b, name, None)
@@ -235,13 +267,23 @@ class ReferenceTm2d(SnapshotSlots):
     # -- snapshots ------------------------------------------------------------
 
     def _store(self, name, t, region, values):
-        slot = self._slot(name, t)
+        slot = None if self._tangent() else self._slot(name, t)
         if slot is not None:
             slot[region] = to_bf16(values) if slot.dtype == np.uint16 else values
 
     def _load(self, name, t, region):
         values = self._slot(name, t)[region]
         return from_bf16(values).astype(self.b.ey.dtype) if values.dtype == np.uint16 else values
+
+    _load_at = _load
+
+    def _scatter(self, direction, snapshot, t, region):
+        """Tangent sweep: the secondary source ``weight * d * snapshot`` on
+        ``region`` (``d`` = ``tan_<coefficient>``), or 0 where there is none."""
+        d = self._direction(direction, t)
+        if d is None or self._slot(snapshot, t) is None:
+            return 0
+        return self._weight(t) * (self._coefficient(d, region) * self._load(snapshot, t, region))
 
     # -- one step -------------------------------------------------------------
     def _update_h(self, t=None):
@@ -258,6 +300,9 @@ class ReferenceTm2d(SnapshotSlots):
                        *(p[rows] for p in z_profile))
         self._store("snap_sz", t, (Ellipsis, slice(m, ny - m), slice(m, nx - m + 1)), d)
         hx[..., m : ny - m, m : nx - m + 1] += cq[..., m : ny - m, m : nx - m + 1] * d
+        hx_dom = (Ellipsis, slice(m, ny - m), slice(m, nx - m + 1))
+        if self._tangent():
+            hx[hx_dom] += self._scatter("tan_cq", "snap_sz", t, hx_dom)
         # Hz at (y, x + 1/2): domain rows, columns [M, nx - M - 1].
         d = diff_to_half(ey[..., m : ny - m + 1, :], -1, m, nx - m, self.coeffs) * b.geometry["rdx"]
         if len(self.h_cols):
@@ -266,6 +311,9 @@ class ReferenceTm2d(SnapshotSlots):
                        *(p[cols] for p in x_profile))
         self._store("snap_sx", t, (Ellipsis, slice(m, ny - m + 1), slice(m, nx - m)), d)
         hz[..., m : ny - m + 1, m : nx - m] -= cq[..., m : ny - m + 1, m : nx - m] * d
+        hz_dom = (Ellipsis, slice(m, ny - m + 1), slice(m, nx - m))
+        if self._tangent():
+            hz[hz_dom] -= self._scatter("tan_cq", "snap_sx", t, hz_dom)
 
     def _update_e(self, t=None):
         b, m, ny, nx = self.b, self.m, self.ny, self.nx
@@ -287,10 +335,15 @@ class ReferenceTm2d(SnapshotSlots):
         curl = dhx_dz - dhz_dx
         e_old = ey[dom].copy()
         e_new = ca * e_old + cb * curl
+        if self._tangent():
+            e_new = e_new + (self._scatter("tan_ca", "snap_ey", t, dom)
+                             + self._scatter("tan_cb", "snap_curl", t, dom))
         if self.n_poles:  # + sum_p c_p P_p, P of the previous step
             pol = self._poles("pol_ey")[dom]
             self._store("snap_pol", t, dom, pol)
             e_new = e_new + pole_sum(self._coefficient(b.pole_c, dom), pol)
+            if self._tangent():
+                e_new = e_new + self._pole_scatter(t, dom)
             self._e_old = e_old
         first, second = e_update_snapshots(e_old, curl, e_new, self._compressed("snap_ey", t))
         self._store("snap_ey", t, dom, first)
@@ -315,6 +368,8 @@ class ReferenceTm2d(SnapshotSlots):
         pol = self._poles("pol_ey")
         pol[dom] = (self._coefficient(b.pole_a, dom) * pol[dom]
                     + self._coefficient(b.pole_b, dom) * over_poles(esum))
+        if self._tangent():
+            pol[dom] += self._pole_update_scatter(t, dom, "snap_pol", "snap_esum")
         self._e_old = None
 
     def _receivers(self, t):

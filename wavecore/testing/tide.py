@@ -44,6 +44,13 @@ extra = {}
 if "tau" in t:  # Debye poles [n_poles, *model_shape]
     from tide import DebyeDispersion
     extra["dispersion"] = DebyeDispersion(delta_epsilon=t["delta_epsilon"], tau=t["tau"])
+born = [k for k in ("depsilon", "dsigma") if k in t]  # TIDE's Born run, J v
+if born:
+    if opts["system"] == "tm2d":
+        from tide.maxwell.tm2d_born import borntm as propagate
+    else:
+        from tide.maxwell.maxwell3d_born import born3d as propagate
+    extra.update({k: t[k] for k in born})
 times, grads = [], {}
 for _ in range(opts["repeat"]):
     for name in opts["requires_grad"]:
@@ -58,6 +65,8 @@ for _ in range(opts["repeat"]):
         (out[-1] * t["grad_receiver_data"].permute(2, 0, 1)).sum().backward()
         grads = {f"grad_{n}": t[n].grad.numpy() for n in opts["requires_grad"]}
     times.append(time.perf_counter() - start)
+if born:  # (background state, scattered state, background receivers, scattered receivers)
+    names, out = ["receivers"], [out[-1]]
 np.savez(sys.argv[2], seconds=np.array(times), **grads,
          **{n: o.detach().numpy() for n, o in zip(names, out)})
 """
@@ -81,7 +90,9 @@ def run_tide_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source
     TIDE's ``maxwelltm`` as they are (e.g. ``model_gradient_sampling_interval``,
     ``storage_compression``). ``dispersion``: a :class:`wavecore.Debye` (its arrays
     as TIDE's ``DebyeDispersion``; ``requires_grad`` may then name
-    ``delta_epsilon`` and ``tau``).
+    ``delta_epsilon`` and ``tau``). ``born``: ``{"epsilon": d_eps, "sigma": d_sigma}``
+    (either) runs TIDE's Born propagator ``borntm`` / ``born3d`` instead, and
+    ``receiver_data`` is then its scattered data J v.
     """
     return _run_tide("tm2d", epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
                      source_location, receiver_location, **kwargs)
@@ -99,7 +110,7 @@ def run_tide_maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
 def _run_tide(system, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
               receiver_location, *, stencil=2, pml_width=20, n_threads=None, repeat=1,
               python=None, requires_grad=(), grad_receiver_data=None, options=None,
-              dispersion=None) -> dict:
+              dispersion=None, born=None) -> dict:
     ndim = 2 if system == "tm2d" else 3
     python = python or tide_python()
     if python is None:
@@ -116,6 +127,8 @@ def _run_tide(system, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, so
     extra = {}
     if requires_grad:
         extra["grad_receiver_data"] = np.ascontiguousarray(grad_receiver_data)
+    for name, value in (born or {}).items():
+        extra[f"d{name}"] = np.asarray(value, epsilon.dtype)
     if dispersion is not None:
         extra["delta_epsilon"] = np.asarray(dispersion.delta_epsilon, epsilon.dtype)
         extra["tau"] = np.asarray(dispersion.tau, epsilon.dtype)
