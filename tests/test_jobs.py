@@ -270,3 +270,32 @@ def test_step_progress_follows_the_callbacks(tmp_path):
                                     "callback_frequency": 10}}, [0])
     assert bar.n == 70  # callbacks run before steps 0, 10, ..., 70
     bar.close()
+
+
+def test_cli_fwi_gauss_newton(tmp_path, capsys):
+    """method = "gauss-newton" runs serially (its inner products reuse one forward run)
+    and is refused with a parallel executor, smoothing, or cg_iterations elsewhere."""
+    pytest.importorskip("scipy", reason="FWI needs scipy")
+    truth = write(tmp_path, name="truth.toml")
+    run_forward_job(truth)
+    text = JOB.replace('builtin = "buried_pipe_and_void"\n', 'epsilon = 4.0\nsigma = 1e-3\n'
+                       'mu = 1.0\nshape = [30, 60]\n').replace('path = "out.h5"',
+                                                               'path = "fwi.npz"')
+    text += ('\n[inversion]\nobserved = "out.h5"\nparameters = ["epsilon", "sigma"]\n'
+             'iterations = 2\nmethod = "gauss-newton"\ncg_iterations = 3\n'
+             'bounds = {epsilon = [1.0, 20.0], sigma = [0.0, 0.05]}\nfixed_rows = 2\n')
+    path = write(tmp_path, text, name="fwi.toml")
+    assert main(["fwi", str(path), "--quiet"]) == 0
+    result = np.load(tmp_path / "fwi.npz")
+    assert result["misfit"][-1] < result["misfit"][0]
+    for edit, key in (('cg_iterations = 3\n', 'smoothing = 1.0\n'),
+                      ('method = "gauss-newton"\n', 'method = "lbfgs"\n')):
+        bad = write(tmp_path, text.replace(edit, edit + key) if key.startswith("smooth")
+                    else text.replace(edit, key), name="bad.toml")
+        assert main(["fwi", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert ("[inversion.smoothing]" in err) if key.startswith("smooth") else \
+            ("[inversion.cg_iterations]" in err), err
+    parallel = write(tmp_path, text + '\n[parallel]\nexecutor = "processes"\n', name="par.toml")
+    assert main(["fwi", str(parallel)]) == 2
+    assert "[parallel.executor]" in capsys.readouterr().err

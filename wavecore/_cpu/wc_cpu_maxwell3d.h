@@ -104,9 +104,16 @@ template <typename T>
 inline void m3d_h_row(const M3dParams<T>& p, const M3dUniformRows& uniform, int order,
                       int64_t shot, int64_t z, int64_t y, int64_t t) {
   with_order(order, [&](auto o) {
+    constexpr int O = decltype(o)::value;
+    if (p.tangent) {  // a tangent sweep: model coefficients only (fewer instantiations)
+      m3d_h_hooks<T, true>(p, t, [&](auto store) {
+        m3d_h_row_o<T, O>(p, shot, z, y, store, ModelCoefficients{});
+      });
+      return;
+    }
     with_coefficients(p, uniform.h, shot, z, y, [&](auto coef) {
-      m3d_h_hooks(p, t, [&](auto store) {
-        m3d_h_row_o<T, decltype(o)::value>(p, shot, z, y, store, coef);
+      m3d_h_hooks<T, false>(p, t, [&](auto store) {
+        m3d_h_row_o<T, O>(p, shot, z, y, store, coef);
       });
     });
   });
@@ -117,15 +124,21 @@ inline void m3d_e_row(const M3dParams<T>& p, const M3dUniformRows& uniform, int 
                       int64_t shot, int64_t z, int64_t y, int64_t t) {
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
-    with_coefficients(p, uniform.e, shot, z, y, [&](auto coef) {
+    auto rows = [&](auto coef, auto tangent) {
+      constexpr bool TANGENT = decltype(tangent)::value;
       auto row = [&](auto store_e, auto store_c, auto debye) {
         m3d_e_row_o<T, O>(p, shot, z, y, store_e, store_c, coef, debye);
       };
       if (p.n_poles)  // Debye poles: their hooks too
-        m3d_e_hooks<T, true>(p, t, row);
+        m3d_e_hooks<T, true, TANGENT>(p, t, row);
       else
-        m3d_e_hooks<T, false>(p, t, row);
-    });
+        m3d_e_hooks<T, false, TANGENT>(p, t, row);
+    };
+    if (p.tangent)  // a tangent sweep: model coefficients only
+      rows(ModelCoefficients{}, std::true_type{});
+    else
+      with_coefficients(p, uniform.e, shot, z, y,
+                        [&](auto coef) { rows(coef, std::false_type{}); });
   });
 }
 

@@ -659,19 +659,20 @@ WC_HD DebyeImage<T, StoreT, 3> m3d_debye_image(const M3dParams<T>& p, int64_t t)
 // ---- the hooks of a forward-direction step (CPU rows and CUDA kernels) -------
 //
 // f(hook) for the H cells of step t: nothing (NoStore), the stored curl of E
-// (Store3) or, in a tangent sweep where cq moves, its secondary source
-// (Scatter3); as tm2d_h_hooks.
-template <typename T, typename F>
+// (Store3) or, in a tangent sweep (TANGENT: the caller's p.tangent, a template
+// flag so that the CPU rows compile the tangent's hooks for model coefficients
+// only) where cq moves, its secondary source (Scatter3); as tm2d_h_hooks.
+template <typename T, bool TANGENT, typename F>
 WC_HD void m3d_h_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
   void* const s[3] = {p.snap_sx, p.snap_sy, p.snap_sz};
-  if (!m3d_stores(p, t) || s[0] == nullptr || (p.tangent && p.tan_cq == nullptr)) {
+  if (!m3d_stores(p, t) || s[0] == nullptr || (TANGENT && p.tan_cq == nullptr)) {
     f(NoStore{});
     return;
   }
   with_snapshot_type<T>(p, [&](auto zero) {
     using S = decltype(zero);
     const Store3<S> at = m3d_store<S>(p, s, t);
-    if (p.tangent)
+    if constexpr (TANGENT)
       f(Scatter3<T, S>{{at.c[0], at.c[1], at.c[2]}, p.tan_cq, snapshot_weight<T>(p, t)});
     else
       f(at);
@@ -679,47 +680,41 @@ WC_HD void m3d_h_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
 }
 
 // f(hook_e, hook_c, debye_hook) for the E cells of step t (POLES: the run has
-// Debye poles, else debye_hook is NoDebye); as tm2d_e_hooks.
-template <typename T, bool POLES, typename F>
+// Debye poles, else debye_hook is NoDebye; TANGENT as for m3d_h_hooks); as
+// tm2d_e_hooks (in a tangent sweep the E update and the poles scatter together
+// or not at all).
+template <typename T, bool POLES, bool TANGENT, typename F>
 WC_HD void m3d_e_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
   void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
   void* const k[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
-  auto none_of_poles = [&]() {
-    if constexpr (POLES) return DebyeNoStore{};
-    else return NoDebye{};
-  };
-  if (!m3d_stores(p, t) || (!POLES && e[0] == nullptr)) {
-    f(NoStore{}, NoStore{}, none_of_poles());
+  const bool stored = m3d_stores(p, t) && (POLES || e[0] != nullptr);
+  const bool scatters = TANGENT && p.tan_ca != nullptr && e[0] != nullptr &&
+                        (!POLES || (p.tan_pole_a != nullptr && p.snap_pol_x != nullptr));
+  if (!stored || (TANGENT && !scatters)) {
+    if constexpr (POLES) f(NoStore{}, NoStore{}, DebyeNoStore{});
+    else f(NoStore{}, NoStore{}, NoDebye{});
     return;
   }
   with_snapshot_type<T>(p, [&](auto zero) {
     using S = decltype(zero);
-    const T w = snapshot_weight<T>(p, t);
     const Store3<S> se = m3d_store<S>(p, e, t), sc = m3d_store<S>(p, k, t);
-    auto with_pole_hook = [&](auto g) {
-      if constexpr (!POLES) {
-        g(NoDebye{});
-      } else if (!p.tangent) {
-        g(m3d_debye_store<S>(p, t));
-      } else if (p.tan_pole_a != nullptr && p.snap_pol_x != nullptr) {
+    if constexpr (!TANGENT) {
+      if constexpr (POLES) f(se, sc, m3d_debye_store<S>(p, t));
+      else f(se, sc, NoDebye{});
+    } else {
+      const T w = snapshot_weight<T>(p, t);
+      const Scatter3<T, S> scatter_e{{se.c[0], se.c[1], se.c[2]}, p.tan_ca, w};
+      const Scatter3<T, S> scatter_c{{sc.c[0], sc.c[1], sc.c[2]}, p.tan_cb, w};
+      if constexpr (POLES) {
         const DebyeImage<T, S, 3> at = m3d_debye_image<S>(p, t);
-        g(DebyeScatter<T, S, 3>{{at.pol[0], at.pol[1], at.pol[2]},
+        f(scatter_e, scatter_c,
+          DebyeScatter<T, S, 3>{{at.pol[0], at.pol[1], at.pol[2]},
                                 {at.esum[0], at.esum[1], at.esum[2]},
                                 p.tan_pole_a, p.tan_pole_b, p.tan_pole_c, w});
       } else {
-        g(DebyeNoStore{});
+        f(scatter_e, scatter_c, NoDebye{});
       }
-    };
-    with_pole_hook([&](auto debye) {
-      if (!p.tangent) {
-        f(se, sc, debye);
-      } else if (p.tan_ca != nullptr && e[0] != nullptr) {
-        f(Scatter3<T, S>{{se.c[0], se.c[1], se.c[2]}, p.tan_ca, w},
-          Scatter3<T, S>{{sc.c[0], sc.c[1], sc.c[2]}, p.tan_cb, w}, debye);
-      } else {
-        f(NoStore{}, NoStore{}, debye);
-      }
-    });
+    }
   });
 }
 

@@ -478,46 +478,40 @@ WC_HD void tm2d_h_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
 
 // f(hook, debye_hook) for the E cells of step t, as tm2d_h_hooks; POLES: the
 // run has Debye poles (debye_hook is then a pole hook counted as Counted<., K>,
-// K = 0: at run time), else NoDebye.
+// K = 0: at run time), else NoDebye. In a tangent sweep the E update and the
+// poles scatter together (ca, cb and the pole coefficients move with the same
+// inputs; the driver passes all their directions) or not at all, so that each
+// row compiles for few hook pairs.
 template <typename T, bool POLES, int K, typename F>
 WC_HD void tm2d_e_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
   const bool stored =
       tm2d_stores(p, t) && (POLES || p.snap_ey != nullptr || p.snap_curl != nullptr);
-  const bool e_moves = !p.tangent || (p.tan_ca != nullptr && p.snap_ey != nullptr);
-  auto none_of_poles = [&]() {
-    if constexpr (POLES) return Counted<DebyeNoStore, K>{};
-    else return NoDebye{};
-  };
-  if (!stored) {
-    f(NoStore{}, none_of_poles());
+  const bool scatters = p.tangent && p.tan_ca != nullptr && p.snap_ey != nullptr &&
+                        (!POLES || (p.tan_pole_a != nullptr && p.snap_pol != nullptr));
+  if (!stored || (p.tangent && !scatters)) {
+    if constexpr (POLES) f(NoStore{}, Counted<DebyeNoStore, K>{});
+    else f(NoStore{}, NoDebye{});
     return;
   }
   with_snapshot_type<T>(p, [&](auto zero) {
     using S = decltype(zero);
+    if (!p.tangent) {
+      const Store<S> store{tm2d_store_of<S>(p, p.snap_ey, t).a,
+                           tm2d_store_of<S>(p, p.snap_curl, t).a};
+      if constexpr (POLES) f(store, Counted<DebyeStore<S, 1>, K>{tm2d_debye_store_of<S>(p, t)});
+      else f(store, NoDebye{});
+      return;
+    }
     const T w = snapshot_weight<T>(p, t);
-    auto e_hook = [&](auto g) {
-      if (!p.tangent) {
-        g(Store<S>{tm2d_store_of<S>(p, p.snap_ey, t).a, tm2d_store_of<S>(p, p.snap_curl, t).a});
-      } else if (e_moves) {
-        g(Scatter<T, S, 2>{tm2d_store_of<S>(p, p.snap_ey, t).a,
-                           tm2d_store_of<S>(p, p.snap_curl, t).a, p.tan_ca, p.tan_cb, w});
-      } else {
-        g(NoStore{});
-      }
-    };
-    e_hook([&](auto hook) {
-      if constexpr (!POLES) {
-        f(hook, NoDebye{});
-      } else if (!p.tangent) {
-        f(hook, Counted<DebyeStore<S, 1>, K>{tm2d_debye_store_of<S>(p, t)});
-      } else if (p.tan_pole_a != nullptr && p.snap_pol != nullptr) {
-        const DebyeImage<T, S, 1> at = tm2d_debye_image_of<S>(p, t);
-        f(hook, Counted<DebyeScatter<T, S, 1>, K>{
-                    {{at.pol[0]}, {at.esum[0]}, p.tan_pole_a, p.tan_pole_b, p.tan_pole_c, w}});
-      } else {
-        f(hook, Counted<DebyeNoStore, K>{});
-      }
-    });
+    const Scatter<T, S, 2> scatter{tm2d_store_of<S>(p, p.snap_ey, t).a,
+                                   tm2d_store_of<S>(p, p.snap_curl, t).a, p.tan_ca, p.tan_cb, w};
+    if constexpr (POLES) {
+      const DebyeImage<T, S, 1> at = tm2d_debye_image_of<S>(p, t);
+      f(scatter, Counted<DebyeScatter<T, S, 1>, K>{
+                     {{at.pol[0]}, {at.esum[0]}, p.tan_pole_a, p.tan_pole_b, p.tan_pole_c, w}});
+    } else {
+      f(scatter, NoDebye{});
+    }
   });
 }
 

@@ -256,12 +256,16 @@ __global__ void m3d_h(const M3dParams<T> p, int64_t t) {
   const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
   if (!c.inside) return;
   const M3dPsiIndex q = m3d_psi_indices<T, M, true>(p, c.shot, c.z, c.y, c.x);
-  m3d_h_hooks(p, t, [&](auto store) {
+  auto run = [&](auto store) {
     m3d_h_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
       m3d_h_cell<T, ORDER, decltype(pz)::value, decltype(py)::value, decltype(px)::value, true>(
           p, c.shot, c.z, c.y, c.x, q, store);
     });
-  });
+  };
+  if (p.tangent)
+    m3d_h_hooks<T, true>(p, t, run);
+  else
+    m3d_h_hooks<T, false>(p, t, run);
 }
 
 template <typename T, int ORDER, bool POLES>
@@ -270,12 +274,16 @@ WC_HD void m3d_e_step(const M3dParams<T>& p, int64_t t) {
   const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
   if (!c.inside) return;
   const M3dPsiIndex q = m3d_psi_indices<T, M, false>(p, c.shot, c.z, c.y, c.x);
-  m3d_e_hooks<T, POLES>(p, t, [&](auto store_e, auto store_c, auto debye) {
+  auto run = [&](auto store_e, auto store_c, auto debye) {
     m3d_e_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
       m3d_e_cell<T, ORDER, decltype(pz)::value, decltype(py)::value, decltype(px)::value>(
           p, c.shot, c.z, c.y, c.x, q, store_e, store_c, ModelCoefficients{}, debye);
     });
-  });
+  };
+  if (p.tangent)
+    m3d_e_hooks<T, POLES, true>(p, t, run);
+  else
+    m3d_e_hooks<T, POLES, false>(p, t, run);
 }
 
 template <typename T, int ORDER>

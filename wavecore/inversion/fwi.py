@@ -36,12 +36,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _maxwell3d, _tm2d
-from .misfit import MISFITS
+from .misfit import HESSIANS, MISFITS
+from .newton import conjugate_gradient, forcing_term, gauss_newton_hvp
 
 PARAMETERS = ("epsilon", "sigma")            # the default of `invert`
 POLE_PARAMETERS = ("delta_epsilon", "tau")   # Debye poles (with dispersion=)
 INVERTIBLE = PARAMETERS + POLE_PARAMETERS
-METHODS = ("lbfgs", "sd", "nlcg")
+METHODS = ("lbfgs", "sd", "nlcg", "gauss-newton")
 TAU_MAX = 1e-6  # seconds: the default upper bound of tau (soils relax in 1e-11 to 1e-7 s)
 
 
@@ -163,14 +164,19 @@ def pole_models(dispersion, shape: tuple, dtype) -> dict:
     return out
 
 
-def shot_gradients(spec: dict, models: dict, shots) -> tuple:
-    """Misfit and raw model gradients of some shots (runs in a worker)."""
+def forward_run(spec: dict, models: dict, shots, requires_grad=()):
+    """The forward run of some shots, and the misfit function of the spec."""
     fn = _tm2d.tm2d if spec["system"] == "tm2d" else _maxwell3d.maxwell3d
     misfit = MISFITS[spec["misfit"]] if isinstance(spec["misfit"], str) else spec["misfit"]
     res = fn(models["epsilon"], models["sigma"], models["mu"], spec["spacing"], spec["dt"],
              spec["amplitude"][shots], spec["sources"][shots], spec["receivers"][shots],
-             requires_grad=spec["parameters"], dispersion=dispersion_of(models),
-             **spec["options"])
+             requires_grad=requires_grad, dispersion=dispersion_of(models), **spec["options"])
+    return res, misfit
+
+
+def shot_gradients(spec: dict, models: dict, shots) -> tuple:
+    """Misfit and raw model gradients of some shots (runs in a worker)."""
+    res, misfit = forward_run(spec, models, shots, spec["parameters"])
     value, residual = misfit(res.receiver_data, spec["observed"][shots])
     grads = res.vjp(residual.astype(res.receiver_data.dtype))
     return value, {p: getattr(grads, p).astype(np.float64) for p in spec["parameters"]}
@@ -230,6 +236,49 @@ class Problem:
             yield p, bounds, x[start:start + n]
             start += n
 
+    def value(self, x) -> float:
+        """The misfit alone (one forward without snapshots)."""
+        self.evaluations += 1
+        res, misfit = forward_run(self.spec, self.to_models(x), self.shots)
+        return misfit(res.receiver_data, self.spec["observed"][self.shots])[0]
+
+    def newton_system(self, x):
+        """``(misfit, gradient, product, close)`` at ``x`` in the unknowns: the
+        gradient and ``product(v) = J^T H_phi J v`` (the Gauss-Newton Hessian in
+        the scaled unknowns, wavecore.inversion.newton) from one forward run
+        whose snapshots serve every product until ``close()``."""
+        self.evaluations += 1
+        spec, shots = self.spec, self.shots
+        res, misfit = forward_run(spec, self.to_models(x), shots, self.parameters)
+        observed = spec["observed"][shots]
+        value, residual = misfit(res.receiver_data, observed)
+        dtype = res.receiver_data.dtype
+        grads = res.vjp(residual.astype(dtype), keep=True)
+        gradient = self._in_unknowns(grads, x)
+
+        def product(v):
+            directions = self._in_models(v, x)
+            return self._in_unknowns(
+                gauss_newton_hvp(res, directions, observed, spec["misfit"]), x)
+
+        return value, gradient, product, res.close
+
+    def _in_unknowns(self, grads, x) -> np.ndarray:
+        """Model-space gradients (a Gradients) -> the unknowns' (masked, scaled)."""
+        return np.concatenate([getattr(grads, p).astype(np.float64)[self._cells(p)].ravel()
+                               * SCALES[p].slope(part, lo, hi)
+                               for p, (lo, hi), part in self._parts(x)])
+
+    def _in_models(self, v, x) -> dict:
+        """A direction of the unknowns -> model directions (zero outside the mask)."""
+        out = {}
+        for (p, (lo, hi), part), (_, _, dv) in zip(self._parts(x), self._parts(v)):
+            full = np.zeros(self.models[p].shape)
+            full[self._cells(p)] = (dv * SCALES[p].slope(part, lo, hi)).reshape(
+                full[self._cells(p)].shape)
+            out[p] = full
+        return out
+
     def __call__(self, x) -> tuple[float, np.ndarray]:
         self.evaluations += 1
         m = self.to_models(x)
@@ -272,13 +321,39 @@ def _line_search(problem, x, f, g, direction, step):
     return x, f, g, 0.0
 
 
+def _gauss_newton_step(problem, x, cg_iterations, state):
+    """One projected Gauss-Newton iteration from ``x``: the inner CG solve of
+    ``H d = -g`` over the free unknowns (those not held at a bound by the
+    gradient) to the Eisenstat-Walker tolerance, then a projected backtracking
+    line search from the full step. Returns ``(x, f, taken, record)``."""
+    f, g, product, close = problem.newton_system(x)
+    try:
+        free = ~(((x <= 0.0) & (g > 0)) | ((x >= 1.0) & (g < 0)))
+        g_norm = float(np.linalg.norm(g[free]))
+        eta = forcing_term(g_norm, state.get("g_norm"), state.get("eta"))
+        d, inner, reason = conjugate_gradient(lambda v: product(v * free) * free, -g * free,
+                                              eta, cg_iterations)
+    finally:
+        close()
+    state.update(g_norm=g_norm, eta=eta)
+    info = dict(cg_iterations=inner, cg_stop=reason, forcing=eta)
+    step = 1.0
+    for _ in range(12):
+        trial = _project(x + step * d)
+        ft = problem.value(trial)
+        if ft <= f + 1e-4 * float(g @ (trial - x)):
+            return trial, ft, step, info
+        step *= 0.5
+    return x, f, 0.0, info
+
+
 def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
            receiver_location, *, system: str = "tm2d", parameters=PARAMETERS,
            bounds: Bounds | None = None, misfit="l2", method: str = "lbfgs",
            iterations: int = 10, frequencies=(None,), batch_size: int | None = None,
            seed: int = 0, smoothing: float = 0.0, mask=None, checkpoint_dir=None,
            resume: bool = True, callback=None, executor=None, shots_per_task: int = 1,
-           dispersion=None, **solver_options) -> FwiResult:
+           dispersion=None, cg_iterations: int = 10, **solver_options) -> FwiResult:
     """Invert ``observed`` receiver data for ``parameters`` from a starting model.
 
     ``parameters`` are among ``epsilon``, ``sigma``, ``delta_epsilon`` and
@@ -294,10 +369,33 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
     evaluation over its workers in tasks of ``shots_per_task`` shots, each
     on one thread unless ``n_threads`` is given.
     ``callback(record)`` runs after every iteration with its history record.
+    ``method="gauss-newton"`` takes projected Gauss-Newton steps: each solves
+    ``J^T H_phi J d = -g`` by at most ``cg_iterations`` conjugate-gradient
+    iterations (each one ``jvp`` and one ``vjp`` of the iteration's forward run,
+    wavecore.inversion.newton; Eisenstat-Walker tolerances; stopped at
+    negative curvature) over the unknowns not held at a bound, then a projected
+    backtracking line search from the full step; the history records the inner
+    iterations. It runs the shots in this process (no ``executor``) and takes no
+    gradient ``smoothing`` (it would make the operator unsymmetric).
     Returns the final model and the history (misfit per iteration and stage).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "gauss-newton":
+        if executor is not None:
+            raise ValueError("method='gauss-newton' runs its shots in this process: its "
+                             "inner products reuse one forward run's snapshots; pass "
+                             "executor=None (or use method='lbfgs' with an executor)")
+        if smoothing:
+            raise ValueError("method='gauss-newton' takes no gradient smoothing (a smoothed "
+                             "gradient with an unsmoothed Hessian is not a Newton system); "
+                             "pass smoothing=0")
+        if not (isinstance(misfit, str) and misfit in HESSIANS):
+            raise ValueError(f"method='gauss-newton' needs the data-space Hessian of the "
+                             f"misfit: one of {sorted(HESSIANS)}, got {misfit!r}")
+        if isinstance(cg_iterations, bool) or not isinstance(cg_iterations, int) or \
+                cg_iterations < 1:
+            raise ValueError(f"cg_iterations must be an int >= 1, got {cg_iterations!r}")
     parameters = tuple([parameters] if isinstance(parameters, str) else parameters)
     if not parameters or not set(parameters) <= set(INVERTIBLE) or \
             len(set(parameters)) != len(parameters):
@@ -345,9 +443,9 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
                           smoothing=smoothing, options=solver_options, executor=executor,
                           shots_per_task=shots_per_task)
 
-        def record(x, value, k):
+        def record(x, value, k, **extra):
             entry = dict(stage=stage, iteration=k, misfit=float(value),
-                         evaluations=problem.evaluations)
+                         evaluations=problem.evaluations, **extra)
             history.append(entry)
             current = problem.to_models(x)
             if checkpoint_dir is not None:
@@ -364,6 +462,18 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
 
         draw()
         x = problem.to_x(models)
+        if method == "gauss-newton":
+            if done == 0:
+                record(x, problem.value(x), 0)
+            state: dict = {}
+            for k in range(done + 1, iterations + 1):
+                x, f, taken, info = _gauss_newton_step(problem, x, cg_iterations, state)
+                record(x, f, k, **info)
+                if taken == 0:
+                    break
+            models = problem.to_models(x)
+            start_iter = 0
+            continue
         f, g = problem(x)
         if done == 0:
             record(x, f, 0)

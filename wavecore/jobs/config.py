@@ -70,7 +70,8 @@ SECTIONS = {
     "parallel": {"executor", "workers", "shots_per_task", "retries", "scheduler"},
     "inversion": {"observed", "parameters", "method", "iterations", "misfit", "frequencies",
                   "bounds", "batch_size", "smoothing", "fixed_rows", "checkpoint_dir", "seed",
-                  "storage_mode", "storage_compression", "sampling_interval"},
+                  "storage_mode", "storage_compression", "sampling_interval",
+                  "cg_iterations"},
 }
 # [model.debye]: pole arrays (delta_epsilon and tau) or per layer (labels and layers).
 DEBYE_ARRAYS = ("delta_epsilon", "tau")
@@ -426,8 +427,21 @@ def _check_inversion(cfg: JobConfig) -> None:
     if poles and "debye" not in cfg.model:
         _fail(p, "inversion.parameters", f"{poles} are Debye pole parameters, but the model "
                                          "has no poles: add [model.debye] (the starting poles)")
-    if inv.get("method", "lbfgs") not in ("lbfgs", "sd", "nlcg"):
-        _fail(p, "inversion.method", f"must be 'lbfgs', 'sd' or 'nlcg', got {inv['method']!r}")
+    method = inv.get("method", "lbfgs")
+    if method not in ("lbfgs", "sd", "nlcg", "gauss-newton"):
+        _fail(p, "inversion.method", f"must be 'lbfgs', 'sd', 'nlcg' or 'gauss-newton', got "
+                                     f"{inv['method']!r}")
+    if method == "gauss-newton":
+        if cfg.parallel.get("executor", "serial") != "serial":  # default: serial here
+            _fail(p, "parallel.executor", "must be 'serial' with inversion.method = "
+                                          "'gauss-newton' (its inner products reuse one "
+                                          "forward run's snapshots in this process)")
+        if inv.get("smoothing", 0):
+            _fail(p, "inversion.smoothing", "must be 0 with inversion.method = 'gauss-newton'")
+    elif "cg_iterations" in inv:
+        _fail(p, "inversion.cg_iterations", "only acts with inversion.method = 'gauss-newton'")
+    if "cg_iterations" in inv:
+        _number(p, "inversion.cg_iterations", inv["cg_iterations"], integer=True, minimum=1)
     if inv.get("misfit", "l2") not in ("l2", "ncc", "huber"):
         _fail(p, "inversion.misfit", f"must be 'l2', 'ncc' or 'huber', got {inv['misfit']!r}")
     for key, minimum in (("iterations", 1), ("batch_size", 1), ("fixed_rows", 0), ("seed", 0)):

@@ -6,7 +6,8 @@ starting model and ``[inversion]`` says what to invert::
     [inversion]
     observed = "survey.h5"         # the output of `wavecore forward`
     parameters = ["epsilon"]
-    method = "lbfgs"               # "lbfgs", "sd" or "nlcg"
+    method = "lbfgs"               # "lbfgs", "sd", "nlcg" or "gauss-newton"
+    cg_iterations = 10             # inner CG iterations of a Gauss-Newton step
     iterations = 20                # per frequency stage
     misfit = "l2"                  # "l2", "ncc" or "huber"
     frequencies = [2e8]            # low-pass stages (Hz), then the full band
@@ -50,7 +51,9 @@ def _executor(cfg: JobConfig):
     """(executor or None, closer) for the gradient shots; the workers of local
     processes, a LocalCluster or MPI die with this process."""
     par = cfg.parallel
-    kind = par.get("executor", DEFAULT_EXECUTOR)
+    # Gauss-Newton's inner products reuse one forward run in this process.
+    serial = cfg.inversion.get("method") == "gauss-newton"
+    kind = par.get("executor", "serial" if serial else DEFAULT_EXECUTOR)
     if kind == "serial":
         return None, (lambda kill=False: None)
     workers = par.get("workers", os.cpu_count() or 1)
@@ -190,6 +193,8 @@ def _invert(cfg, payload, observed, amplitude, quiet, n):
                         frequencies=(*inv.get("frequencies", []), None),
                         batch_size=inv.get("batch_size"), seed=inv.get("seed", 0),
                         smoothing=inv.get("smoothing", 0.0), mask=mask,
+                        **({"cg_iterations": inv["cg_iterations"]}
+                           if "cg_iterations" in inv else {}),
                         checkpoint_dir=(str(cfg.resolve(inv["checkpoint_dir"]))
                                         if "checkpoint_dir" in inv else None),
                         callback=report, executor=executor,
