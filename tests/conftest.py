@@ -44,6 +44,25 @@ def stable_dt(spacing, eps_min=1.0, mu_min=1.0, stencil=8, fraction=0.9):
     return fraction * wavecore.max_stable_dt(spacing, v, stencil)
 
 
+SPACING3 = (0.01, 0.012, 0.011)
+
+
+def random_problem_3d(n=(8, 9, 10), nt=24, shots=1, seed=0, dtype=np.float64,
+                      sigma_max=0.02):
+    """The arguments of a small heterogeneous ``maxwell3d`` run (two random sources
+    and three random receivers per shot), spacing :data:`SPACING3`."""
+    rng = np.random.default_rng(seed)
+    eps = (3.0 + 3.0 * rng.random(n)).astype(dtype)
+    sig = (sigma_max * rng.random(n)).astype(dtype)
+    mu = (1.0 + 0.5 * rng.random(n)).astype(dtype)
+    amp = rng.standard_normal((shots, 2, nt)).astype(dtype)
+    src = np.stack([rng.integers(0, k, (shots, 2)) for k in n], -1)
+    rec = np.stack([rng.integers(0, k, (shots, 3)) for k in n], -1)
+    dt = stable_dt(SPACING3, float(eps.min()), float(mu.min()))
+    return dict(epsilon=eps, sigma=sig, mu=mu, grid_spacing=SPACING3, dt=dt,
+                source_amplitude=amp, source_location=src, receiver_location=rec)
+
+
 def rel_err(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     scale = np.abs(b).max()

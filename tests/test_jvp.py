@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 
 import wavecore
-from conftest import random_acquisition, random_model, rel_err, stable_dt
+from conftest import random_acquisition, random_model, random_problem_3d, rel_err, stable_dt
 
 SPACING = (0.01, 0.013)
-SPACING3 = (0.01, 0.012, 0.011)
 MODEL = ("epsilon", "sigma", "mu")
 POLES = ("delta_epsilon", "tau")
 BACKENDS = ("cpu", "reference", "cuda-emulated")
@@ -35,16 +34,7 @@ def problem(nz=14, nx=16, nt=36, shots=2, n_src=2, n_rec=3, seed=0, dtype=np.flo
 
 
 def problem3(n=(7, 8, 9), nt=20, shots=2, seed=0, dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    eps = (3.0 + 3.0 * rng.random(n)).astype(dtype)
-    sig = (0.05 * rng.random(n)).astype(dtype)
-    mu = (1.0 + 0.5 * rng.random(n)).astype(dtype)
-    amp = rng.standard_normal((shots, 2, nt)).astype(dtype)
-    src = np.stack([rng.integers(0, k, (shots, 2)) for k in n], -1)
-    rec = np.stack([rng.integers(0, k, (shots, 3)) for k in n], -1)
-    dt = stable_dt(SPACING3, float(eps.min()), float(mu.min()))
-    return dict(epsilon=eps, sigma=sig, mu=mu, grid_spacing=SPACING3, dt=dt,
-                source_amplitude=amp, source_location=src, receiver_location=rec)
+    return random_problem_3d(n, nt, shots, seed, dtype, sigma_max=0.05)
 
 
 def debye(shape, n_poles=2, seed=3, dtype=np.float64):
