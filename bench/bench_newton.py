@@ -88,6 +88,8 @@ def to_target(history, target):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results",
+                    help="results folder")
     ap.add_argument("--spacing", type=float, default=0.04)
     ap.add_argument("--lbfgs-iterations", type=int, default=30)
     ap.add_argument("--gn-iterations", type=int, default=15)
@@ -135,9 +137,10 @@ def main():
         for h in gn_hist)]
     print("\n".join(lines))
     stem = f"newton_{cpu_slug(meta)}_{meta['date'][:10]}" + ("_quick" if a.quick else "")
-    record = dict(meta=meta, config=vars(a), size=size, lbfgs=lb_hist, gauss_newton=gn_hist,
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}
+    record = dict(meta=meta, config=config, size=size, lbfgs=lb_hist, gauss_newton=gn_hist,
                   reached=reached)
-    path = save_results(Path(__file__).resolve().parent / "results", stem, lines, record)
+    path = save_results(a.out, stem, lines, record)
     print(f"wrote {path}")
 
 

@@ -185,6 +185,8 @@ def tide(p, amp, v, observed, c):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results",
+                    help="results folder")
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--shots", type=int, default=4)
     ap.add_argument("--nt", type=int, default=200)
@@ -242,7 +244,7 @@ def main():
     record = dict(meta=meta, config=c, first=first, best=best,
                   tide=None if not peer else {k: peer[k] for k in ("first", "best")},
                   targets=[dict(target=t, value=v_, passed=ok) for t, v_, ok in targets])
-    path = save_results(Path(__file__).resolve().parent / "results", stem, lines, record)
+    path = save_results(a.out, stem, lines, record)
     print(f"wrote {path}")
 
 

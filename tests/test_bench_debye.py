@@ -33,8 +33,9 @@ def test_quick_debye_benchmark_prints_the_table_and_writes_results(tmp_path):
     assert set(record["wavecore"]) == {"plain", "1 pole", "3 poles"}
     assert record["meta"]["git"] and record["meta"]["grad_nt"] == 20
     plain, one, three = (record["wavecore"][k] for k in ("plain", "1 pole", "3 poles"))
-    for row in (plain, one, three):
-        assert row["forward_s"] > 0 and row["grad_s"] > 0 and row["peak_bytes"] > 0
+    for row in (plain, one, three):  # times are recorded, never asserted
+        assert isinstance(row["forward_s"], float) and isinstance(row["grad_s"], float)
+        assert row["peak_bytes"] > 0
     # The snapshots of a Debye run hold the poles' states and E_new + E_old too.
     assert plain["stored_bytes"] < one["stored_bytes"] < three["stored_bytes"]
     assert record["tide"] == {}
