@@ -147,3 +147,29 @@ def test_gauss_newton_refusals():
                        (dict(executor=object()), "executor")):
         with pytest.raises(ValueError, match=match):
             invert(**q, method="gauss-newton", iterations=1, **bad)
+
+
+def test_gauss_newton_step_holds_unknowns_at_their_bounds():
+    """A quadratic with its minimum outside the box in one unknown: from that
+    bound, the step solves the reduced (free-unknown) system, which lands on the
+    constrained minimizer; an unreduced step, projected, would not (coupling)."""
+    from wavecore.inversion.fwi import _gauss_newton_step
+
+    a = np.array([[2.0, 0.9, 0.0], [0.9, 2.0, 0.5], [0.0, 0.5, 1.5]])
+    target = np.array([-0.3, 0.4, 0.6])  # unknown 0 wants to leave [0, 1]
+
+    class Quadratic:
+        def value(self, x):
+            r = x - target
+            return 0.5 * float(r @ a @ r)
+
+        def newton_system(self, x):
+            return self.value(x), a @ (x - target), (lambda v: a @ v), (lambda: None)
+
+    x0 = np.array([0.0, 0.2, 0.2])
+    tight = {"g_norm": 1e6, "eta": 1e-6}  # an earlier, larger gradient: a tight solve
+    x, _, taken, info = _gauss_newton_step(Quadratic(), x0, 10, tight)
+    free = a[1:, 1:]
+    expected = np.linalg.solve(free, free @ target[1:] - a[1:, 0] * (0.0 - target[0]))
+    assert taken == 1.0 and x[0] == 0.0
+    assert np.allclose(x[1:], expected, atol=1e-10), (x, expected)
