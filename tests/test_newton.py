@@ -163,7 +163,7 @@ def test_gauss_newton_step_holds_unknowns_at_their_bounds():
             r = x - target
             return 0.5 * float(r @ a @ r)
 
-        def newton_system(self, x):
+        def newton_system(self, x, full=False):
             return self.value(x), a @ (x - target), (lambda v: a @ v), (lambda: None)
 
     x0 = np.array([0.0, 0.2, 0.2])

@@ -22,7 +22,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ._checks import describe, finite, float_array
-from ._materials import GradientPath, NonDispersive
+from ._materials import GradientPath, NonDispersive, wide
 from .constants import EP0, MU0
 
 __all__ = ["Debye", "DebyeLaw", "pole_arrays"]
@@ -288,7 +288,7 @@ class DebyeLaw(NonDispersive):
         model = targets & {"epsilon", "sigma", "delta_epsilon", "tau"}
         if not model:
             return out
-        f64 = {k: padded[k].astype(np.float64) for k in self.inputs}
+        f64 = {k: wide(padded[k]) for k in self.inputs}  # complex too: chain_rule_tangent
         a, b, b_sum = self._poles(f64, dt, np.float64)
         e = EP0 * f64["epsilon"]
         h = 0.5 * dt * f64["sigma"]

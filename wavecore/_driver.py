@@ -63,6 +63,10 @@ class Physics:
     e_components: tuple[str, ...] = ("ey",)  #: possible source components
     record_components: tuple[str, ...] = ("ey",)  #: possible receiver components
     material: Material = NON_DISPERSIVE  #: the medium's law (wavecore._materials)
+    #: gradient path -> the adjoint values its transposed cells image, kept per
+    #: stored step by second order's first sweep (wavecore._sweeps; ``adj_<name>``
+    #: in the kernels' structs); empty: the system has no second_vjp
+    kept: Mapping[str, tuple] = field(default_factory=dict)
 
     def snapshot_names(self, targets: frozenset) -> tuple[str, ...]:
         return self.material.snapshot_names(self.snapshots, targets)
@@ -99,6 +103,15 @@ class Physics:
         on the grid of a field)."""
         return {**self.edge, **{name: self.edge[grid] for name, grid in
                                 self.material.state.items() if grid in self.edge}}
+
+    def kept_names(self, targets) -> tuple[str, ...]:
+        """The kept adjoint values (``kept``) the second order of ``targets`` needs."""
+        return tuple(n for p in self.material.active_paths(targets)
+                     for n in self.kept.get(p.name, ()))
+
+    @property
+    def all_kept(self) -> tuple[str, ...]:
+        return tuple(n for names in self.kept.values() for n in names)
 
     @property
     def all_snapshots(self) -> tuple[str, ...]:

@@ -14,7 +14,8 @@ from ._xp import from_dlpack_like, to_cupy, to_numpy
 from .callbacks import CallbackState
 from .gradients import Gradients, fold_padding, material_gradients
 from .plan import Plan
-from ._sweeps import ADJOINT, TANGENT, detach_snapshots, run_sweep
+from ._sweeps import (ADJOINT, ADJOINT_KEEP, SECOND_ADJOINT, TANGENT, TANGENT_IMAGE,
+                      detach_snapshots, run_sweep)
 from .resampling import sample_receivers_adjoint, source_shift, upsample, upsample_adjoint
 
 __all__ = ["GradientContext"]
@@ -39,9 +40,7 @@ class GradientContext:
     # -- public -------------------------------------------------------------------
     def vjp(self, grad_receiver_data, *, keep: bool = False, backward_callback=None
             ) -> Gradients:
-        if self.closed:
-            raise RuntimeError("the gradient buffers of this run were freed (vjp without "
-                               "keep=True, or close()); run the forward again")
+        self._check_open()
         g = self._receiver_gradient(to_numpy(from_dlpack_like(grad_receiver_data)))
         try:
             self._allocate(g)
@@ -63,16 +62,47 @@ class GradientContext:
         """J v: the receiver data of the tangent (linearized, Born) run along
         ``directions`` ({input: array shaped like the input}), from the stored
         background snapshots (the tangent sweep, wavecore._sweeps)."""
-        if self.closed:
-            raise RuntimeError("the gradient buffers of this run were freed (vjp or jvp "
-                               "without keep=True, or close()); run the forward again")
-        tangents, source = self._tangents(directions)  # bad input frees nothing
+        self._check_open()
+        model, amplitude = self._model_directions(directions, "jvp")  # bad input frees nothing
         try:
-            return self._tangent_run(tangents, source, callback)
+            tangent = self._coefficient_tangents(model)
+            data, _ = self._tangent_run(self._kernel_directions(tangent, increments=True),
+                                        self._source_tangent(amplitude, tangent), callback)
+            return to_cupy(data) if self.cupy_io else data
         except BaseException:
             self.close()
             raise
         finally:
+            if not keep:
+                self.close()
+
+    def second_vjp(self, directions: dict, cotangent, *, keep: bool = False,
+                   vjp_cotangent=None) -> Gradients:
+        """grad_m <cotangent, J(m) v> along ``directions`` (the second-order
+        adjoint: three sweeps over the stored snapshots, wavecore._sweeps), plus
+        ``vjp(vjp_cotangent)`` when given: an array, or a callable of ``J v``
+        (the second sweep's receiver data) returning it. It rides on the last
+        sweep, and the second sweep is the tangent run: a full Hessian product
+        ``vjp(H J v) + second_vjp(v, g)`` in three sweeps instead of five."""
+        self._check_open()
+        model, amplitude = self._model_directions(directions, "second_vjp")
+        c = self._receiver_gradient(to_numpy(from_dlpack_like(cotangent)), "cotangent")
+        extra = vjp_cotangent
+        if extra is not None and not callable(extra):
+            extra = self._receiver_gradient(to_numpy(from_dlpack_like(extra)), "vjp_cotangent")
+        kept = self._kept_store()  # MemoryError before any work
+        try:
+            out = self._second_order(model, amplitude, c, extra, kept)
+            if self.cupy_io:
+                for name in out._names:
+                    setattr(out, name, to_cupy(getattr(out, name)))
+            return out
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            kept.close()
+            self._release()
             if not keep:
                 self.close()
 
@@ -81,88 +111,126 @@ class GradientContext:
             self.store.close()
         self.closed = True
 
-    # -- the tangent run -------------------------------------------------------------
-    def _tangents(self, directions: dict):
-        """Validated directions -> (coefficient directions for the kernels
-        {tan_<c>: array in the run's memory}, the tangent's source term)."""
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("the gradient buffers of this run were freed (vjp, jvp or "
+                               "second_vjp without keep=True, or close()); run the forward "
+                               "again")
+
+    # -- directions --------------------------------------------------------------------
+    def _model_directions(self, directions: dict, operation: str):
+        """Validated directions -> ({input: padded float64 model direction},
+        the source amplitude's direction on the internal steps or None)."""
         plan, b, material = self.plan, self.b, self.physics.material
         known = (*material.gradient_targets, "source_amplitude")
         unknown = sorted(set(directions) - set(known))
         if unknown:
-            raise ValueError(f"jvp directions {unknown} are not inputs of this run "
+            raise ValueError(f"{operation} directions {unknown} are not inputs of this run "
                              f"(it takes {', '.join(known)})")
-        host = self.memory.to_host
         model = {}
         for name, value in directions.items():
             if name == "source_amplitude" or value is None:
                 continue
-            value = checks.float_array(to_numpy(from_dlpack_like(value)), f"jvp {name}")
-            checks.finite(value, f"jvp {name}")
+            value = checks.float_array(to_numpy(from_dlpack_like(value)),
+                                       f"{operation} {name}")
+            checks.finite(value, f"{operation} {name}")
             lead = b.models[name].shape[:-plan.ndim]  # [B] or [B, P]
             shape = (*lead, *plan.model_shape)
             d = material.model_direction(name, value, plan.model_batched, shape)
             model[name] = np.pad(d, [(0, 0)] * (d.ndim - plan.ndim)
                                  + [a.pad for a in plan.axes], mode="edge")
+        return model, self._source_direction(directions.get("source_amplitude"), operation)
+
+    def _source_direction(self, d_amplitude, operation: str):
+        """The source amplitude's direction as the kernels' source term sees it
+        ([N, n_src, nt_internal] float64: resampled, zero at padding sources), or None."""
+        plan, b = self.plan, self.b
+        if d_amplitude is None or not plan.n_sources:
+            return None
+        amp = checks.float_array(to_numpy(from_dlpack_like(d_amplitude)),
+                                 f"{operation} source_amplitude")
+        checks.finite(amp, f"{operation} source_amplitude")
+        if amp.shape != tuple(self.source_shape):
+            raise ValueError(f"the direction of 'source_amplitude' must have the shape of "
+                             f"source_amplitude {tuple(self.source_shape)}, got {amp.shape}")
+        amp = np.broadcast_to(amp.astype(np.float64),
+                              (plan.n_models, plan.n_shots, plan.n_sources, plan.nt))
+        amp = amp.reshape(plan.n_total_shots, plan.n_sources, plan.nt)
+        if plan.step_ratio > 1:
+            r = plan.resampling
+            amp = upsample(amp, plan.step_ratio, r.freq_taper_frac, r.time_pad_frac,
+                           r.time_taper, shift=source_shift(plan.step_ratio))
+        if getattr(b, "src_padded", None) is not None:  # padding sources inject nothing
+            amp = amp * ~b.src_padded[..., None]
+        return amp
+
+    def _coefficient_tangents(self, model: dict) -> dict:
+        """{coefficient: float64 padded direction} of the coefficients that move."""
+        material = self.physics.material
+        if not model:
+            return {}
         moving = {c for path in material.active_paths(frozenset(model))
                   for c in path.coefficients}
-        coefficients = {c: host(getattr(b, c)) for c in material.coefficients}
-        tangent = material.tangent(b.models, plan.inner_dt, model) if model else {}
-        tangent = {c: v for c, v in tangent.items() if c in moving}
-        source = self._source_tangent(directions.get("source_amplitude"), tangent,
-                                      coefficients)
-        if plan.storage.compression == "bf16" and tangent:
+        tangent = material.tangent(self.b.models, self.plan.inner_dt, model)
+        return {c: v for c, v in tangent.items() if c in moving}
+
+    def _kernel_directions(self, tangent: dict, *, increments: bool, fill=()) -> dict:
+        """The kernels' ``tan_<coefficient>`` arrays in the run's memory: for a
+        tangent sweep on bf16 snapshots (``increments``) the directions of the
+        increment and the mean; ``fill`` names coefficients given zero
+        directions where they do not move (their hooks must run)."""
+        plan, b, material = self.plan, self.b, self.physics.material
+        tangent = dict(tangent)
+        for c in fill:
+            tangent.setdefault(c, np.zeros(getattr(b, c).shape))
+        if increments and plan.storage.compression == "bf16" and tangent:
+            coefficients = {c: self.memory.to_host(getattr(b, c)) for c in material.coefficients}
             tangent = material.increments_tangent(coefficients, tangent)
         dtype = np.dtype(plan.dtype)
-        arrays = {f"tan_{c}": self.memory.adopt(np.ascontiguousarray(v, dtype))
-                  for c, v in tangent.items()}
-        return arrays, source
+        return {f"tan_{c}": self.memory.adopt(np.ascontiguousarray(v, dtype))
+                for c, v in tangent.items()}
 
-    def _source_tangent(self, d_amplitude, tangent: dict, coefficients: dict) -> np.ndarray:
+    def _at_sources(self, array) -> np.ndarray:
+        """A per-model padded array's values at each shot's source cells [N, n_src]."""
+        plan = self.plan
+        model = np.arange(plan.n_total_shots) // plan.n_shots
+        index = self.memory.to_host(self.b.src_index)
+        return np.asarray(array).reshape(plan.n_models, -1)[model[:, None], index]
+
+    def _source_tangent(self, amplitude, tangent: dict) -> np.ndarray:
         """The tangent of the source term f = amplitude cb[source] scale: d amplitude
         cb scale + amplitude d cb[source] scale ([N, n_src, nt_internal])."""
         plan, b = self.plan, self.b
-        dtype = np.dtype(plan.dtype)
-        n = plan.n_total_shots
-        term = np.zeros((n, plan.n_sources, plan.nt_internal), np.float64)
+        term = np.zeros((plan.n_total_shots, plan.n_sources, plan.nt_internal), np.float64)
         if not plan.n_sources:
-            return term.astype(dtype)
+            return term.astype(plan.dtype)
         scale = -1.0 / float(np.prod(plan.spacing))
-        model = np.arange(n) // plan.n_shots
-        index = self.memory.to_host(b.src_index)
         src = self.physics.material.source_coefficient
-        at = lambda array: array.reshape(plan.n_models, -1)[model[:, None], index]  # noqa: E731
-        if d_amplitude is not None:
-            amp = checks.float_array(to_numpy(from_dlpack_like(d_amplitude)),
-                                     "jvp source_amplitude")
-            checks.finite(amp, "jvp source_amplitude")
-            if amp.shape != tuple(self.source_shape):
-                raise ValueError(f"the direction of 'source_amplitude' must have the shape of "
-                                 f"source_amplitude {tuple(self.source_shape)}, got {amp.shape}")
-            amp = np.broadcast_to(amp.astype(np.float64),
-                                  (plan.n_models, plan.n_shots, plan.n_sources, plan.nt))
-            amp = amp.reshape(n, plan.n_sources, plan.nt)
-            if plan.step_ratio > 1:
-                r = plan.resampling
-                amp = upsample(amp, plan.step_ratio, r.freq_taper_frac, r.time_pad_frac,
-                               r.time_taper, shift=source_shift(plan.step_ratio))
-            if getattr(b, "src_padded", None) is not None:  # padding sources inject nothing
-                amp = amp * ~b.src_padded[..., None]
-            term += amp * (at(coefficients[src]).astype(np.float64)[..., None] * scale)
+        if amplitude is not None:
+            cb = self._at_sources(self.memory.to_host(getattr(b, src))).astype(np.float64)
+            term += amplitude * (cb[..., None] * scale)
         if src in tangent:
-            term += b.src_amplitude.astype(np.float64) * (at(tangent[src])[..., None] * scale)
-        return np.ascontiguousarray(term, dtype=dtype)
+            term += b.src_amplitude.astype(np.float64) * (
+                self._at_sources(tangent[src])[..., None] * scale)
+        return np.ascontiguousarray(term, dtype=plan.dtype)
 
-    def _tangent_run(self, tangents: dict, source: np.ndarray, callback) -> np.ndarray:
+    # -- the tangent run -------------------------------------------------------------
+    def _tangent_run(self, tangents: dict, source: np.ndarray, callback, kept=None):
         """Run the tangent sweep on a zero scattered state in place of the forward's
-        final state (kept aside and put back), and return its receiver data."""
+        final state (kept aside and put back). Returns its receiver data and,
+        with ``kept`` (second order), the coefficient gradients of its scattered
+        state imaged against the kept adjoint values (per model, float64)."""
         physics, plan, b, memory = self.physics, self.plan, self.b, self.memory
+        coefficients = physics.material.gradient_coefficients(plan.targets) if kept else ()
+        grads = {f"grad_{c}": (getattr(b, physics.fields[0]).shape[0], *getattr(b, c).shape[1:])
+                 for c in coefficients}
         names = (*physics.state_fields, *physics.memories, "rec_data", "src_term",
-                 *tangents)
-        kept = {name: getattr(b, name, None) for name in names}
+                 *tangents, *grads)
+        saved = {name: getattr(b, name, None) for name in names}
         try:
-            fresh = memory.zeros_many({name: getattr(b, name).shape for name in
-                                       (*physics.state_fields, *physics.memories,
-                                        "rec_data")}, np.dtype(plan.dtype))
+            fresh = memory.zeros_many({**{name: getattr(b, name).shape for name in
+                                          (*physics.state_fields, *physics.memories,
+                                           "rec_data")}, **grads}, np.dtype(plan.dtype))
             for name, array in {**fresh, **tangents, "src_term": memory.adopt(source)}.items():
                 setattr(b, name, array)
             at = None
@@ -170,27 +238,120 @@ class GradientContext:
                 from ._driver import callback_state  # noqa: PLC0415 - a cycle otherwise
 
                 at = lambda t: callback(callback_state(physics, plan, b, t))  # noqa: E731
-            run_sweep(TANGENT, plan, self.backend, b, self.store, at,
-                      snapshot_names=physics.all_snapshots, progress=self.progress,
-                      label="jvp")
+            run_sweep(TANGENT_IMAGE if kept else TANGENT, plan, self.backend, b, self.store,
+                      at, snapshot_names=physics.all_snapshots, progress=self.progress,
+                      label="jvp" if kept is None else "second_vjp 2/3", kept=kept)
             from ._driver import receiver_data  # noqa: PLC0415
 
             data = receiver_data(plan, b, memory, padded=getattr(b, "rec_padded", None))
+            images = {c: self._per_model(getattr(b, f"grad_{c}")) for c in coefficients}
         finally:
-            for name, array in kept.items():
+            for name, array in saved.items():
                 setattr(b, name, array)
-        return to_cupy(data) if self.cupy_io else data
+        return data, images
+
+    # -- second order ------------------------------------------------------------------
+    def _kept_store(self):
+        """The store of the adjoint values second order keeps: the snapshots'
+        layout and place (mode, chunks, compression), written backward."""
+        from dataclasses import replace  # noqa: PLC0415
+
+        from .storage import SnapshotStore, available_memory  # noqa: PLC0415
+
+        plan = replace(self.store.plan, names=self.physics.kept_names(self.plan.targets),
+                       counts=())
+        if plan.mode in ("device", "cpu") and not self.memory.separate \
+                and plan.bytes > available_memory():
+            raise MemoryError(f"second_vjp keeps {plan.bytes / 2**30:.3g} GiB of adjoint values "
+                              f"beside the snapshots, but only "
+                              f"{available_memory() / 2**30:.3g} GiB is available; use "
+                              "storage_mode='disk', bf16 compression or a larger "
+                              "model_gradient_sampling_interval")
+        return SnapshotStore(plan, self.plan.dtype, self.memory)
+
+    def _second_order(self, model: dict, amplitude, c, extra, kept) -> Gradients:
+        """grad <c, J(m) v> = (through the operator on the scattered state) +
+        (through the background) + (the coefficients' curvature), see
+        wavecore._sweeps; ``extra`` (or None) drives the last sweep as vjp's
+        cotangent does."""
+        plan, b, physics = self.plan, self.b, self.physics
+        material, host = physics.material, self.memory.to_host
+        tangent = self._coefficient_tangents(model)
+        # 1. the adjoint of c, keeping the adjoint values its cells image
+        self._allocate(c)
+        run_sweep(ADJOINT_KEEP, plan, self.backend, b, self.store, None,
+                  snapshot_names=physics.all_snapshots, progress=self.progress,
+                  label="second_vjp 1/3", kept=kept)
+        first = self._coefficient_gradients()
+        lam_src = host(b.src_grad).astype(np.float64)
+        self._release()
+        # 2. the tangent along v, its scattered state imaged against the kept values
+        jv, operator = self._tangent_run(
+            self._kernel_directions(tangent, increments=True,
+                                    fill=material.gradient_coefficients(plan.targets)),
+            self._source_tangent(amplitude, tangent), None, kept=kept)
+        if amplitude is not None:  # the tangent's source d amplitude cb[source] scale
+            self._add_source_term(operator, lam_src, amplitude)
+        # 3. the background's adjoint, driven by the kept values along v (and extra)
+        if callable(extra):
+            extra = self._receiver_gradient(to_numpy(from_dlpack_like(extra(jv))),
+                                            "vjp_cotangent")
+        grads, mu_src = operator, None
+        if tangent or extra is not None:
+            self._allocate(np.zeros_like(c) if extra is None else extra)
+            directions = self._kernel_directions(tangent, increments=False)
+            try:
+                for name, array in directions.items():
+                    setattr(b, name, array)
+                run_sweep(SECOND_ADJOINT, plan, self.backend, b, self.store, None,
+                          snapshot_names=physics.all_snapshots, progress=self.progress,
+                          label="second_vjp 3/3", kept=kept)
+            finally:
+                for name in directions:
+                    setattr(b, name, None)
+            background = self._coefficient_gradients()
+            mu_src = host(b.src_grad).astype(np.float64)
+            grads = {k: (v if background[k] is None else background[k] if v is None
+                         else v + background[k]) for k, v in operator.items()}
+            grads.update({k: v for k, v in background.items() if k not in grads})
+        padded = material_gradients(b.models, plan.inner_dt, grads, plan.targets, material)
+        if model:
+            curvature = material.chain_rule_tangent(b.models, plan.inner_dt, first,
+                                                    plan.targets, model)
+            padded = {k: v + curvature[k] for k, v in padded.items()}
+        source = None
+        if "source_amplitude" in plan.targets:
+            src = material.source_coefficient
+            terms = [] if mu_src is None else [(mu_src, host(getattr(b, src)))]
+            if src in tangent:  # the source term's d cb[source] amplitude scale
+                terms.append((lam_src, tangent[src]))
+            source = self._source_gradient(terms)
+        return self._gradients_of(padded, source)
+
+    def _add_source_term(self, grads: dict, src_grad, amplitude) -> None:
+        """grad_cb[source] += sum_t src_grad amplitude scale (the source term's
+        derivative in its coefficient; in place on the per-model ``grads``)."""
+        plan = self.plan
+        g_src = grads.get(self.physics.material.source_coefficient)
+        if g_src is None or not plan.n_sources:
+            return
+        scale = -1.0 / float(np.prod(plan.spacing))
+        per_source = np.einsum("nst,nst->ns", src_grad, amplitude) * scale
+        model = np.broadcast_to((np.arange(plan.n_total_shots) // plan.n_shots)[:, None],
+                                per_source.shape)
+        np.add.at(g_src.reshape(plan.n_models, -1),
+                  (model, self.memory.to_host(self.b.src_index)), per_source)
 
     # -- steps ----------------------------------------------------------------------
-    def _receiver_gradient(self, value) -> np.ndarray:
+    def _receiver_gradient(self, value, name: str = "grad_receiver_data") -> np.ndarray:
         plan = self.plan
         components = (len(plan.receiver_components),) if plan.component_axis else ()
         expected = (*plan.batch_shape, *components, plan.n_receivers, plan.nt)
-        g = checks.float_array(value, "grad_receiver_data")
+        g = checks.float_array(value, name)
         if g.shape != expected:
-            raise ValueError(f"grad_receiver_data must have the shape of receiver_data "
+            raise ValueError(f"{name} must have the shape of receiver_data "
                              f"{expected}, got {g.shape}")
-        checks.finite(g, "grad_receiver_data")
+        checks.finite(g, name)
         g = g.astype(plan.dtype, copy=False).reshape(
             plan.n_total_shots, len(plan.receiver_components) * plan.n_receivers, plan.nt)
         padded = getattr(self.b, "rec_padded", None)
@@ -261,17 +422,8 @@ class GradientContext:
         if plan.storage.compression == "bf16":
             grads = material.from_increments(
                 {c: host(getattr(b, c)) for c in material.coefficients}, grads)
-        g_src = grads[material.source_coefficient]
-        if g_src is not None and plan.n_sources:
-            # f = amplitude * cb[source] * scale: d f / d cb = amplitude * scale.
-            scale = -1.0 / float(np.prod(plan.spacing))
-            per_source = np.einsum("nst,nst->ns",
-                                   host(b.src_grad).astype(np.float64),
-                                   b.src_amplitude.astype(np.float64)) * scale
-            model = np.broadcast_to((np.arange(plan.n_total_shots) // plan.n_shots)[:, None],
-                                    b.src_index.shape)
-            np.add.at(g_src.reshape(plan.n_models, -1),
-                      (model, host(b.src_index)), per_source)
+        self._add_source_term(grads, host(b.src_grad).astype(np.float64),
+                              b.src_amplitude.astype(np.float64))
         return grads
 
     def _material_gradients(self) -> dict:
@@ -280,27 +432,36 @@ class GradientContext:
                                   plan.targets, self.physics.material)
 
     def _chain_rule(self) -> Gradients:
-        plan = self.plan
+        source = self._source_gradient() if "source_amplitude" in self.plan.targets else None
+        return self._gradients_of(self._material_gradients(), source)
+
+    def _gradients_of(self, padded: dict, source) -> Gradients:
+        """The user's Gradients from padded model gradients and the source's."""
+        plan, material = self.plan, self.physics.material
         dtype = np.dtype(plan.dtype)
-        padded = self._material_gradients()
-        out = Gradients.of(self.physics.material.gradient_targets)
-        material = self.physics.material
+        out = Gradients.of(material.gradient_targets)
         for name, value in padded.items():
             grad = material.user_gradient(name, fold_padding(value, plan.axes),
                                           plan.model_batched)
             setattr(out, name, np.array(grad, dtype=dtype, order="C"))  # 0-d stays 0-d
-        if "source_amplitude" in plan.targets:
-            out.source_amplitude = self._source_gradient()
+        if source is not None:
+            out.source_amplitude = source
         return out
 
-    def _source_gradient(self) -> np.ndarray:
+    def _source_gradient(self, terms=None) -> np.ndarray:
+        """dJ/d source_amplitude from ``terms``, pairs (dJ/d source term
+        [N, n_src, nt_internal], the source coefficient per model): the source
+        term is amplitude coefficient[source] scale (default: the adjoint's
+        src_grad and the run's own coefficient)."""
         plan, b = self.plan, self.b
         scale = -1.0 / float(np.prod(plan.spacing))
-        model = np.arange(plan.n_total_shots) // plan.n_shots
         host = self.memory.to_host
-        coefficient = host(getattr(b, self.physics.material.source_coefficient))
-        cb_at_source = coefficient.reshape(plan.n_models, -1)[model[:, None], host(b.src_index)]
-        g = host(b.src_grad).astype(np.float64) * (cb_at_source[..., None] * scale)
+        if terms is None:
+            terms = [(host(b.src_grad), host(getattr(b, self.physics.material.source_coefficient)))]
+        g = np.zeros((plan.n_total_shots, plan.n_sources, plan.nt_internal))
+        for src_grad, coefficient in terms:
+            g += np.asarray(src_grad, np.float64) * (
+                self._at_sources(coefficient).astype(np.float64)[..., None] * scale)
         if getattr(b, "src_padded", None) is not None:  # padding sources: no gradient
             g[b.src_padded] = 0.0
         if plan.step_ratio > 1:

@@ -155,6 +155,38 @@ class ForwardResult:
         check_capable("jvp", self, directions=tuple(directions))
         return self.gradient.jvp(directions, keep=keep, callback=callback)
 
+    def second_vjp(self, direction: dict, cotangent, *, keep: bool = False):
+        """The gradient of ``<cotangent, J(m) v>`` with respect to the run's
+        ``requires_grad`` inputs: the second-order adjoint, the derivative of
+        ``vjp(cotangent)`` along ``v``.
+
+        Parameters
+        ----------
+        direction : dict
+            ``v``: any of the inputs ``jvp`` takes (``epsilon``, ``sigma``, ``mu``,
+            ``source_amplitude``), each shaped like its input and in the run's
+            ``requires_grad``.
+        cotangent : ndarray
+            ``c``, shaped like ``receiver_data``.
+        keep : bool
+            Keep the snapshots for more calls (default: free them, as ``vjp`` does).
+
+        Returns
+        -------
+        Gradients
+            ``grad_m <c, J(m) v>`` in every ``requires_grad`` input: the exact
+            derivative of the discrete map (with
+            ``model_gradient_sampling_interval=1`` and uncompressed snapshots; see
+            docs/second-order.md). With a misfit ``phi`` the full Hessian product
+            is ``vjp(H_phi J v) + second_vjp(v, grad phi)``
+            (:func:`wavecore.inversion.hvp` composes it in three sweeps). It runs
+            three sweeps over the stored snapshots (an adjoint keeping its
+            values, a tangent, an adjoint driven by them) and keeps, while it
+            runs, a second store of adjoint values in the snapshots' place.
+        """
+        check_capable("second_vjp", self, directions=tuple(direction))
+        return self.gradient.second_vjp(direction, cotangent, keep=keep)
+
     def close(self) -> None:
         """Free the snapshots and delete their files (idempotent)."""
         if self.gradient is not None:

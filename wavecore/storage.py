@@ -431,6 +431,7 @@ class SnapshotStore:
         # "device" snapshots live in the backend's memory.
         self._staging: list = []
         self._transfers: dict[int, object] = {}  # chunk -> its pending copy
+        self._write_direction = 1
         host_empty = memory.host_empty
         if plan.mode == "device":
             self._arrays = {n: memory.empty((plan.n_snapshots, *shape(n)), self.store_dtype)
@@ -469,16 +470,22 @@ class SnapshotStore:
         return first * k, min(last * k, nt_internal)
 
     # -- forward ------------------------------------------------------------------
-    def chunk_for_writing(self, c: int) -> dict[str, np.ndarray]:
-        """Buffers ``[chunk, *slot_shape]`` the solver fills with chunk ``c``."""
+    def chunk_for_writing(self, c: int, direction: int = 1) -> dict[str, np.ndarray]:
+        """Buffers ``[chunk, *slot_shape]`` the solver fills with chunk ``c``, in a
+        pass that writes the chunks in ``direction`` (+1: the forward, c, c + 1,
+        ...; -1: the adjoint values a reverse pass keeps, c, c - 1, ...)."""
         self._check_open()
+        if direction not in (-1, 1):
+            raise ValueError(f"direction must be -1 or +1, got {direction!r}")
+        self._write_direction = direction
+        before = c - 2 * direction  # the chunk that last used this ring / staging buffer
         if self._staging:
-            # The staging chunk last held chunk c - 2: its copy out must be done.
-            self.memory.after(self._transfers.pop(c - 2, None))
+            # The staging chunk last held chunk `before`: its copy out must be done.
+            self.memory.after(self._transfers.pop(before, None))
             return self._staging[c % 2]
         if self.plan.mode == "disk":
             ring = self._ring[c % 2]
-            self._wait(c - 2)  # the write that used this ring buffer must be done
+            self._wait(before)  # the write that used this ring buffer must be done
             return ring
         first, last = self.chunk_range(c)
         return {n: a[first:last] for n, a in self._arrays.items()}
@@ -489,7 +496,7 @@ class SnapshotStore:
         if self._staging:  # from the backend's memory into the host store
             count = last - first
             if self.plan.mode == "disk":
-                self._wait(c - 2)  # the ring buffer's previous chunk is on disk
+                self._wait(c - 2 * self._write_direction)  # the ring's previous chunk is on disk
                 host = self._ring[c % 2]
             else:
                 host = {n: a[first:last] for n, a in self._arrays.items()}

@@ -153,14 +153,8 @@ inline void tm2d_adjoint_e_row(const Tm2dParams<T>& p, int order, int64_t shot, 
             adjoint_e_row<T, O>(p, shot, y, image, Counted<DebyeNoImage, K>{});
         });
       });
-    } else if (!images) {
-      adjoint_e_row<T, O>(p, shot, y, NoImage{});
-    } else {
-      with_snapshot_type<T>(p, [&](auto zero) {
-        adjoint_e_row<T, O>(p, shot, y,
-                            tm2d_image_of<decltype(zero)>(
-                                p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t));
-      });
+    } else {  // the image, with second order's kept values or scatter (tm2d_adjoint_e_hooks)
+      tm2d_adjoint_e_hooks(p, t, [&](auto image) { adjoint_e_row<T, O>(p, shot, y, image); });
     }
   });
 }
@@ -169,16 +163,8 @@ template <typename T>
 inline void tm2d_adjoint_h_row(const Tm2dParams<T>& p, int order, int64_t shot, int64_t y,
                                int64_t t) {
   with_order(order, [&](auto o) {
-    constexpr int O = decltype(o)::value;
-    if (!tm2d_stores(p, t) || p.grad_cq == nullptr) {
-      adjoint_h_row<T, O>(p, shot, y, NoImage{}, NoImage{});
-      return;
-    }
-    with_snapshot_type<T>(p, [&](auto zero) {
-      using S = decltype(zero);
-      adjoint_h_row<T, O>(p, shot, y,
-                          tm2d_image_of<S>(p, p.snap_sz, nullptr, p.grad_cq, nullptr, t),
-                          tm2d_image_of<S>(p, p.snap_sx, nullptr, p.grad_cq, nullptr, t));
+    tm2d_adjoint_h_hooks(p, t, [&](auto image_z, auto image_x) {
+      adjoint_h_row<T, decltype(o)::value>(p, shot, y, image_z, image_x);
     });
   });
 }

@@ -8,6 +8,12 @@
 // cell runs on the scattered state; `scatters` tells it to add the term). The
 // No* hooks compile to nothing, so a run without gradients pays nothing for
 // them.
+//
+// Second order (second_vjp, wavecore._sweeps): an adjoint Image may also keep
+// the adjoint values it images (`keep`); a tangent sweep's Scatter may image
+// its scattered state against such kept values (`kept`, into grad_*); and an
+// AdjointScatter, the transpose of a Scatter with respect to the background,
+// adds `weight * d_coefficient * kept value` inside a transposed cell.
 #pragma once
 
 #include "wc_codec.h"
@@ -51,6 +57,7 @@ struct NoStore {
 };
 
 struct NoImage {
+  static constexpr bool scatters = false;
   template <typename... A>
   WC_HD void operator()(int64_t, A...) const {}
 };
@@ -73,15 +80,19 @@ struct Store {
   }
 };
 
-// grad_a += weight * adjoint * a_snapshot (and the same for b).
+// grad_a += weight * adjoint * a_snapshot (and the same for b); `keep` (null:
+// not kept) receives the adjoint value itself.
 template <typename T, typename StoreT>
 struct Image {
+  static constexpr bool scatters = false;
   const StoreT* a;
   const StoreT* b;
   T* grad_a;
   T* grad_b;
   T weight;
+  StoreT* keep;
   WC_HD void operator()(int64_t i, T adjoint) const {
+    if (keep) keep[i] = Codec<StoreT>::encode(adjoint);
     const T scaled = weight * adjoint;
     if (grad_a) grad_a[i] += scaled * Codec<StoreT>::template decode<T>(a[i]);
     if (grad_b) grad_b[i] += scaled * Codec<StoreT>::template decode<T>(b[i]);
@@ -129,6 +140,9 @@ struct Image3 {
 // weight * da a_snapshot with N = 1 (TM2D's H: the direction of cq). The
 // directions are read at the model index m, the snapshots at the field index
 // i. As a store it keeps nothing: a tangent run reads the background's slots.
+// With `kept` (second order) the values a cell hands to its store, the
+// scattered state's, are imaged against the kept adjoint values:
+// grad_a += weight * kept * value_a (and grad_b with value_b, N = 2).
 template <typename T, typename StoreT, int N>
 struct Scatter {
   static constexpr bool increments = false;
@@ -138,8 +152,18 @@ struct Scatter {
   const T* da;
   const T* db;
   T weight;
-  template <typename... A>
-  WC_HD void operator()(int64_t, A...) const {}
+  const StoreT* kept;  // null: nothing imaged
+  T* grad_a;
+  T* grad_b;
+  WC_HD void operator()(int64_t i, T va) const {
+    if (kept && grad_a) grad_a[i] += weight * Codec<StoreT>::template decode<T>(kept[i]) * va;
+  }
+  WC_HD void operator()(int64_t i, T va, T vb) const {
+    if (!kept) return;
+    const T k = weight * Codec<StoreT>::template decode<T>(kept[i]);
+    if (grad_a) grad_a[i] += k * va;
+    if (grad_b) grad_b[i] += k * vb;
+  }
   WC_HD T term(int64_t i, int64_t m) const {
     T s = da[m] * Codec<StoreT>::template decode<T>(a[i]);
     if constexpr (N == 2) s += db[m] * Codec<StoreT>::template decode<T>(b[i]);
@@ -160,6 +184,28 @@ struct Scatter3 {
   WC_HD void operator()(int64_t, A...) const {}
   WC_HD T term(int c, int64_t i, int64_t m) const {
     return weight * d[m] * Codec<StoreT>::template decode<T>(a[c][i]);
+  }
+};
+
+// The image of a transposed cell (grad += weight * adjoint * snapshot) that
+// also adds the transpose of a tangent's secondary source with respect to the
+// background: `term_a` = weight * da * kept and `term_b` = weight * db * kept,
+// kept the adjoint values an earlier adjoint sweep kept at the same cell and
+// step (its Image's `keep`). The transposed E cell adds term_b where it forms
+// cb lam (before the CPML stretch) and term_a to ca lam; an H cell adds
+// term_a (da the direction of cq) to cq lam. The directions are those of the
+// coefficients themselves (never the bf16 increments').
+template <typename T, typename StoreT>
+struct AdjointScatter : Image<T, StoreT> {
+  static constexpr bool scatters = true;
+  const StoreT* kept;
+  const T* da;
+  const T* db;
+  WC_HD T term_a(int64_t i, int64_t m) const {
+    return this->weight * da[m] * Codec<StoreT>::template decode<T>(kept[i]);
+  }
+  WC_HD T term_b(int64_t i, int64_t m) const {
+    return this->weight * db[m] * Codec<StoreT>::template decode<T>(kept[i]);
   }
 };
 

@@ -140,6 +140,18 @@ struct Tm2dParams {
   const T* tan_pole_a;
   const T* tan_pole_b;
   const T* tan_pole_c;
+
+  // ---- second order (second_vjp; wavecore._sweeps) ---------------------------
+  // The adjoint values the transposed cells image, [slots, n_shots, ny, nx] of T
+  // or bf16 like the snapshots: lam_ey at the E cell, lam_hx and -lam_hz at the
+  // H cells (null: not kept). An adjoint sweep (tangent = 0) writes them; a
+  // tangent sweep images its scattered state against them into grad_*; a
+  // tangent adjoint sweep (tangent = 1 in reverse) adds their secondary sources
+  // weight * tan_<c> * kept (wc_hooks.h AdjointScatter; tan_* then hold the
+  // coefficients' own directions, also with bf16 snapshots).
+  void* adj_ey;
+  void* adj_hx;
+  void* adj_hz;
 };
 
 // ---- index helpers ---------------------------------------------------------
@@ -343,6 +355,7 @@ WC_HD void tm2d_adjoint_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y,
                           tm2d_poles(p, shot, j), 0, i, lam, fold, debye);
   image(i, lam);
   T wz = p.cb[m] * lam;
+  if constexpr (I::scatters) wz += image.term_b(i, m);
   T wx = -wz;
   if constexpr (PML_Z) {
     T& psi = p.lam_psi_hx_z[tm2d_psi_z_index<T, M>(p, shot, y, x, p.pml_z1)];
@@ -354,10 +367,10 @@ WC_HD void tm2d_adjoint_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y,
   }
   p.w_z[i] = wz;
   p.w_x[i] = wx;
-  if constexpr (D::on)
-    p.lam_ey[i] = p.ca[m] * lam + fold;
-  else
-    p.lam_ey[i] = p.ca[m] * lam;
+  T next = p.ca[m] * lam;
+  if constexpr (D::on) next += fold;
+  if constexpr (I::scatters) next += image.term_a(i, m);
+  p.lam_ey[i] = next;
 }
 
 // Step B at an Hx cell (rows [M, ny - M - 1]).
@@ -370,7 +383,9 @@ WC_HD void tm2d_adjoint_hx_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y,
   const T lam = p.lam_hx[i] - diff_to_half<T, ORDER>(p.w_z + i, p.nx) * p.rdz;
   p.lam_hx[i] = lam;
   image(i, lam);
-  T v = p.cq[tm2d_model_offset(p, shot) + j] * lam;
+  const int64_t m = tm2d_model_offset(p, shot) + j;
+  T v = p.cq[m] * lam;
+  if constexpr (I::scatters) v += image.term_a(i, m);
   if constexpr (PML_Z) {
     T& psi = p.lam_psi_ey_z[tm2d_psi_z_index<T, M>(p, shot, y, x, p.pml_z1 - 1)];
     v = cpml_stretch_adjoint(v, psi, p.az_h[y], p.bz_h[y], p.kz_h[y]);
@@ -389,7 +404,9 @@ WC_HD void tm2d_adjoint_hz_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y,
   const T lam = p.lam_hz[i] - diff_to_half<T, ORDER>(p.w_x + i, 1) * p.rdx;
   p.lam_hz[i] = lam;
   image(i, -lam);
-  T v = -(p.cq[tm2d_model_offset(p, shot) + j] * lam);
+  const int64_t m = tm2d_model_offset(p, shot) + j;
+  T v = -(p.cq[m] * lam);
+  if constexpr (I::scatters) v += image.term_a(i, m);
   if constexpr (PML_X) {
     T& psi = p.lam_psi_ey_x[tm2d_psi_x_index<T, M>(p, shot, y, x, p.pml_x1 - 1)];
     v = cpml_stretch_adjoint(v, psi, p.ax_h[x], p.bx_h[x], p.kx_h[x]);
@@ -430,7 +447,13 @@ WC_HD Image<T, StoreT> tm2d_image_of(const Tm2dParams<T>& p, void* a, void* b,
   return Image<T, StoreT>{
       a ? static_cast<const StoreT*>(a) + offset : nullptr,
       b ? static_cast<const StoreT*>(b) + offset : nullptr,
-      a ? grad_a : nullptr, b ? grad_b : nullptr, snapshot_weight<T>(p, t)};
+      a ? grad_a : nullptr, b ? grad_b : nullptr, snapshot_weight<T>(p, t), nullptr};
+}
+
+// The slots of step t of a kept-adjoint array (adj_*), or null.
+template <typename StoreT, typename T>
+WC_HD StoreT* tm2d_kept_of(const Tm2dParams<T>& p, void* base, int64_t t) {
+  return base ? static_cast<StoreT*>(base) + snapshot_offset(p, t, tm2d_numel(p)) : nullptr;
 }
 
 // The Debye snapshot slots of step t (nulls where not stored).
@@ -468,8 +491,10 @@ WC_HD void tm2d_h_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
     using S = decltype(zero);
     if (p.tangent) {
       const T w = snapshot_weight<T>(p, t);
-      f(Scatter<T, S, 1>{tm2d_store_of<S>(p, p.snap_sz, t).a, nullptr, p.tan_cq, nullptr, w},
-        Scatter<T, S, 1>{tm2d_store_of<S>(p, p.snap_sx, t).a, nullptr, p.tan_cq, nullptr, w});
+      f(Scatter<T, S, 1>{tm2d_store_of<S>(p, p.snap_sz, t).a, nullptr, p.tan_cq, nullptr, w,
+                         tm2d_kept_of<S>(p, p.adj_hx, t), p.grad_cq, nullptr},
+        Scatter<T, S, 1>{tm2d_store_of<S>(p, p.snap_sx, t).a, nullptr, p.tan_cq, nullptr, w,
+                         tm2d_kept_of<S>(p, p.adj_hz, t), p.grad_cq, nullptr});
     } else {
       f(tm2d_store_of<S>(p, p.snap_sz, t), tm2d_store_of<S>(p, p.snap_sx, t));
     }
@@ -504,13 +529,71 @@ WC_HD void tm2d_e_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
     }
     const T w = snapshot_weight<T>(p, t);
     const Scatter<T, S, 2> scatter{tm2d_store_of<S>(p, p.snap_ey, t).a,
-                                   tm2d_store_of<S>(p, p.snap_curl, t).a, p.tan_ca, p.tan_cb, w};
+                                   tm2d_store_of<S>(p, p.snap_curl, t).a,
+                                   p.tan_ca,
+                                   p.tan_cb,
+                                   w,
+                                   tm2d_kept_of<S>(p, p.adj_ey, t),
+                                   p.grad_ca,
+                                   p.grad_cb};
     if constexpr (POLES) {
       const DebyeImage<T, S, 1> at = tm2d_debye_image_of<S>(p, t);
       f(scatter, Counted<DebyeScatter<T, S, 1>, K>{
                      {{at.pol[0]}, {at.esum[0]}, p.tan_pole_a, p.tan_pole_b, p.tan_pole_c, w}});
     } else {
       f(scatter, NoDebye{});
+    }
+  });
+}
+
+// ---- the hooks of a transposed step (CPU rows and CUDA kernels) --------------
+//
+// f(image) for the E cells of step t without Debye poles: nothing (NoImage)
+// where step t accumulates no gradient of ca, cb; else the Image of the stored
+// snapshots, which an adjoint sweep of second order also has keep its adjoint
+// values (adj_ey), or in a tangent adjoint sweep where ca and cb move the
+// AdjointScatter of the kept values.
+template <typename T, typename F>
+WC_HD void tm2d_adjoint_e_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
+  if (!tm2d_stores(p, t) || (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
+    f(NoImage{});
+    return;
+  }
+  with_snapshot_type<T>(p, [&](auto zero) {
+    using S = decltype(zero);
+    auto image = tm2d_image_of<S>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t);
+    if (!p.tangent) {
+      image.keep = tm2d_kept_of<S>(p, p.adj_ey, t);
+      f(image);
+    } else if (p.tan_ca != nullptr && p.adj_ey != nullptr) {
+      f(AdjointScatter<T, S>{image, tm2d_kept_of<S>(p, p.adj_ey, t), p.tan_ca, p.tan_cb});
+    } else {
+      f(image);
+    }
+  });
+}
+
+// f(image_z, image_x) for the Hx and Hz cells of step t, as tm2d_adjoint_e_hooks
+// (cq: adj_hx, adj_hz).
+template <typename T, typename F>
+WC_HD void tm2d_adjoint_h_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
+  if (!tm2d_stores(p, t) || p.grad_cq == nullptr) {
+    f(NoImage{}, NoImage{});
+    return;
+  }
+  with_snapshot_type<T>(p, [&](auto zero) {
+    using S = decltype(zero);
+    auto image_z = tm2d_image_of<S>(p, p.snap_sz, nullptr, p.grad_cq, nullptr, t);
+    auto image_x = tm2d_image_of<S>(p, p.snap_sx, nullptr, p.grad_cq, nullptr, t);
+    if (!p.tangent) {
+      image_z.keep = tm2d_kept_of<S>(p, p.adj_hx, t);
+      image_x.keep = tm2d_kept_of<S>(p, p.adj_hz, t);
+      f(image_z, image_x);
+    } else if (p.tan_cq != nullptr && p.adj_hx != nullptr) {
+      f(AdjointScatter<T, S>{image_z, tm2d_kept_of<S>(p, p.adj_hx, t), p.tan_cq, nullptr},
+        AdjointScatter<T, S>{image_x, tm2d_kept_of<S>(p, p.adj_hz, t), p.tan_cq, nullptr});
+    } else {
+      f(image_z, image_x);
     }
   });
 }

@@ -155,11 +155,8 @@ template <typename T, int ORDER>
 __global__ void tm2d_adjoint_e(const Tm2dParams<T> p, int64_t t) {
   const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
   if (!c.inside) return;
-  auto make = [&](auto zero, int) {
-    return tm2d_image_of<decltype(zero)>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t);
-  };
-  with_hooks<T, NoImage>(p, t, p.grad_ca != nullptr || p.grad_cb != nullptr, make,
-                          [&](auto image, auto) {
+  // the image, with second order's kept values or scatter (tm2d_adjoint_e_hooks)
+  tm2d_adjoint_e_hooks(p, t, [&](auto image) {
     tm2d_e_flags(p, c, [&](auto pz, auto px) {
       tm2d_adjoint_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(
           p, c.shot, c.y, c.x, image);
@@ -203,11 +200,7 @@ template <typename T, int ORDER>
 __global__ void tm2d_adjoint_h(const Tm2dParams<T> p, int64_t t) {
   const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
   if (!c.inside) return;
-  auto make = [&](auto zero, int which) {
-    return tm2d_image_of<decltype(zero)>(p, which == 0 ? p.snap_sz : p.snap_sx, nullptr,
-                                         p.grad_cq, nullptr, t);
-  };
-  with_hooks<T, NoImage>(p, t, p.grad_cq != nullptr, make, [&](auto image_z, auto image_x) {
+  tm2d_adjoint_h_hooks(p, t, [&](auto image_z, auto image_x) {
     tm2d_h_flags<T, ORDER>(
         p, c,
         [&](auto pz) {

@@ -192,6 +192,32 @@ class SnapshotSlots:
             self._coefficient(da, region) * self._load_at(pol_snapshot, t, region)
             + db * over_poles(self._load_at(esum_snapshot, t, region)))
 
+    def _keep(self, name, t, region, values):
+        """Second order: an adjoint sweep keeps the adjoint values it images
+        (``adj_<field>``, when set and step t is stored)."""
+        slot = None if self._tangent() else self._slot(name, t)
+        if slot is not None:
+            slot[region] = to_bf16(values) if slot.dtype == np.uint16 else values
+
+    def _kept_term(self, direction, kept, t, region):
+        """Second order, a tangent adjoint sweep: ``weight * d * kept`` (the
+        transpose of a tangent's secondary source with respect to the
+        background), or 0 where there is none."""
+        d = self._direction(direction, t)
+        if d is None or self._slot(kept, t) is None:
+            return 0
+        return self._weight(t) * (self._coefficient(d, region) * self._load_at(kept, t, region))
+
+    def _image_kept(self, grad_name, direction, kept, t, region, values):
+        """Second order, a tangent sweep: ``grad += weight * kept * values`` (the
+        scattered state imaged against the kept adjoint values)."""
+        grad = getattr(self.b, grad_name, None)
+        if (grad is None or self._direction(direction, t) is None
+                or self._slot(kept, t) is None):
+            return
+        grad.reshape(self._shape_of(grad_name))[region] += (
+            self._weight(t) * self._load_at(kept, t, region) * values)
+
     def _slot(self, name, t):
         """Snapshot array ``name`` of step t as ``slot_shape``, or None."""
         array = getattr(self.b, name, None)
@@ -303,6 +329,7 @@ class ReferenceTm2d(SnapshotSlots):
         hx_dom = (Ellipsis, slice(m, ny - m), slice(m, nx - m + 1))
         if self._tangent():
             hx[hx_dom] += self._scatter("tan_cq", "snap_sz", t, hx_dom)
+            self._image_kept("grad_cq", "tan_cq", "adj_hx", t, hx_dom, d)
         # Hz at (y, x + 1/2): domain rows, columns [M, nx - M - 1].
         d = diff_to_half(ey[..., m : ny - m + 1, :], -1, m, nx - m, self.coeffs) * b.geometry["rdx"]
         if len(self.h_cols):
@@ -314,6 +341,7 @@ class ReferenceTm2d(SnapshotSlots):
         hz_dom = (Ellipsis, slice(m, ny - m + 1), slice(m, nx - m))
         if self._tangent():
             hz[hz_dom] -= self._scatter("tan_cq", "snap_sx", t, hz_dom)
+            self._image_kept("grad_cq", "tan_cq", "adj_hz", t, hz_dom, d)
 
     def _update_e(self, t=None):
         b, m, ny, nx = self.b, self.m, self.ny, self.nx
@@ -338,6 +366,8 @@ class ReferenceTm2d(SnapshotSlots):
         if self._tangent():
             e_new = e_new + (self._scatter("tan_ca", "snap_ey", t, dom)
                              + self._scatter("tan_cb", "snap_curl", t, dom))
+            self._image_kept("grad_ca", "tan_ca", "adj_ey", t, dom, e_old)
+            self._image_kept("grad_cb", "tan_ca", "adj_ey", t, dom, curl)
         if self.n_poles:  # + sum_p c_p P_p, P of the previous step
             pol = self._poles("pol_ey")[dom]
             self._store("snap_pol", t, dom, pol)
@@ -427,7 +457,14 @@ class ReferenceTm2d(SnapshotSlots):
             self._image("grad_pole_b", "snap_esum", t, dom, lam_p)
         self._image("grad_ca", "snap_ey", t, dom, lt)
         self._image("grad_cb", "snap_curl", t, dom, lt)
-        wz = b.cb[:, None][dom] * lt
+        images = b.grad_ca is not None or b.grad_cb is not None
+        term_a = term_b = 0
+        if images and self._tangent():  # second order: the kept values' scatter
+            term_a = self._kept_term("tan_ca", "adj_ey", t, dom)
+            term_b = self._kept_term("tan_cb", "adj_ey", t, dom)
+        elif images:
+            self._keep("adj_ey", t, dom, lt)
+        wz = b.cb[:, None][dom] * lt + term_b
         wx = -wz
         if len(self.e_rows):
             rows = self.e_rows + m
@@ -439,7 +476,7 @@ class ReferenceTm2d(SnapshotSlots):
                                b.ax[cols], b.bx[cols], b.kx[cols])
         self._view("w_z")[dom] = wz
         self._view("w_x")[dom] = wx
-        lam_e[dom] = b.ca[:, None][dom] * lt
+        lam_e[dom] = b.ca[:, None][dom] * lt + term_a
         if self.n_poles:
             lam_e[dom] += q
             lam_pol[dom] = (self._coefficient(b.pole_a, dom) * lam_p
@@ -456,6 +493,9 @@ class ReferenceTm2d(SnapshotSlots):
         lam_hx[hx_dom] -= diff_to_half(w_z, -2, m, ny - m, self.coeffs) * b.geometry["rdz"]
         self._image("grad_cq", "snap_sz", t, hx_dom, lam_hx[hx_dom])
         v = cq[hx_dom] * lam_hx[hx_dom]
+        if b.grad_cq is not None:  # second order: keep, or the kept values' scatter
+            v = v + self._kept_term("tan_cq", "adj_hx", t, hx_dom)
+            self._keep("adj_hx", t, hx_dom, lam_hx[hx_dom])
         if len(self.h_rows):
             rows = self.h_rows + m
             self._cpml_adjoint(v, self._view("lam_psi_ey_z"), self.h_rows, -2,
@@ -468,6 +508,9 @@ class ReferenceTm2d(SnapshotSlots):
         lam_hz[hz_dom] -= diff_to_half(w_x, -1, m, nx - m, self.coeffs) * b.geometry["rdx"]
         self._image("grad_cq", "snap_sx", t, hz_dom, -lam_hz[hz_dom])
         v = -(cq[hz_dom] * lam_hz[hz_dom])
+        if b.grad_cq is not None:
+            v = v + self._kept_term("tan_cq", "adj_hz", t, hz_dom)
+            self._keep("adj_hz", t, hz_dom, -lam_hz[hz_dom])
         if len(self.h_cols):
             cols = self.h_cols + m
             self._cpml_adjoint(v, self._view("lam_psi_ey_x"), self.h_cols, -1,

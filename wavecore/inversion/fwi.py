@@ -37,12 +37,13 @@ import numpy as np
 
 from .. import _maxwell3d, _tm2d
 from .misfit import HESSIANS, MISFITS
-from .newton import conjugate_gradient, forcing_term, gauss_newton_hvp
+from .newton import conjugate_gradient, forcing_term, gauss_newton_hvp, hvp
 
 PARAMETERS = ("epsilon", "sigma")            # the default of `invert`
 POLE_PARAMETERS = ("delta_epsilon", "tau")   # Debye poles (with dispersion=)
 INVERTIBLE = PARAMETERS + POLE_PARAMETERS
-METHODS = ("lbfgs", "sd", "nlcg", "gauss-newton")
+METHODS = ("lbfgs", "sd", "nlcg", "gauss-newton", "truncated-newton")
+NEWTON = ("gauss-newton", "truncated-newton")
 TAU_MAX = 1e-6  # seconds: the default upper bound of tau (soils relax in 1e-11 to 1e-7 s)
 
 
@@ -65,6 +66,10 @@ class Scale:
         """dp/dx at ``x`` (the chain rule from the gradient in p to the one in x)."""
         return self.from_unit(x, lo, hi) * np.log(hi / lo) if self.log else \
             np.full(np.shape(x), hi - lo)
+
+    def curvature(self, x, lo, hi):
+        """d^2p/dx^2 at ``x`` (the full Hessian in x adds gradient x curvature)."""
+        return self.slope(x, lo, hi) * np.log(hi / lo) if self.log else np.zeros(np.shape(x))
 
 
 #: The scale of each invertible parameter.
@@ -242,11 +247,13 @@ class Problem:
         res, misfit = forward_run(self.spec, self.to_models(x), self.shots)
         return misfit(res.receiver_data, self.spec["observed"][self.shots])[0]
 
-    def newton_system(self, x):
+    def newton_system(self, x, full: bool = False):
         """``(misfit, gradient, product, close)`` at ``x`` in the unknowns: the
         gradient and ``product(v) = J^T H_phi J v`` (the Gauss-Newton Hessian in
-        the scaled unknowns, wavecore.inversion.newton) from one forward run
-        whose snapshots serve every product until ``close()``."""
+        the scaled unknowns, wavecore.inversion.newton) or, with ``full``, the
+        full Hessian (plus ``second_vjp``, and the scaling's own curvature
+        ``g_p d^2p/dx^2``), from one forward run whose snapshots serve every
+        product until ``close()``."""
         self.evaluations += 1
         spec, shots = self.spec, self.shots
         res, misfit = forward_run(spec, self.to_models(x), shots, self.parameters)
@@ -256,10 +263,17 @@ class Problem:
         grads = res.vjp(residual.astype(dtype), keep=True)
         gradient = self._in_unknowns(grads, x)
 
+        curvature = 0.0
+        if full:
+            curvature = np.concatenate([
+                getattr(grads, p).astype(np.float64)[self._cells(p)].ravel()
+                * SCALES[p].curvature(part, lo, hi) for p, (lo, hi), part in self._parts(x)])
+        product_of = hvp if full else gauss_newton_hvp
+
         def product(v):
             directions = self._in_models(v, x)
-            return self._in_unknowns(
-                gauss_newton_hvp(res, directions, observed, spec["misfit"]), x)
+            return self._in_unknowns(product_of(res, directions, observed, spec["misfit"]),
+                                     x) + curvature * v
 
         return value, gradient, product, res.close
 
@@ -321,12 +335,13 @@ def _line_search(problem, x, f, g, direction, step):
     return x, f, g, 0.0
 
 
-def _gauss_newton_step(problem, x, cg_iterations, state):
-    """One projected Gauss-Newton iteration from ``x``: the inner CG solve of
-    ``H d = -g`` over the free unknowns (those not held at a bound by the
-    gradient) to the Eisenstat-Walker tolerance, then a projected backtracking
-    line search from the full step. Returns ``(x, f, taken, record)``."""
-    f, g, product, close = problem.newton_system(x)
+def _gauss_newton_step(problem, x, cg_iterations, state, full: bool = False):
+    """One projected Newton iteration from ``x`` (Gauss-Newton, or with ``full``
+    truncated Newton on the full Hessian): the inner CG solve of ``H d = -g``
+    over the free unknowns (those not held at a bound by the gradient) to the
+    Eisenstat-Walker tolerance, stopped at negative curvature, then a projected
+    backtracking line search from the full step. Returns ``(x, f, taken, record)``."""
+    f, g, product, close = problem.newton_system(x, full)
     try:
         free = ~(((x <= 0.0) & (g > 0)) | ((x >= 1.0) & (g < 0)))
         g_norm = float(np.linalg.norm(g[free]))
@@ -375,24 +390,32 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
     wavecore.inversion.newton; Eisenstat-Walker tolerances; stopped at
     negative curvature) over the unknowns not held at a bound, then a projected
     backtracking line search from the full step; the history records the inner
-    iterations. It runs the shots in this process (no ``executor``) and takes no
-    gradient ``smoothing`` (it would make the operator unsymmetric).
+    iterations. ``method="truncated-newton"`` does the same with the full
+    Hessian (``wavecore.inversion.hvp``: the Gauss-Newton product plus
+    ``second_vjp``; tm2d without Debye poles), whose negative curvature far
+    from the solution ends the inner solve. Both run the shots in this process
+    (no ``executor``) and take no gradient ``smoothing`` (it would make the
+    operator unsymmetric).
     Returns the final model and the history (misfit per iteration and stage).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == "gauss-newton":
+    if method in NEWTON:
         if executor is not None:
-            raise ValueError("method='gauss-newton' runs its shots in this process: its "
+            raise ValueError(f"method={method!r} runs its shots in this process: its "
                              "inner products reuse one forward run's snapshots; pass "
                              "executor=None (or use method='lbfgs' with an executor)")
         if smoothing:
-            raise ValueError("method='gauss-newton' takes no gradient smoothing (a smoothed "
+            raise ValueError(f"method={method!r} takes no gradient smoothing (a smoothed "
                              "gradient with an unsmoothed Hessian is not a Newton system); "
                              "pass smoothing=0")
         if not (isinstance(misfit, str) and misfit in HESSIANS):
-            raise ValueError(f"method='gauss-newton' needs the data-space Hessian of the "
+            raise ValueError(f"method={method!r} needs the data-space Hessian of the "
                              f"misfit: one of {sorted(HESSIANS)}, got {misfit!r}")
+        if method == "truncated-newton" and (system != "tm2d" or dispersion is not None):
+            raise ValueError("method='truncated-newton' needs second_vjp, which tm2d runs "
+                             "without Debye poles have (maxwell3d and Debye media: not yet); "
+                             "use method='gauss-newton'")
         if isinstance(cg_iterations, bool) or not isinstance(cg_iterations, int) or \
                 cg_iterations < 1:
             raise ValueError(f"cg_iterations must be an int >= 1, got {cg_iterations!r}")
@@ -462,12 +485,13 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
 
         draw()
         x = problem.to_x(models)
-        if method == "gauss-newton":
+        if method in NEWTON:
             if done == 0:
                 record(x, problem.value(x), 0)
             state: dict = {}
             for k in range(done + 1, iterations + 1):
-                x, f, taken, info = _gauss_newton_step(problem, x, cg_iterations, state)
+                x, f, taken, info = _gauss_newton_step(problem, x, cg_iterations, state,
+                                                       full=method == "truncated-newton")
                 record(x, f, k, **info)
                 if taken == 0:
                     break

@@ -11,18 +11,23 @@ Because ``jvp`` is the exact transpose of ``vjp`` for every storage setting
 (bf16 snapshots and sampling intervals included), the operator is symmetric
 to rounding, which the conjugate-gradient loop relies on.
 
-The full Hessian adds ``grad_m <grad phi, J(m) v>`` (``second_vjp``), which
-wavecore does not compute yet; the truncated-Newton method on the full Hessian
-needs it.
+The full Hessian adds ``grad_m <grad phi, J(m) v>`` (``result.second_vjp``):
+:func:`hvp` applies ``J^T H_phi J v + grad_m <grad phi, J(m) v>`` in three sweeps of the
+same forward run: the second-order adjoint's (its tangent sweep gives ``J v``,
+and the ``vjp`` of ``H_phi J v`` rides on its last sweep). It is symmetric
+to rounding with exact snapshots (``model_gradient_sampling_interval=1``, no
+compression) and, unlike the Gauss-Newton operator, may be indefinite far from
+the solution: the truncated-Newton method stops its inner solve there.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .misfit import HESSIANS
+from .._sweeps import check_capable
+from .misfit import HESSIANS, MISFITS
 
-__all__ = ["gauss_newton_hvp", "conjugate_gradient", "forcing_term"]
+__all__ = ["gauss_newton_hvp", "hvp", "conjugate_gradient", "forcing_term"]
 
 
 def _hessian_of(misfit):
@@ -53,6 +58,36 @@ def gauss_newton_hvp(result, direction: dict, observed, misfit="l2", *, keep: bo
     data = np.asarray(result.receiver_data)
     h = np.asarray(hessian(data, np.asarray(observed), np.asarray(jv)))
     return result.vjp(h.astype(data.dtype), keep=keep)
+
+
+def hvp(result, direction: dict, observed, misfit="l2", *, keep: bool = True):
+    """The full Hessian of ``misfit`` at the model of ``result`` applied to
+    ``direction``: ``J^T H_phi J v + grad_m <grad phi, J(m) v>``.
+
+    ``misfit`` is ``"l2"``, ``"ncc"``, ``"huber"`` or a pair of callables
+    ``(misfit(synthetic, observed) -> (value, gradient), hessian(synthetic,
+    observed, d_synthetic) -> H_phi d_synthetic)``. Returns a
+    :class:`~wavecore.gradients.Gradients`. ``keep`` as in
+    :func:`gauss_newton_hvp`. It costs one ``second_vjp``, three sweeps
+    (docs/second-order.md gives the measured cost).
+    """
+    if isinstance(misfit, str):
+        function, hessian = MISFITS.get(misfit), _hessian_of(misfit)
+    elif isinstance(misfit, tuple) and len(misfit) == 2 and all(map(callable, misfit)):
+        function, hessian = misfit
+    else:
+        raise TypeError(f"misfit must be a name or a (misfit, hessian) pair of callables, "
+                        f"got {type(misfit).__name__}")
+    check_capable("second_vjp", result, directions=tuple(direction))
+    data = np.asarray(result.receiver_data)
+    observed = np.asarray(observed)
+    _, gradient = function(data, observed)
+
+    def h_phi(jv):  # second_vjp's tangent sweep is the jvp: no sweep of its own
+        return np.asarray(hessian(data, observed, np.asarray(jv))).astype(data.dtype)
+
+    return result.gradient.second_vjp(direction, np.asarray(gradient).astype(data.dtype),
+                                      keep=keep, vjp_cotangent=h_phi)
 
 
 def forcing_term(g_norm: float, g_norm_prev: float | None, eta_prev: float | None,

@@ -428,18 +428,24 @@ def _check_inversion(cfg: JobConfig) -> None:
         _fail(p, "inversion.parameters", f"{poles} are Debye pole parameters, but the model "
                                          "has no poles: add [model.debye] (the starting poles)")
     method = inv.get("method", "lbfgs")
-    if method not in ("lbfgs", "sd", "nlcg", "gauss-newton"):
-        _fail(p, "inversion.method", f"must be 'lbfgs', 'sd', 'nlcg' or 'gauss-newton', got "
-                                     f"{inv['method']!r}")
-    if method == "gauss-newton":
+    newton = ("gauss-newton", "truncated-newton")
+    if method not in ("lbfgs", "sd", "nlcg", *newton):
+        _fail(p, "inversion.method", f"must be 'lbfgs', 'sd', 'nlcg', 'gauss-newton' or "
+                                     f"'truncated-newton', got {inv['method']!r}")
+    if method in newton:
         if cfg.parallel.get("executor", "serial") != "serial":  # default: serial here
-            _fail(p, "parallel.executor", "must be 'serial' with inversion.method = "
-                                          "'gauss-newton' (its inner products reuse one "
+            _fail(p, "parallel.executor", f"must be 'serial' with inversion.method = "
+                                          f"{method!r} (its inner products reuse one "
                                           "forward run's snapshots in this process)")
         if inv.get("smoothing", 0):
-            _fail(p, "inversion.smoothing", "must be 0 with inversion.method = 'gauss-newton'")
+            _fail(p, "inversion.smoothing", f"must be 0 with inversion.method = {method!r}")
+        if method == "truncated-newton" and (cfg.solver.get("system", "tm2d") != "tm2d"
+                                            or "debye" in cfg.model):
+            _fail(p, "inversion.method", "'truncated-newton' needs second_vjp, which tm2d "
+                                         "without Debye poles has; use 'gauss-newton'")
     elif "cg_iterations" in inv:
-        _fail(p, "inversion.cg_iterations", "only acts with inversion.method = 'gauss-newton'")
+        _fail(p, "inversion.cg_iterations", "only acts with inversion.method = "
+                                            "'gauss-newton' or 'truncated-newton'")
     if "cg_iterations" in inv:
         _number(p, "inversion.cg_iterations", inv["cg_iterations"], integer=True, minimum=1)
     if inv.get("misfit", "l2") not in ("l2", "ncc", "huber"):

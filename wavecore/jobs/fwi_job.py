@@ -6,8 +6,8 @@ starting model and ``[inversion]`` says what to invert::
     [inversion]
     observed = "survey.h5"         # the output of `wavecore forward`
     parameters = ["epsilon"]
-    method = "lbfgs"               # "lbfgs", "sd", "nlcg" or "gauss-newton"
-    cg_iterations = 10             # inner CG iterations of a Gauss-Newton step
+    method = "lbfgs"               # "lbfgs", "sd", "nlcg", "gauss-newton", "truncated-newton"
+    cg_iterations = 10             # inner CG iterations of a (Gauss-/truncated) Newton step
     iterations = 20                # per frequency stage
     misfit = "l2"                  # "l2", "ncc" or "huber"
     frequencies = [2e8]            # low-pass stages (Hz), then the full band
@@ -51,8 +51,8 @@ def _executor(cfg: JobConfig):
     """(executor or None, closer) for the gradient shots; the workers of local
     processes, a LocalCluster or MPI die with this process."""
     par = cfg.parallel
-    # Gauss-Newton's inner products reuse one forward run in this process.
-    serial = cfg.inversion.get("method") == "gauss-newton"
+    # Newton methods' inner products reuse one forward run in this process.
+    serial = cfg.inversion.get("method") in ("gauss-newton", "truncated-newton")
     kind = par.get("executor", "serial" if serial else DEFAULT_EXECUTOR)
     if kind == "serial":
         return None, (lambda kill=False: None)
