@@ -1,5 +1,5 @@
-"""Gauss-Newton against L-BFGS on the built-in two-parameter synthetic: iterations,
-wall time and wave-equation sweeps to the same misfit.
+"""Gauss-Newton and truncated Newton against L-BFGS on the built-in two-parameter
+synthetic: iterations, wall time and wave-equation sweeps to the same misfit.
 
 Usage::
 
@@ -11,12 +11,14 @@ wet layer), epsilon and sigma both inverted from a homogeneous sand start below
 the known air rows; surface survey (sources every 20 cm, receivers every 12 cm),
 300 MHz Ricker, stencil 4, float32, one full-band stage, bounds epsilon [1, 25],
 sigma [0, 0.05] S/m, 2 threads. L-BFGS-B runs ``--lbfgs-iterations``; its final
-misfit is the target. Gauss-Newton (``method="gauss-newton"``,
-``--cg-iterations`` inner CG iterations at most) runs until it reaches that
-misfit or ``--gn-iterations``. "sweeps" counts the passes over the time steps:
-a forward (with or without snapshots), a vjp and a jvp count one each (L-BFGS:
-2 per evaluation; Gauss-Newton: 2 for the gradient, 2 per CG iteration, 1 per
-line-search trial). Both are timed in this process one after the other; the
+misfit is the target. Gauss-Newton (``method="gauss-newton"``) and truncated
+Newton (``method="truncated-newton"``, the full Hessian), with
+``--cg-iterations`` inner CG iterations at most, run ``--gn-iterations``; the
+table gives where they first reach that misfit. "sweeps" counts the passes over
+the time steps: a forward (with or without snapshots), a vjp and a jvp count one
+each (L-BFGS: 2 per evaluation; the Newton methods: 2 for the gradient, 2 (GN)
+or 3 (full: second_vjp's three sweeps) per CG iteration, 1 per line-search
+trial). Both are timed in this process one after the other; the
 model error is the relative L2 error of epsilon and of sigma below the air.
 Results go to bench/results/newton_<cpu>_<date>[_quick].{json,md}.
 """
@@ -101,45 +103,52 @@ def main():
     model, mask, args, common, size = setup(a.spacing, a.threads)
     lb, lb_hist = run("lbfgs", args, common, a.lbfgs_iterations)
     target = lb_hist[-1]["misfit"]
-    gn, gn_hist = run("gauss-newton", args, common, a.gn_iterations, cg=a.cg_iterations)
     start = lb_hist[0]["misfit"]
-    hit = to_target(gn_hist, target)
-    reached = hit is not None
-    upto = gn_hist[:gn_hist.index(hit) + 1] if reached else gn_hist
-    lb_sweeps = 2 * lb_hist[-1]["evaluations"]
-    cg_total = sum(h.get("cg_iterations", 0) for h in upto)
-    gn_gradients = len(upto) - 1
-    gn_trials = upto[-1]["evaluations"] - gn_gradients
-    gn_sweeps = 2 * gn_gradients + 2 * cg_total + gn_trials
-    rows = [["L-BFGS-B", len(lb_hist) - 1, f"{lb_hist[-1]['seconds']:.1f}", lb_sweeps,
-             f"{target / start:.3e}", f"{error(lb.epsilon, model.epsilon, mask):.3f}",
-             f"{error(lb.sigma, model.sigma, mask):.3f}"],
-            ["Gauss-Newton, to the target" if reached else "Gauss-Newton (target missed)",
-             gn_gradients, f"{upto[-1]['seconds']:.1f}", gn_sweeps,
-             f"{upto[-1]['misfit'] / start:.3e}", "", ""],
-            [f"Gauss-Newton, all {len(gn_hist) - 1} iterations", len(gn_hist) - 1,
-             f"{gn_hist[-1]['seconds']:.1f}", "", f"{gn_hist[-1]['misfit'] / start:.3e}",
-             f"{error(gn.epsilon, model.epsilon, mask):.3f}",
-             f"{error(gn.sigma, model.sigma, mask):.3f}"]]
+    rows = [["L-BFGS-B", len(lb_hist) - 1, f"{lb_hist[-1]['seconds']:.1f}",
+             2 * lb_hist[-1]["evaluations"], f"{target / start:.3e}",
+             f"{error(lb.epsilon, model.epsilon, mask):.3f}",
+             f"{error(lb.sigma, model.sigma, mask):.3f}"]]
+    newton, summary = {}, []
+    # sweeps per inner product: Gauss-Newton jvp + vjp, truncated Newton second_vjp's three
+    for method, label, per_cg in (("gauss-newton", "Gauss-Newton", 2),
+                                  ("truncated-newton", "Truncated Newton", 3)):
+        result, hist = run(method, args, common, a.gn_iterations, cg=a.cg_iterations)
+        hit = to_target(hist, target)
+        upto = hist[:hist.index(hit) + 1] if hit is not None else hist
+        cg_total = sum(h.get("cg_iterations", 0) for h in upto)
+        outer = len(upto) - 1
+        trials = upto[-1]["evaluations"] - outer
+        sweeps = 2 * outer + per_cg * cg_total + trials
+        rows += [[f"{label}, to the target" if hit else f"{label} (target missed)", outer,
+                  f"{upto[-1]['seconds']:.1f}", sweeps, f"{upto[-1]['misfit'] / start:.3e}",
+                  "", ""],
+                 [f"{label}, all {len(hist) - 1} iterations", len(hist) - 1,
+                  f"{hist[-1]['seconds']:.1f}", "", f"{hist[-1]['misfit'] / start:.3e}",
+                  f"{error(result.epsilon, model.epsilon, mask):.3f}",
+                  f"{error(result.sigma, model.sigma, mask):.3f}"]]
+        newton[method] = dict(history=hist, reached=hit is not None)
+        summary += [f"{label} {'reached it' if hit else 'did NOT reach it'} in {outer} "
+                    f"iterations ({cg_total} CG iterations in all, at most "
+                    f"{a.cg_iterations} each; {trials} line-search trials). Its iterations: "
+                    + ", ".join(f"{h['misfit'] / start:.2e} ({h.get('cg_iterations', 0)} CG, "
+                                f"{h.get('cg_stop', '-')})" for h in hist)]
     meta = machine_info()
     meta["date"] = datetime.datetime.now().isoformat(timespec="seconds")
-    lines = [f"# Gauss-Newton vs L-BFGS-B, pipe_and_wet_layer {size['grid'][0]} x "
+    lines = [f"# Newton methods vs L-BFGS-B, pipe_and_wet_layer {size['grid'][0]} x "
              f"{size['grid'][1]}, {size['shots']} shots, {size['steps']} steps, epsilon + sigma",
              "", f"{meta['cpu']} ({meta['cores']} cores), {meta['date']}, commit {meta['git']}",
              "", *markdown_table(["method", "iterations", "seconds", "sweeps",
                                   "misfit / start", "eps error", "sigma error"], rows), "",
-             f"Target: L-BFGS-B's misfit after {a.lbfgs_iterations} iterations; Gauss-Newton "
-             f"{'reached it' if reached else 'did NOT reach it'} in {gn_gradients} "
-             f"iterations ({cg_total} CG iterations in all, at most {a.cg_iterations} each; "
-             f"{gn_trials} line-search trials)."]
-    lines += ["", "Gauss-Newton iterations: " + ", ".join(
-        f"{h['misfit'] / start:.2e} ({h.get('cg_iterations', 0)} CG, {h.get('cg_stop', '-')})"
-        for h in gn_hist)]
+             f"Target: L-BFGS-B's misfit after {a.lbfgs_iterations} iterations.", ""]
+    lines += [f"- {line}" for line in summary]
     print("\n".join(lines))
     stem = f"newton_{cpu_slug(meta)}_{meta['date'][:10]}" + ("_quick" if a.quick else "")
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}
-    record = dict(meta=meta, config=config, size=size, lbfgs=lb_hist, gauss_newton=gn_hist,
-                  reached=reached)
+    record = dict(meta=meta, config=config, size=size, lbfgs=lb_hist,
+                  gauss_newton=newton["gauss-newton"]["history"],
+                  truncated_newton=newton["truncated-newton"]["history"],
+                  reached=newton["gauss-newton"]["reached"],
+                  reached_truncated=newton["truncated-newton"]["reached"])
     path = save_results(a.out, stem, lines, record)
     print(f"wrote {path}")
 

@@ -1,6 +1,7 @@
 """Cost of the second-order operators of ``wavecore.tm2d`` (the linearized run
-``jvp`` and the Gauss-Newton product) against the forward, side by side with
-TIDE 0.1.2's ``borntm`` and ``maxwelltm_hvp``.
+``jvp``, ``second_vjp``, the Gauss-Newton and the full Hessian products)
+against the forward, side by side with TIDE 0.1.2's ``borntm`` and
+``maxwelltm_hvp``.
 
 Usage::
 
@@ -14,10 +15,13 @@ first calls of each operation in a fresh interpreter are reported apart)
   * store: the storing forward alone; jvp: ``result.jvp(epsilon=, sigma=)`` on a
     kept run (the tangent sweep over the stored snapshots); GN product:
     ``inversion.gauss_newton_hvp`` on a kept run (one jvp and one vjp, L2);
-  * Born from scratch = store + jvp, GN HVP from scratch = store + jvp + vjp:
-    what TIDE's ``borntm`` (background and scattered fields together) and
-    ``maxwelltm_hvp(hessian_mode="gauss_newton")`` (forward, tangent, adjoint)
-    compute per call. TIDE runs in its own interpreter with
+    second_vjp: ``result.second_vjp(v, c)`` on a kept run (three sweeps); full
+    HVP: ``inversion.hvp`` on a kept run (the same three sweeps, L2);
+  * Born from scratch = store + jvp, GN HVP from scratch = store + jvp + vjp,
+    full HVP from scratch = store + full HVP: what TIDE's ``borntm``
+    (background and scattered fields together) and ``maxwelltm_hvp``
+    (``hessian_mode="gauss_newton"``: forward, tangent, adjoint; ``"full"``:
+    its fused incremental adjoint) compute per call. TIDE runs in its own interpreter with
     ``torch.set_flush_denormal(True)`` and its native CPU backend; "diff" checks
     that both computed the same J v (max |TIDE - wavecore| / max |wavecore|).
 
@@ -43,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import wavecore  # noqa: E402
 from bench_tm2d import (DX, FREQ, PML, cpu_slug, machine_info, make_problem,  # noqa: E402
                         markdown_table, save_results)
-from wavecore.inversion import gauss_newton_hvp  # noqa: E402
+from wavecore.inversion import gauss_newton_hvp, hvp  # noqa: E402
 from wavecore.testing.tide import tide_python  # noqa: E402
 
 NAMES = ("epsilon", "sigma")
@@ -66,13 +70,16 @@ calls = {
     "gn_hvp": lambda: maxwelltm_hvp(*common, d["obs"], vepsilon=d["de"], vsigma=d["ds"],
                                     hessian_mode="gauss_newton", stencil=o["stencil"],
                                     pml_width=o["pml"]),
+    "full_hvp": lambda: maxwelltm_hvp(*common, d["obs"], vepsilon=d["de"], vsigma=d["ds"],
+                                      hessian_mode="full", stencil=o["stencil"],
+                                      pml_width=o["pml"]),
 }
 out, born = {}, None
 for name, call in calls.items():
     times = []
     for _ in range(o["repeat"]):
         start = time.perf_counter()
-        if name == "gn_hvp":  # it differentiates inside
+        if name in ("gn_hvp", "full_hvp"):  # they differentiate inside
             r = call()
         else:
             with torch.no_grad():
@@ -129,13 +136,17 @@ def timed(call):
 def measure(args, kw, v, observed, repeats):
     forward, store, fwd_grad, kept = operations(args, kw, v, observed)
     run = kept()
-    rows = {k: [] for k in ("forward", "fwd+grad", "store", "jvp", "GN product")}
+    rows = {k: [] for k in ("forward", "fwd+grad", "store", "jvp", "GN product", "second_vjp",
+                            "full HVP")}
+    c = np.random.default_rng(3).standard_normal(observed.shape).astype(observed.dtype)
     jv = None
     for r in range(repeats + 1):  # round 0: warm-up
         t = {"forward": timed(forward)[0], "fwd+grad": timed(fwd_grad)[0],
              "store": timed(store)[0]}
         t["jvp"], jv = timed(lambda: run.jvp(**v, keep=True))
         t["GN product"] = timed(lambda: gauss_newton_hvp(run, v, observed))[0]
+        t["second_vjp"] = timed(lambda: run.second_vjp(v, c, keep=True))[0]
+        t["full HVP"] = timed(lambda: hvp(run, v, observed))[0]
         if r:
             for k, value in t.items():
                 rows[k].append(value)
@@ -159,6 +170,7 @@ def child(c):
     t["store"], run = timed(store)
     t["jvp"] = timed(lambda: run.jvp(**v, keep=True))[0]
     t["GN product"] = timed(lambda: gauss_newton_hvp(run, v, observed))[0]
+    t["full HVP"] = timed(lambda: hvp(run, v, observed))[0]
     print(json.dumps(t))
 
 
@@ -177,8 +189,9 @@ def tide(p, amp, v, observed, c):
         subprocess.run([python, "-c", TIDE_SCRIPT, str(src), str(out), str(c["threads"]),
                         json.dumps(opts)], check=True)
         with np.load(out) as z:
-            return {"first": {k: float(z[k][0]) for k in ("forward", "born", "gn_hvp")},
-                    "best": {k: float(z[k][1:].min()) for k in ("forward", "born", "gn_hvp")},
+            names = ("forward", "born", "gn_hvp", "full_hvp")
+            return {"first": {k: float(z[k][0]) for k in names},
+                    "best": {k: float(z[k][1:].min()) for k in names},
                     "born": z["born_data"]}
 
 
@@ -207,29 +220,38 @@ def main():
     peer = None if a.no_tide else tide(p, amp, v, observed, c)
     born = best["store"] + best["jvp"]
     gn = best["store"] + best["GN product"]
-    fwd = best["forward"]
+    full = best["store"] + best["full HVP"]
+    fwd, fg = best["forward"], best["fwd+grad"]
     rows = [[k, f"{first[k]:.3f}" if k in first else "", f"{best[k]:.3f}",
              f"{best[k] / fwd:.2f}x"] for k in best]
     rows += [["Born from scratch (store + jvp)", "", f"{born:.3f}", f"{born / fwd:.2f}x"],
-             ["GN HVP from scratch (store + GN product)", "", f"{gn:.3f}", f"{gn / fwd:.2f}x"]]
+             ["GN HVP from scratch (store + GN product)", "", f"{gn:.3f}", f"{gn / fwd:.2f}x"],
+             ["full HVP from scratch (store + full HVP)", "", f"{full:.3f}",
+              f"{full / fwd:.2f}x"]]
     targets = [("jvp <= 2.2x our forward (the tangent sweep on kept snapshots)",
                 f"{best['jvp'] / fwd:.2f}x", best["jvp"] / fwd <= 2.2),
                ("Born from scratch <= 2.2x our forward", f"{born / fwd:.2f}x", born / fwd <= 2.2),
-               ("full HVP <= 2x our forward+gradient", "not measured: second_vjp is not "
-                                                       "implemented yet", None)]
+               ("full HVP on kept snapshots <= 2x our forward+gradient",
+                f"{best['full HVP'] / fg:.2f}x", best["full HVP"] / fg <= 2),
+               ("full HVP from scratch <= 2x our forward+gradient", f"{full / fg:.2f}x",
+                full / fg <= 2)]
     if peer:
         diff = float(np.abs(peer["born"] - jv).max() / np.abs(jv).max())
-        tb, th = peer["best"]["born"], peer["best"]["gn_hvp"]
+        tb, th, tf = peer["best"]["born"], peer["best"]["gn_hvp"], peer["best"]["full_hvp"]
         rows += [["TIDE forward", f"{peer['first']['forward']:.3f}",
                   f"{peer['best']['forward']:.3f}", f"{peer['best']['forward'] / fwd:.2f}x"],
                  ["TIDE borntm", f"{peer['first']['born']:.3f}", f"{tb:.3f}",
                   f"{tb / fwd:.2f}x"],
                  ["TIDE maxwelltm_hvp (gauss_newton)", f"{peer['first']['gn_hvp']:.3f}",
-                  f"{th:.3f}", f"{th / fwd:.2f}x"]]
+                  f"{th:.3f}", f"{th / fwd:.2f}x"],
+                 ["TIDE maxwelltm_hvp (full)", f"{peer['first']['full_hvp']:.3f}",
+                  f"{tf:.3f}", f"{tf / fwd:.2f}x"]]
         targets += [("Born >= 3x faster than TIDE borntm", f"{tb / born:.2f}x (J v diff "
                      f"{diff:.1e})", tb / born >= 3),
                     ("GN HVP >= 3x faster than TIDE maxwelltm_hvp(gauss_newton)",
-                     f"{th / gn:.2f}x", th / gn >= 3)]
+                     f"{th / gn:.2f}x", th / gn >= 3),
+                    ("full HVP from scratch >= 3x faster than TIDE maxwelltm_hvp(full)",
+                     f"{tf / full:.2f}x", tf / full >= 3)]
     meta = machine_info()
     meta["date"] = datetime.datetime.now().isoformat(timespec="seconds")
     lines = [f"# Second-order operators, tm2d {a.n} x {a.n}, {a.shots} shots, {a.nt} steps, "

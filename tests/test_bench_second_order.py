@@ -19,19 +19,24 @@ def run_quick(script, out):
 
 def test_quick_second_order_benchmark(tmp_path):
     out = run_quick("bench_second_order.py", tmp_path)
-    for label in ("forward", "fwd+grad", "store", "jvp", "GN product", "Born from scratch"):
+    for label in ("forward", "fwd+grad", "store", "jvp", "GN product", "second_vjp",
+                  "full HVP", "Born from scratch", "full HVP from scratch"):
         assert any(line.startswith("|") and f" {label}" in line for line in out.splitlines())
-    assert "jvp <= 2.2x our forward" in out and "second_vjp is not implemented" in out
+    assert "jvp <= 2.2x our forward" in out and "full HVP from scratch <= 2x" in out
     record = json.loads(next(tmp_path.glob("second_order_*_quick.json")).read_text())
-    assert set(record["best"]) == {"forward", "fwd+grad", "store", "jvp", "GN product"}
+    assert set(record["best"]) == {"forward", "fwd+grad", "store", "jvp", "GN product",
+                                   "second_vjp", "full HVP"}
     assert record["tide"] is None and record["meta"]["git"]
     assert "## Targets" in next(tmp_path.glob("second_order_*_quick.md")).read_text()
 
 
 def test_quick_newton_benchmark(tmp_path):
     out = run_quick("bench_newton.py", tmp_path)
-    assert "L-BFGS-B" in out and "Gauss-Newton" in out and "Target:" in out
+    assert "L-BFGS-B" in out and "Gauss-Newton" in out and "Truncated Newton" in out
+    assert "Target:" in out
     record = json.loads(next(tmp_path.glob("newton_*_quick.json")).read_text())
     assert 2 <= len(record["lbfgs"]) <= 5 and 2 <= len(record["gauss_newton"]) <= 4
+    assert 2 <= len(record["truncated_newton"]) <= 4
     assert all("cg_iterations" in h for h in record["gauss_newton"][1:])
-    assert isinstance(record["reached"], bool)
+    assert all("cg_stop" in h for h in record["truncated_newton"][1:])
+    assert isinstance(record["reached"], bool) and isinstance(record["reached_truncated"], bool)

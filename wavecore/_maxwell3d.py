@@ -42,7 +42,8 @@ MAXWELL3D = Physics(
     snapshots={"ca_cb": ("ex", "ey", "ez", "cx", "cy", "cz"), "cq": ("sx", "sy", "sz"),
                "debye": ("pol_x", "pol_y", "pol_z", "esum_x", "esum_y", "esum_z")},
     scratch=_W + _V, geometry=_geometry, tail_scratch=_W,
-    e_components=("ex", "ey", "ez"), record_components=M3D_FIELDS)
+    e_components=("ex", "ey", "ez"), record_components=M3D_FIELDS,
+    kept={"ca_cb": ("ex", "ey", "ez"), "cq": ("hx", "hy", "hz")})
 
 
 def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,

@@ -209,8 +209,6 @@ def _second_vjp_needs(result, directions=()) -> str | None:
     if why:
         return why.replace("jvp along", "second_vjp along")
     physics = result.gradient.physics
-    if not physics.kept:
-        return f"it is not implemented for {physics.kind} yet (tm2d has it)"
     if physics.material.state:
         return (f"it is not implemented for {physics.material.name} media yet (their "
                 "polarizations' second-order terms are missing); the non-dispersive law has it")

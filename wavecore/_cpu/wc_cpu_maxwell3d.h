@@ -191,35 +191,32 @@ inline void m3d_adjoint_e_row(const M3dParams<T>& p, const M3dUniformRows& unifo
           else
             run(NoImage{});
         });
-      } else if (!m3d_stores(p, t) || e[0] == nullptr ||
-          (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
-        m3d_adjoint_e_row_o<T, O>(p, shot, z, y, NoImage{}, coef);
-      } else {
-        with_snapshot_type<T>(p, [&](auto zero) {
-          m3d_adjoint_e_row_o<T, O>(
-              p, shot, z, y, m3d_image<decltype(zero)>(p, e, c, p.grad_ca, p.grad_cb, t), coef);
-        });
+      } else if (!p.tangent) {  // the image, keeping second order's values where asked
+        m3d_adjoint_e_hooks<T, false>(
+            p, t, [&](auto image) { m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, coef); });
       }
     });
+    if (p.tangent && !p.n_poles)  // second order's scatter: model coefficients only
+      m3d_adjoint_e_hooks<T, true>(p, t, [&](auto image) {
+        m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, ModelCoefficients{});
+      });
   });
 }
 
 template <typename T>
 inline void m3d_adjoint_h_row(const M3dParams<T>& p, const M3dUniformRows& uniform, int order,
                               int64_t shot, int64_t z, int64_t y, int64_t t) {
-  void* const s[3] = {p.snap_sx, p.snap_sy, p.snap_sz};
-  void* const none[3] = {nullptr, nullptr, nullptr};
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
-    with_coefficients(p, uniform.h, shot, z, y, [&](auto coef) {
-      if (!m3d_stores(p, t) || s[0] == nullptr || p.grad_cq == nullptr) {
-        m3d_adjoint_h_row_o<T, O>(p, shot, z, y, NoImage{}, coef);
-        return;
-      }
-      with_snapshot_type<T>(p, [&](auto zero) {
-        m3d_adjoint_h_row_o<T, O>(
-            p, shot, z, y, m3d_image<decltype(zero)>(p, s, none, p.grad_cq, nullptr, t), coef);
+    if (p.tangent) {  // second order's scatter: model coefficients only
+      m3d_adjoint_h_hooks<T, true>(p, t, [&](auto image) {
+        m3d_adjoint_h_row_o<T, O>(p, shot, z, y, image, ModelCoefficients{});
       });
+      return;
+    }
+    with_coefficients(p, uniform.h, shot, z, y, [&](auto coef) {
+      m3d_adjoint_h_hooks<T, false>(
+          p, t, [&](auto image) { m3d_adjoint_h_row_o<T, O>(p, shot, z, y, image, coef); });
     });
   });
 }

@@ -115,20 +115,28 @@ struct Store3 {
   }
 };
 
-// grad_a += weight * (adjoint . a_snapshot), the same for b (3-D vectors).
+// grad_a += weight * (adjoint . a_snapshot), the same for b (3-D vectors);
+// `keep` (null: not kept) receives the adjoint vector itself.
 template <typename T, typename StoreT>
 struct Image3 {
+  static constexpr bool scatters = false;
   const StoreT* a[3];
   const StoreT* b[3];
   T* grad_a;  // null: not accumulated
   T* grad_b;
   T weight;
+  StoreT* keep[3];
   WC_HD T dot(const StoreT* const* s, int64_t i, T lx, T ly, T lz) const {
     return lx * Codec<StoreT>::template decode<T>(s[0][i]) +
            ly * Codec<StoreT>::template decode<T>(s[1][i]) +
            lz * Codec<StoreT>::template decode<T>(s[2][i]);
   }
   WC_HD void operator()(int64_t i, T lx, T ly, T lz) const {
+    if (keep[0]) {
+      keep[0][i] = Codec<StoreT>::encode(lx);
+      keep[1][i] = Codec<StoreT>::encode(ly);
+      keep[2][i] = Codec<StoreT>::encode(lz);
+    }
     if (grad_a) grad_a[i] += weight * dot(a, i, lx, ly, lz);
     if (grad_b) grad_b[i] += weight * dot(b, i, lx, ly, lz);
   }
@@ -172,7 +180,9 @@ struct Scatter {
 };
 
 // The same for a vector per cell (3-D): component c is
-// weight * d a_snapshot[c] with one direction d (of ca, cb or cq).
+// weight * d a_snapshot[c] with one direction d (of ca, cb or cq). With
+// `kept` (second order) the vector a cell hands to its store is imaged
+// against the kept adjoint vector: grad += weight * (kept . value).
 template <typename T, typename StoreT>
 struct Scatter3 {
   static constexpr bool increments = false;
@@ -180,8 +190,14 @@ struct Scatter3 {
   const StoreT* a[3];
   const T* d;
   T weight;
-  template <typename... A>
-  WC_HD void operator()(int64_t, A...) const {}
+  const StoreT* kept[3];  // null: nothing imaged
+  T* grad;
+  WC_HD void operator()(int64_t i, T vx, T vy, T vz) const {
+    if (!kept[0] || !grad) return;
+    grad[i] += weight * (Codec<StoreT>::template decode<T>(kept[0][i]) * vx +
+                         Codec<StoreT>::template decode<T>(kept[1][i]) * vy +
+                         Codec<StoreT>::template decode<T>(kept[2][i]) * vz);
+  }
   WC_HD T term(int c, int64_t i, int64_t m) const {
     return weight * d[m] * Codec<StoreT>::template decode<T>(a[c][i]);
   }
@@ -206,6 +222,22 @@ struct AdjointScatter : Image<T, StoreT> {
   }
   WC_HD T term_b(int64_t i, int64_t m) const {
     return this->weight * db[m] * Codec<StoreT>::template decode<T>(kept[i]);
+  }
+};
+
+// The same for a vector per cell (3-D): component c of term_a is
+// weight * da * kept[c] (term_b with db).
+template <typename T, typename StoreT>
+struct AdjointScatter3 : Image3<T, StoreT> {
+  static constexpr bool scatters = true;
+  const StoreT* kept[3];
+  const T* da;
+  const T* db;
+  WC_HD T term_a(int c, int64_t i, int64_t m) const {
+    return this->weight * da[m] * Codec<StoreT>::template decode<T>(kept[c][i]);
+  }
+  WC_HD T term_b(int c, int64_t i, int64_t m) const {
+    return this->weight * db[m] * Codec<StoreT>::template decode<T>(kept[c][i]);
   }
 };
 

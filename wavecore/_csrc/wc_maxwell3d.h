@@ -203,6 +203,18 @@ struct M3dParams {
   const T* tan_pole_a;
   const T* tan_pole_b;
   const T* tan_pole_c;
+
+  // ---- second order (second_vjp; wavecore._sweeps) ---------------------------
+  // The adjoint vectors the transposed cells image, [slots, n_shots, nz, ny, nx]
+  // of T or bf16 like the snapshots (null: not kept): lam_E at the E cell,
+  // lam_H at the H cell; written, imaged against and scattered as in
+  // Tm2dParams (wc_tm2d.h).
+  void* adj_ex;
+  void* adj_ey;
+  void* adj_ez;
+  void* adj_hx;
+  void* adj_hy;
+  void* adj_hz;
 };
 
 // ---- index helpers ---------------------------------------------------------
@@ -505,7 +517,12 @@ WC_HD void m3d_adjoint_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, in
   }
   image(i, lx, ly, lz);
   const T b = coef.cb(p, m);
-  const T tx = b * lx, ty = b * ly, tz = b * lz;
+  T tx = b * lx, ty = b * ly, tz = b * lz;
+  if constexpr (I::scatters) {  // second order: the kept values' secondary sources
+    tx += image.term_b(0, i, m);
+    ty += image.term_b(1, i, m);
+    tz += image.term_b(2, i, m);
+  }
   // cx = hz_y - hy_z, cy = hx_z - hz_x, cz = hy_x - hx_y
   T hz_y = tx, hy_z = -tx, hx_z = ty, hz_x = -ty, hy_x = tz, hx_y = -tz;
   if constexpr (PZ) {
@@ -527,15 +544,17 @@ WC_HD void m3d_adjoint_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, in
   p.w_hy_x[i] = hy_x;
   p.w_hx_y[i] = hx_y;
   const T a = coef.ca(p, m);
+  T next[3] = {a * lx, a * ly, a * lz};
   if constexpr (D::on) {
-    p.lam_ex[i] = a * lx + fx;
-    p.lam_ey[i] = a * ly + fy;
-    p.lam_ez[i] = a * lz + fz;
-  } else {
-    p.lam_ex[i] = a * lx;
-    p.lam_ey[i] = a * ly;
-    p.lam_ez[i] = a * lz;
+    next[0] += fx;
+    next[1] += fy;
+    next[2] += fz;
   }
+  if constexpr (I::scatters)
+    for (int k = 0; k < 3; ++k) next[k] += image.term_a(k, i, m);
+  p.lam_ex[i] = next[0];
+  p.lam_ey[i] = next[1];
+  p.lam_ez[i] = next[2];
 }
 
 // The adjoint of one stretched half-node derivative: v = stretch^T(u), or 0
@@ -566,8 +585,14 @@ WC_HD void m3d_adjoint_h_cell(const M3dParams<T>& p, int64_t shot, int64_t z, in
   p.lam_hy[i] = ly;
   p.lam_hz[i] = lz;
   image(i, lx, ly, lz);
-  const T c = coef.cq(p, m3d_model_offset(p, shot) + j);
-  const T ux = c * lx, uy = c * ly, uz = c * lz;
+  const int64_t m = m3d_model_offset(p, shot) + j;
+  const T c = coef.cq(p, m);
+  T ux = c * lx, uy = c * ly, uz = c * lz;
+  if constexpr (I::scatters) {  // second order: the kept values' secondary sources
+    ux += image.term_a(0, i, m);
+    uy += image.term_a(1, i, m);
+    uz += image.term_a(2, i, m);
+  }
   // Hx += q (ey_z - ez_y), Hy += q (ez_x - ex_z), Hz += q (ex_y - ey_x)
   const bool has_z = !EDGE || z < p.nz - M;
   const bool has_y = !EDGE || y < p.ny - M;
@@ -627,6 +652,14 @@ WC_HD bool m3d_stores(const M3dParams<T>& p, int64_t t) {
   return snapshot_weight<T>(p, t) != T(0);
 }
 
+// The kept adjoint vectors of step t (adj_e*: e = true, adj_h*), or nulls.
+template <typename StoreT, typename T>
+WC_HD Store3<StoreT> m3d_kept(const M3dParams<T>& p, bool e, int64_t t) {
+  void* const base[3] = {e ? p.adj_ex : p.adj_hx, e ? p.adj_ey : p.adj_hy,
+                         e ? p.adj_ez : p.adj_hz};
+  return m3d_store<StoreT>(p, base, t);
+}
+
 // The Debye snapshot slots of step t (nulls where not stored).
 template <typename StoreT, typename T>
 WC_HD DebyeStore<StoreT, 3> m3d_debye_store(const M3dParams<T>& p, int64_t t) {
@@ -673,7 +706,11 @@ WC_HD void m3d_h_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
     using S = decltype(zero);
     const Store3<S> at = m3d_store<S>(p, s, t);
     if constexpr (TANGENT)
-      f(Scatter3<T, S>{{at.c[0], at.c[1], at.c[2]}, p.tan_cq, snapshot_weight<T>(p, t)});
+    {
+      const Store3<S> kept = m3d_kept<S>(p, false, t);
+      f(Scatter3<T, S>{{at.c[0], at.c[1], at.c[2]}, p.tan_cq, snapshot_weight<T>(p, t),
+                       {kept.c[0], kept.c[1], kept.c[2]}, p.grad_cq});
+    }
     else
       f(at);
   });
@@ -703,8 +740,11 @@ WC_HD void m3d_e_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
       else f(se, sc, NoDebye{});
     } else {
       const T w = snapshot_weight<T>(p, t);
-      const Scatter3<T, S> scatter_e{{se.c[0], se.c[1], se.c[2]}, p.tan_ca, w};
-      const Scatter3<T, S> scatter_c{{sc.c[0], sc.c[1], sc.c[2]}, p.tan_cb, w};
+      const Store3<S> kept = m3d_kept<S>(p, true, t);
+      const Scatter3<T, S> scatter_e{{se.c[0], se.c[1], se.c[2]}, p.tan_ca, w,
+                                     {kept.c[0], kept.c[1], kept.c[2]}, p.grad_ca};
+      const Scatter3<T, S> scatter_c{{sc.c[0], sc.c[1], sc.c[2]}, p.tan_cb, w,
+                                     {kept.c[0], kept.c[1], kept.c[2]}, p.grad_cb};
       if constexpr (POLES) {
         const DebyeImage<T, S, 3> at = m3d_debye_image<S>(p, t);
         f(scatter_e, scatter_c,
@@ -714,6 +754,59 @@ WC_HD void m3d_e_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
       } else {
         f(scatter_e, scatter_c, NoDebye{});
       }
+    }
+  });
+}
+
+// ---- the hooks of a transposed step (CPU rows and CUDA kernels) --------------
+//
+// f(image) for the E cells of step t without Debye poles, as
+// tm2d_adjoint_e_hooks (TANGENT as for m3d_h_hooks: the caller's p.tangent).
+template <typename T, bool TANGENT, typename F>
+WC_HD void m3d_adjoint_e_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
+  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
+  void* const k[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
+  if (!m3d_stores(p, t) || e[0] == nullptr || (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
+    f(NoImage{});
+    return;
+  }
+  with_snapshot_type<T>(p, [&](auto zero) {
+    using S = decltype(zero);
+    auto image = m3d_image<S>(p, e, k, p.grad_ca, p.grad_cb, t);
+    const Store3<S> kept = m3d_kept<S>(p, true, t);
+    if constexpr (!TANGENT) {
+      for (int c = 0; c < 3; ++c) image.keep[c] = kept.c[c];
+      f(image);
+    } else {
+      if (p.tan_ca != nullptr && kept.c[0] != nullptr)
+        f(AdjointScatter3<T, S>{image, {kept.c[0], kept.c[1], kept.c[2]}, p.tan_ca, p.tan_cb});
+      else
+        f(image);
+    }
+  });
+}
+
+// f(image) for the H cells of step t, as m3d_adjoint_e_hooks (cq: adj_h*).
+template <typename T, bool TANGENT, typename F>
+WC_HD void m3d_adjoint_h_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
+  void* const s[3] = {p.snap_sx, p.snap_sy, p.snap_sz};
+  void* const none[3] = {nullptr, nullptr, nullptr};
+  if (!m3d_stores(p, t) || s[0] == nullptr || p.grad_cq == nullptr) {
+    f(NoImage{});
+    return;
+  }
+  with_snapshot_type<T>(p, [&](auto zero) {
+    using S = decltype(zero);
+    auto image = m3d_image<S>(p, s, none, p.grad_cq, nullptr, t);
+    const Store3<S> kept = m3d_kept<S>(p, false, t);
+    if constexpr (!TANGENT) {
+      for (int c = 0; c < 3; ++c) image.keep[c] = kept.c[c];
+      f(image);
+    } else {
+      if (p.tan_cq != nullptr && kept.c[0] != nullptr)
+        f(AdjointScatter3<T, S>{image, {kept.c[0], kept.c[1], kept.c[2]}, p.tan_cq, nullptr});
+      else
+        f(image);
     }
   });
 }

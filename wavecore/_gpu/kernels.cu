@@ -310,19 +310,18 @@ __global__ void m3d_adjoint_e(const M3dParams<T> p, int64_t t) {
   constexpr int M = Stencil<ORDER>::M;
   const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
   if (!c.inside) return;
-  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
-  void* const k[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
-  auto make = [&](auto zero, int) {
-    return m3d_image<decltype(zero)>(p, e, k, p.grad_ca, p.grad_cb, t);
-  };
   const M3dPsiIndex q = m3d_psi_indices<T, M, false>(p, c.shot, c.z, c.y, c.x);
-  const bool imaged = e[0] != nullptr && (p.grad_ca != nullptr || p.grad_cb != nullptr);
-  with_hooks<T, NoImage>(p, t, imaged, make, [&](auto image, auto) {
+  auto run = [&](auto image) {
     m3d_e_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
       m3d_adjoint_e_cell<T, ORDER, decltype(pz)::value, decltype(py)::value,
                          decltype(px)::value>(p, c.shot, c.z, c.y, c.x, q, image);
     });
-  });
+  };
+  // the image, with second order's kept values or scatter (m3d_adjoint_e_hooks)
+  if (p.tangent)
+    m3d_adjoint_e_hooks<T, true>(p, t, run);
+  else
+    m3d_adjoint_e_hooks<T, false>(p, t, run);
 }
 
 // Step A of a 3-D run with Debye poles (as tm2d_debye_adjoint_e).
@@ -367,19 +366,17 @@ __global__ void m3d_adjoint_h(const M3dParams<T> p, int64_t t) {
   constexpr int M = Stencil<ORDER>::M;
   const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
   if (!c.inside) return;
-  void* const s[3] = {p.snap_sx, p.snap_sy, p.snap_sz};
-  void* const none[3] = {nullptr, nullptr, nullptr};
-  auto make = [&](auto zero, int) {
-    return m3d_image<decltype(zero)>(p, s, none, p.grad_cq, nullptr, t);
-  };
   const M3dPsiIndex q = m3d_psi_indices<T, M, true>(p, c.shot, c.z, c.y, c.x);
-  const bool imaged = s[0] != nullptr && p.grad_cq != nullptr;
-  with_hooks<T, NoImage>(p, t, imaged, make, [&](auto image, auto) {
+  auto run = [&](auto image) {
     m3d_h_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
       m3d_adjoint_h_cell<T, ORDER, decltype(pz)::value, decltype(py)::value,
                          decltype(px)::value, true>(p, c.shot, c.z, c.y, c.x, q, image);
     });
-  });
+  };
+  if (p.tangent)
+    m3d_adjoint_h_hooks<T, true>(p, t, run);
+  else
+    m3d_adjoint_h_hooks<T, false>(p, t, run);
 }
 
 template <typename T, int ORDER>

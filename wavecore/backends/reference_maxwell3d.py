@@ -184,6 +184,26 @@ class ReferenceMaxwell3d(SnapshotSlots):
             return 0
         return self._weight(t) * (self._coefficient(d, self.dom) * self._load(snapshot, t))
 
+    def _kept_slots(self, names, t):
+        return [self._slot(n, t) for n in names]
+
+    def _kept_term(self, direction, kept, t):
+        """Second order, a tangent adjoint sweep: ``weight * d * kept`` on the
+        domain, or 0 (see the TM2D reference)."""
+        d = self._direction(direction, t)
+        if d is None or self._slot(kept, t) is None:
+            return 0
+        return self._weight(t) * (self._coefficient(d, self.dom) * self._load(kept, t))
+
+    def _image_kept(self, grad_name, direction, kept, t, values):
+        """Second order, a tangent sweep: ``grad += weight * kept * values``."""
+        grad = getattr(self.b, grad_name, None)
+        if grad is None or self._direction(direction, t) is None or \
+                self._slot(kept, t) is None:
+            return
+        grad.reshape(self._shape_of(grad_name))[self.dom] += (
+            self._weight(t) * self._load(kept, t) * values)
+
     def _image(self, grad_name, snapshots, t, adjoints):
         """grad += weight * sum(adjoint * snapshot) over components (stored steps only)."""
         grad = getattr(self.b, grad_name, None)
@@ -211,6 +231,7 @@ class ReferenceMaxwell3d(SnapshotSlots):
             self._view(h)[self.dom] += cq * total
             if self._tangent():
                 self._view(h)[self.dom] += self._scatter("tan_cq", SNAP_S[h], t)
+                self._image_kept("grad_cq", "tan_cq", f"adj_{h}", t, total)
 
     def _update_e(self, t=None):
         m = self.m
@@ -232,6 +253,8 @@ class ReferenceMaxwell3d(SnapshotSlots):
             if self._tangent():
                 e_new = e_new + (self._scatter("tan_ca", SNAP_E[e], t)
                                  + self._scatter("tan_cb", SNAP_C[e], t))
+                self._image_kept("grad_ca", "tan_ca", f"adj_{e}", t, e_old)
+                self._image_kept("grad_cb", "tan_ca", f"adj_{e}", t, curl)
             if self.n_poles:  # + sum_p c_p P_p, P of the previous step
                 pol = self._poles(f"pol_{e}")[self.dom]
                 self._store(SNAP_POL[e], t, pol)
@@ -318,14 +341,24 @@ class ReferenceMaxwell3d(SnapshotSlots):
                         [lam_ps[e] for e in order])
         self._image("grad_ca", [SNAP_E[e] for e in order], t, [lams[e] for e in order])
         self._image("grad_cb", [SNAP_C[e] for e in order], t, [lams[e] for e in order])
+        images = (self.b.grad_ca is not None or self.b.grad_cb is not None) and \
+            self._slot(SNAP_E["ex"], t) is not None
+        term_a = dict.fromkeys(order, 0)
+        term_b = dict.fromkeys(order, 0)
+        for e in order:  # second order: keep the values, or add their scatter
+            if images and self._tangent():
+                term_a[e] = self._kept_term("tan_ca", f"adj_{e}", t)
+                term_b[e] = self._kept_term("tan_cb", f"adj_{e}", t)
+            elif images:
+                self._keep(f"adj_{e}", t, self.dom, lams[e])
         ca, cb = self.b.ca[:, None][self.dom], self.b.cb[:, None][self.dom]
         for e, terms in E_TERMS.items():
             for h, axis, sign in terms:
-                w = sign * (cb * lams[e])
+                w = sign * (cb * lams[e] + term_b[e])
                 self._stretch(w, f"lam_psi_{h}_{LETTERS[axis]}", axis, half=False,
                               adjoint=True)
                 self._view(f"w_{h}_{LETTERS[axis]}")[self.dom] = w
-            self._view(f"lam_{e}")[self.dom] = ca * lams[e]
+            self._view(f"lam_{e}")[self.dom] = ca * lams[e] + term_a[e]
             if self.n_poles:
                 self._view(f"lam_{e}")[self.dom] += qs[e]
                 self._poles(f"lam_pol_{e}")[self.dom] = (
@@ -344,12 +377,17 @@ class ReferenceMaxwell3d(SnapshotSlots):
                     self.coeffs) * self.rd[axis]
         lams = {h: self._view(f"lam_{h}")[self.dom] for h in H_TERMS}
         self._image("grad_cq", [SNAP_S[h] for h in H_TERMS], t, list(lams.values()))
+        images = self.b.grad_cq is not None and self._slot(SNAP_S["hx"], t) is not None
         cq = self.b.cq[:, None][self.dom]
         for h, terms in H_TERMS.items():
+            u = cq * lams[h]
+            if images:  # second order: keep the values, or add their scatter
+                u = u + self._kept_term("tan_cq", f"adj_{h}", t)
+                self._keep(f"adj_{h}", t, self.dom, lams[h])
             for e, axis, sign in terms:
                 n = self.n[axis]
                 exists = _along(axis, slice(0, n - 2 * m))  # half nodes of the domain
-                v = (sign * (cq * lams[h]))[exists].copy()
+                v = (sign * u)[exists].copy()
                 self._stretch(v, f"lam_psi_{e}_{LETTERS[axis]}", axis, half=True,
                               adjoint=True)
                 self._view(f"v_{e}_{LETTERS[axis]}")[self.dom] = self._pad_last(v, axis)

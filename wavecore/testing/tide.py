@@ -45,6 +45,18 @@ if "tau" in t:  # Debye poles [n_poles, *model_shape]
     from tide import DebyeDispersion
     extra["dispersion"] = DebyeDispersion(delta_epsilon=t["delta_epsilon"], tau=t["tau"])
 born = [k for k in ("depsilon", "dsigma") if k in t]  # TIDE's Born run, J v
+if opts.get("hvp"):  # maxwelltm_hvp (L2 misfit of "observed", TIDE's default)
+    from tide.maxwell.tm2d import maxwelltm_hvp
+    if opts["n_threads"]:
+        torch.set_num_threads(opts["n_threads"])
+    h = maxwelltm_hvp(t["epsilon"], t["sigma"], t["mu"], opts["grid_spacing"], opts["dt"],
+                      t["source_amplitude"], t["source_location"], t["receiver_location"],
+                      t["observed"].permute(2, 0, 1).contiguous(),
+                      vepsilon=t.get("depsilon"), vsigma=t.get("dsigma"),
+                      stencil=opts["stencil"], pml_width=opts["pml_width"],
+                      hessian_mode=opts["hvp"])
+    np.savez(sys.argv[2], hvp_epsilon=h[0].detach().numpy(), hvp_sigma=h[1].detach().numpy())
+    sys.exit(0)
 if born:
     if opts["system"] == "tm2d":
         from tide.maxwell.tm2d_born import borntm as propagate
@@ -92,7 +104,10 @@ def run_tide_tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source
     as TIDE's ``DebyeDispersion``; ``requires_grad`` may then name
     ``delta_epsilon`` and ``tau``). ``born``: ``{"epsilon": d_eps, "sigma": d_sigma}``
     (either) runs TIDE's Born propagator ``borntm`` / ``born3d`` instead, and
-    ``receiver_data`` is then its scattered data J v.
+    ``receiver_data`` is then its scattered data J v. ``hvp="full"`` or
+    ``"gauss_newton"`` with ``born`` (the direction) and ``observed`` (wavecore's
+    layout) runs ``maxwelltm_hvp`` (the L2 misfit) and returns
+    ``{"epsilon": ..., "sigma": ...}``, its Hessian product.
     """
     return _run_tide("tm2d", epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
                      source_location, receiver_location, **kwargs)
@@ -110,7 +125,7 @@ def run_tide_maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
 def _run_tide(system, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
               receiver_location, *, stencil=2, pml_width=20, n_threads=None, repeat=1,
               python=None, requires_grad=(), grad_receiver_data=None, options=None,
-              dispersion=None, born=None) -> dict:
+              dispersion=None, born=None, hvp=None, observed=None) -> dict:
     ndim = 2 if system == "tm2d" else 3
     python = python or tide_python()
     if python is None:
@@ -123,12 +138,14 @@ def _run_tide(system, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, so
     opts = {"system": system, "grid_spacing": spacing, "dt": float(dt),
             "stencil": int(stencil), "pml_width": widths, "n_threads": int(n_threads or 0),
             "repeat": int(repeat), "requires_grad": list(requires_grad),
-            "options": dict(options or {})}
+            "options": dict(options or {}), "hvp": hvp}
     extra = {}
     if requires_grad:
         extra["grad_receiver_data"] = np.ascontiguousarray(grad_receiver_data)
     for name, value in (born or {}).items():
         extra[f"d{name}"] = np.asarray(value, epsilon.dtype)
+    if hvp:
+        extra["observed"] = np.ascontiguousarray(observed, epsilon.dtype)
     if dispersion is not None:
         extra["delta_epsilon"] = np.asarray(dispersion.delta_epsilon, epsilon.dtype)
         extra["tau"] = np.asarray(dispersion.tau, epsilon.dtype)
@@ -142,6 +159,8 @@ def _run_tide(system, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, so
         if run.returncode != 0:
             raise RuntimeError(f"TIDE failed:\n{run.stderr[-3000:]}")
         with np.load(out) as res:
+            if hvp:
+                return {"epsilon": res["hvp_epsilon"], "sigma": res["hvp_sigma"]}
             result = {"receiver_data": np.moveaxis(res["receivers"], 0, -1),
                       "seconds": res["seconds"]}
             for name in ("ex", "ey", "ez", "hx", "hy", "hz"):
