@@ -246,8 +246,13 @@ def main():
                   f"{th:.3f}", f"{th / fwd:.2f}x"],
                  ["TIDE maxwelltm_hvp (full)", f"{peer['first']['full_hvp']:.3f}",
                   f"{tf:.3f}", f"{tf / fwd:.2f}x"]]
-        targets += [("Born >= 3x faster than TIDE borntm", f"{tb / born:.2f}x (J v diff "
-                     f"{diff:.1e})", tb / born >= 3),
+        jvp, fh = best["jvp"], best["full HVP"]
+        targets += [("jvp on kept snapshots >= 3x faster than TIDE borntm",
+                     f"{tb / jvp:.2f}x (J v diff {diff:.1e})", tb / jvp >= 3),
+                    ("Born from scratch >= 3x faster than TIDE borntm", f"{tb / born:.2f}x",
+                     tb / born >= 3),
+                    ("full HVP on kept snapshots >= 3x faster than TIDE maxwelltm_hvp(full)",
+                     f"{tf / fh:.2f}x", tf / fh >= 3),
                     ("GN HVP >= 3x faster than TIDE maxwelltm_hvp(gauss_newton)",
                      f"{th / gn:.2f}x", th / gn >= 3),
                     ("full HVP from scratch >= 3x faster than TIDE maxwelltm_hvp(full)",
