@@ -45,11 +45,7 @@ class GradientContext:
         try:
             self._allocate(g)
             self._reverse(backward_callback)
-            out = self._chain_rule()
-            if self.cupy_io:
-                for name in out._names:
-                    setattr(out, name, to_cupy(getattr(out, name)))
-            return out
+            return self._to_caller(self._chain_rule())
         except BaseException:
             self.close()
             raise
@@ -92,11 +88,7 @@ class GradientContext:
             extra = self._receiver_gradient(to_numpy(from_dlpack_like(extra)), "vjp_cotangent")
         kept = self._kept_store()  # MemoryError before any work
         try:
-            out = self._second_order(model, amplitude, c, extra, kept)
-            if self.cupy_io:
-                for name in out._names:
-                    setattr(out, name, to_cupy(getattr(out, name)))
-            return out
+            return self._to_caller(self._second_order(model, amplitude, c, extra, kept))
         except BaseException:
             self.close()
             raise
@@ -110,6 +102,13 @@ class GradientContext:
         if self.store is not None:
             self.store.close()
         self.closed = True
+
+    def _to_caller(self, out: Gradients) -> Gradients:
+        """Gradients as the caller's arrays: CuPy when the run's inputs were."""
+        if self.cupy_io:
+            for name in out._names:
+                setattr(out, name, to_cupy(getattr(out, name)))
+        return out
 
     def _check_open(self) -> None:
         if self.closed:
