@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import wavecore
-from test_jvp import MODEL, debye, directions, problem, problem3, run
+from test_jvp import MODEL, POLES, debye, directions, problem, problem3, run
 from wavecore.inversion import hvp
 from wavecore.inversion.misfit import HESSIANS, MISFITS
 
@@ -184,15 +184,134 @@ def test_refusals_come_before_any_work():
     src = run(p, requires_grad=("source_amplitude",))
     with pytest.raises(RuntimeError, match="linear in it"):
         src.second_vjp({"source_amplitude": p["source_amplitude"]}, c)
-    poles = debye(np.shape(p["epsilon"]))
-    with pytest.raises(RuntimeError, match="not implemented for .*Debye|debye"):
-        run(p, dispersion=poles, requires_grad=("epsilon",)).second_vjp(
-            {"epsilon": p["epsilon"]}, c)
-    q = problem3(nt=8)
-    r3 = run(q, "maxwell3d", dispersion=debye(np.shape(q["epsilon"])),
-             requires_grad=("epsilon",))
-    with pytest.raises(RuntimeError, match="not implemented for .*Debye|debye"):
-        r3.second_vjp({"epsilon": q["epsilon"]}, np.zeros(r3.receiver_data.shape))
+
+
+# -- Debye media ---------------------------------------------------------------------------
+
+DEBYE_NAMES = (*MODEL, *POLES, "source_amplitude")
+
+
+def debye_pair(p, poles, seed=1):
+    """Directions v, w of every input of a Debye run (the poles' too)."""
+    v = directions(p, DEBYE_NAMES, seed=seed, dispersion=poles)
+    w = directions(p, DEBYE_NAMES, seed=seed + 1, dispersion=poles)
+    w["sigma"] = w["sigma"] * 0.01
+    for d in (v, w):  # tau's direction a tenth of tau: differences stay in the linear range
+        d["tau"] = d["tau"] * 0.1
+    return v, w
+
+
+def debye_run(system, backend="cpu", n_poles=2, nt=None, **kw):
+    p = problem(nt=nt or 26) if system == "tm2d" else problem3(nt=nt or 14)
+    poles = debye(np.shape(p["epsilon"]), n_poles=n_poles)
+    extra = dict(stencil=4, pml_width=2, dispersion=poles, requires_grad=DEBYE_NAMES, **kw)
+    if system == "maxwell3d":
+        extra["receiver_component"] = ("ex", "ey", "hz")
+    return p, poles, extra, run(p, system, backend, **extra)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("system,n_poles", [("tm2d", 2), ("tm2d", 4), ("maxwell3d", 2)])
+def test_second_vjp_is_symmetric_with_debye_poles(backend, system, n_poles):
+    """Every direction alone (the poles' delta_epsilon and tau too) and all
+    together; 4 poles take the kernels' run-time pole count."""
+    p, poles, _, res = debye_run(system, backend, n_poles)
+    c = np.random.default_rng(3).standard_normal(res.receiver_data.shape)
+    v, w = debye_pair(p, poles)
+    for name in (*MODEL, *POLES):
+        error, _ = symmetry_error(res, {name: v[name]}, {name: w[name]}, c)
+        assert error <= 1e-12, (name, error)
+    error, value = symmetry_error(res, v, w, c)
+    print(f"{system} Debye ({n_poles} poles) {backend}: symmetry error {error:.1e}")
+    assert error <= 1e-12 and value != 0
+
+
+@pytest.mark.parametrize("system", ("tm2d", "maxwell3d"))
+def test_debye_second_vjp_matches_central_differences_quadratically(system):
+    p, poles, extra, res = debye_run(system, nt=30 if system == "tm2d" else 16)
+    c = np.random.default_rng(5).standard_normal(res.receiver_data.shape)
+    v, w = debye_pair(p, poles)
+    exact = inner(res.second_vjp(v, c), w)
+
+    def f(h):
+        q = {**p, **{k: p[k] + h * w[k] for k in (*MODEL, "source_amplitude")}}
+        d = wavecore.Debye(*(getattr(poles, k) + h * w[k] for k in POLES))
+        moved = {**extra, "dispersion": d}
+        return float(np.vdot(c, run(q, system, **moved).jvp(**v)))
+
+    errors = [abs((f(h) - f(-h)) / (2 * h) - exact) / abs(exact) for h in (1e-3, 1e-4)]
+    print(f"{system} Debye second_vjp vs central differences: {errors[0]:.1e} (h=1e-3), "
+          f"{errors[1]:.1e} (h=1e-4)")
+    assert errors[1] < 1e-5 and errors[1] < errors[0] / 30
+
+
+@pytest.mark.parametrize("system", ("tm2d", "maxwell3d"))
+def test_debye_backends_agree_and_storage_modes_match(system):
+    """The three backends to rounding, batched models against their unbatched
+    runs, and every storage mode bit for bit (the kept pole adjoints are
+    written backward through the disk ring too)."""
+    p, poles, extra, _ = debye_run(system, n_poles=2)
+    data = run(p, system, **extra).receiver_data
+    c = np.random.default_rng(2).standard_normal(data.shape)
+    v, _ = debye_pair(p, poles)
+    out = {b: run(p, system, b, **extra).second_vjp(v, c) for b in BACKENDS}
+    for b in ("cpu", "cuda-emulated"):
+        for name in DEBYE_NAMES:
+            ref = getattr(out["reference"], name)
+            err = np.abs(getattr(out[b], name) - ref).max() / np.abs(ref).max()
+            assert err <= 1e-12, (b, name, err)
+    for storage in (dict(storage_mode="cpu"), dict(storage_mode="disk", storage_chunk_steps=3)):
+        got = run(p, system, **{**extra, **storage}).second_vjp(v, c)
+        for name in DEBYE_NAMES:
+            assert np.array_equal(getattr(got, name), getattr(out["cpu"], name)), (storage, name)
+
+
+def test_debye_second_vjp_of_batched_models():
+    p = problem(nt=22, batch=2)
+    poles = debye(np.shape(p["epsilon"]), n_poles=2)  # per-model poles [P, B, nz, nx]
+    extra = dict(stencil=4, pml_width=2, dispersion=poles, requires_grad=DEBYE_NAMES)
+    res = run(p, **extra)
+    c = np.random.default_rng(2).standard_normal(res.receiver_data.shape)
+    v, _ = debye_pair(p, poles)
+    both = res.second_vjp(v, c)
+    one = {k: (p[k][1] if k in MODEL else p[k]) for k in p}
+    poles1 = wavecore.Debye(*(getattr(poles, k)[:, 1] for k in POLES))
+    v1 = {k: (v[k][:, 1] if k in POLES else v[k][1] if k in MODEL else v[k]) for k in v}
+    alone = run(one, **{**extra, "dispersion": poles1}).second_vjp(v1, c[1])
+    for name in (*MODEL, *POLES):
+        ref = getattr(both, name)[:, 1] if name in POLES else getattr(both, name)[1]
+        err = np.abs(getattr(alone, name) - ref).max() / np.abs(ref).max()
+        assert err <= 1e-12, (name, err)
+
+
+def test_debye_bf16_second_vjp_is_close():
+    """bf16 snapshots (and kept adjoints) of a Debye run: close, not equal."""
+    p = problem(nt=30, dtype=np.float32)
+    poles = debye(np.shape(p["epsilon"]), n_poles=2, dtype=np.float32)
+    extra = dict(stencil=4, pml_width=2, dispersion=poles, requires_grad=(*MODEL, *POLES))
+    c = np.random.default_rng(6).standard_normal(run(p, **extra).receiver_data.shape)
+    v = directions(p, (*MODEL, *POLES), seed=1, dispersion=poles)
+    exact = run(p, **extra).second_vjp(v, c)
+    got = run(p, storage_compression="bf16", **extra).second_vjp(v, c)
+    for name in ("epsilon", "delta_epsilon"):
+        a, b = getattr(got, name), getattr(exact, name)
+        err = np.linalg.norm(a - b) / np.linalg.norm(b)
+        print(f"Debye second_vjp with bf16: relative error of the {name} part {err:.2e}")
+        assert 0 < err < 0.05, (name, err)
+
+
+def test_debye_full_hessian_product_is_symmetric():
+    p = problem(nt=26)
+    poles = debye(np.shape(p["epsilon"]), n_poles=1)
+    names = ("epsilon", "sigma", "delta_epsilon")
+    extra = dict(stencil=4, pml_width=2, dispersion=poles, requires_grad=names)
+    truth = wavecore.Debye(poles.delta_epsilon * 1.2, poles.tau)
+    observed = run(p, stencil=4, pml_width=2, dispersion=truth).receiver_data
+    res = run(p, **extra)
+    u = directions(p, names, seed=4, dispersion=poles)
+    v = directions(p, names, seed=5, dispersion=poles)
+    a, b = inner(hvp(res, u, observed, "l2"), v), inner(hvp(res, v, observed, "l2"), u)
+    assert abs(a - b) <= 1e-12 * max(abs(a), abs(b)), (a, b)
 
 
 # -- the full Hessian ----------------------------------------------------------------------
@@ -245,10 +364,54 @@ def test_truncated_newton_reduces_the_misfit_of_two_parameters():
     assert all("cg_stop" in h for h in result.history[1:])
 
 
-def test_truncated_newton_refusals():
+def test_truncated_newton_inverts_debye_poles():
+    """Truncated Newton on the pole strength of a Debye medium (second_vjp of
+    the poles): the misfit falls."""
     from test_newton import layered_inversion_problem as inversion_problem
 
     q = inversion_problem()
-    poles = debye(q["epsilon"].shape)
-    with pytest.raises(ValueError, match="second_vjp"):
-        wavecore.inversion.invert(**q, dispersion=poles, method="truncated-newton")
+    poles = debye(q["epsilon"].shape, n_poles=1)
+    truth = wavecore.Debye(poles.delta_epsilon * 1.3, poles.tau)
+    inputs = ("epsilon", "sigma", "mu", "grid_spacing", "dt", "source_amplitude",
+              "source_location", "receiver_location")
+    observed = wavecore.tm2d(**{k: q[k] for k in inputs}, pml_width=q["pml_width"],
+                             dispersion=truth).receiver_data
+    result = wavecore.inversion.invert(**{**q, "observed": observed}, dispersion=poles,
+                                       parameters=("delta_epsilon",),
+                                       method="truncated-newton", iterations=2,
+                                       cg_iterations=3)
+    misfits = [h["misfit"] for h in result.history]
+    print("truncated Newton on delta_epsilon, misfits", misfits)
+    assert misfits[-1] < 0.5 * misfits[0], misfits
+
+
+@pytest.mark.parametrize("backend", ("cpu", "reference"))
+def test_callbacks_see_each_sweep_of_second_vjp(backend):
+    """One callback runs in all three sweeps (state.sweep), backward ones with
+    the adjoint state and gradients; it changes nothing in the result."""
+    p = problem(nt=24)
+    extra = dict(stencil=4, pml_width=2, requires_grad=("epsilon", "sigma"),
+                 callback_frequency=5)
+    res = run(p, backend=backend, **extra)
+    c = np.random.default_rng(1).standard_normal(res.receiver_data.shape)
+    v = directions(p, ("epsilon",), seed=2)
+    seen = []
+
+    def callback(state):
+        field = "lam_ey" if state.is_backward else "ey"
+        norm = float(np.abs(state.get_wavefield(field)).max())
+        grads = sorted(state.gradients) if state.is_backward else []
+        seen.append((state.sweep, state.step, state.is_backward, norm, grads))
+
+    plain = res.second_vjp(v, c, keep=True)
+    got = res.second_vjp(v, c, callback=callback)
+    assert np.array_equal(got.epsilon, plain.epsilon)
+    assert np.array_equal(got.sigma, plain.sigma)
+    by_sweep = {}
+    for sweep, step, backward, norm, grads in seen:
+        by_sweep.setdefault(sweep, []).append(step)
+        assert backward == (sweep != "tangent-image")
+        assert not backward or grads == ["epsilon", "sigma"]
+    assert by_sweep == {"adjoint-keep": [20, 15, 10, 5, 0], "tangent-image": [0, 5, 10, 15, 20],
+                        "second-adjoint": [20, 15, 10, 5, 0]}, by_sweep
+    assert max(n for s, _, _, n, _ in seen if s == "tangent-image") > 0

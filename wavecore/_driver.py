@@ -640,14 +640,15 @@ def model_view(plan: Plan, array: np.ndarray) -> np.ndarray:
     return array if plan.model_batched else array[0]
 
 
-def callback_state(physics: Physics, plan: Plan, b, step: int) -> CallbackState:
+def callback_state(physics: Physics, plan: Plan, b, step: int,
+                   sweep: str = "forward") -> CallbackState:
     names = (*physics.state_fields, *physics.memories)
     models = {k: model_view(plan, v) for k, v in b.models.items()}
     models.update({k: model_view(plan, getattr(b, k)) for k in physics.material.coefficients})
     return CallbackState(
         dt=plan.inner_dt, step=step, nt=plan.nt_internal,
         wavefields={k: batched(plan, getattr(b, k)) for k in names},
-        models=models, axes=plan.axes, model_batched=plan.model_batched)
+        models=models, axes=plan.axes, model_batched=plan.model_batched, sweep=sweep)
 
 
 def run_forward(physics: Physics, plan: Plan, backend, b, callback, store=None, *,

@@ -73,13 +73,14 @@ class GradientContext:
                 self.close()
 
     def second_vjp(self, directions: dict, cotangent, *, keep: bool = False,
-                   vjp_cotangent=None) -> Gradients:
+                   vjp_cotangent=None, callback=None) -> Gradients:
         """grad_m <cotangent, J(m) v> along ``directions`` (the second-order
         adjoint: three sweeps over the stored snapshots, wavecore._sweeps), plus
         ``vjp(vjp_cotangent)`` when given: an array, or a callable of ``J v``
         (the second sweep's receiver data) returning it. It rides on the last
         sweep, and the second sweep is the tangent run: a full Hessian product
-        ``vjp(H J v) + second_vjp(v, g)`` in three sweeps instead of five."""
+        ``vjp(H J v) + second_vjp(v, g)`` in three sweeps instead of five.
+        ``callback(state)`` runs in all three sweeps (``state.sweep`` says which)."""
         self._check_open()
         model, amplitude = self._model_directions(directions, "second_vjp")
         c = self._receiver_gradient(to_numpy(from_dlpack_like(cotangent)), "cotangent")
@@ -88,7 +89,8 @@ class GradientContext:
             extra = self._receiver_gradient(to_numpy(from_dlpack_like(extra)), "vjp_cotangent")
         kept = self._kept_store()  # MemoryError before any work
         try:
-            return self._to_caller(self._second_order(model, amplitude, c, extra, kept))
+            return self._to_caller(self._second_order(model, amplitude, c, extra, kept,
+                                                      callback))
         except BaseException:
             self.close()
             raise
@@ -232,13 +234,15 @@ class GradientContext:
                                            "rec_data")}, **grads}, np.dtype(plan.dtype))
             for name, array in {**fresh, **tangents, "src_term": memory.adopt(source)}.items():
                 setattr(b, name, array)
+            sweep = TANGENT_IMAGE if kept else TANGENT
             at = None
             if callback is not None:
                 from ._driver import callback_state  # noqa: PLC0415 - a cycle otherwise
 
-                at = lambda t: callback(callback_state(physics, plan, b, t))  # noqa: E731
-            run_sweep(TANGENT_IMAGE if kept else TANGENT, plan, self.backend, b, self.store,
-                      at, snapshot_names=physics.all_snapshots, progress=self.progress,
+                at = lambda t: callback(  # noqa: E731
+                    callback_state(physics, plan, b, t, sweep.name))
+            run_sweep(sweep, plan, self.backend, b, self.store, at,
+                      snapshot_names=physics.all_snapshots, progress=self.progress,
                       label="jvp" if kept is None else "second_vjp 2/3", kept=kept)
             from ._driver import receiver_data  # noqa: PLC0415
 
@@ -257,8 +261,10 @@ class GradientContext:
 
         from .storage import SnapshotStore, available_memory  # noqa: PLC0415
 
-        plan = replace(self.store.plan, names=self.physics.kept_names(self.plan.targets),
-                       counts=())
+        names = self.physics.kept_names(self.plan.targets)
+        counts = tuple(self.physics.material.snapshot_count(n) for n in names)  # poles
+        plan = replace(self.store.plan, names=names,
+                       counts=counts if any(c != 1 for c in counts) else ())
         if plan.mode in ("device", "cpu") and not self.memory.separate \
                 and plan.bytes > available_memory():
             raise MemoryError(f"second_vjp keeps {plan.bytes / 2**30:.3g} GiB of adjoint values "
@@ -268,17 +274,23 @@ class GradientContext:
                               "model_gradient_sampling_interval")
         return SnapshotStore(plan, self.plan.dtype, self.memory)
 
-    def _second_order(self, model: dict, amplitude, c, extra, kept) -> Gradients:
+    def _second_order(self, model: dict, amplitude, c, extra, kept, callback=None
+                      ) -> Gradients:
         """grad <c, J(m) v> = (through the operator on the scattered state) +
         (through the background) + (the coefficients' curvature), see
         wavecore._sweeps; ``extra`` (or None) drives the last sweep as vjp's
-        cotangent does."""
+        cotangent does; ``callback`` runs in every sweep."""
         plan, b, physics = self.plan, self.b, self.physics
         material, host = physics.material, self.memory.to_host
         tangent = self._coefficient_tangents(model)
+
+        def backward(sweep):
+            return None if callback is None else (
+                lambda t: callback(self._callback_state(t, sweep.name)))
+
         # 1. the adjoint of c, keeping the adjoint values its cells image
         self._allocate(c)
-        run_sweep(ADJOINT_KEEP, plan, self.backend, b, self.store, None,
+        run_sweep(ADJOINT_KEEP, plan, self.backend, b, self.store, backward(ADJOINT_KEEP),
                   snapshot_names=physics.all_snapshots, progress=self.progress,
                   label="second_vjp 1/3", kept=kept)
         first = self._coefficient_gradients()
@@ -288,7 +300,7 @@ class GradientContext:
         jv, operator = self._tangent_run(
             self._kernel_directions(tangent, increments=True,
                                     fill=material.gradient_coefficients(plan.targets)),
-            self._source_tangent(amplitude, tangent), None, kept=kept)
+            self._source_tangent(amplitude, tangent), callback, kept=kept)
         if amplitude is not None:  # the tangent's source d amplitude cb[source] scale
             self._add_source_term(operator, lam_src, amplitude)
         # 3. the background's adjoint, driven by the kept values along v (and extra)
@@ -302,7 +314,8 @@ class GradientContext:
             try:
                 for name, array in directions.items():
                     setattr(b, name, array)
-                run_sweep(SECOND_ADJOINT, plan, self.backend, b, self.store, None,
+                run_sweep(SECOND_ADJOINT, plan, self.backend, b, self.store,
+                          backward(SECOND_ADJOINT),
                           snapshot_names=physics.all_snapshots, progress=self.progress,
                           label="second_vjp 3/3", kept=kept)
             finally:
@@ -472,7 +485,7 @@ class GradientContext:
             g = g.sum(axis=0)
         return np.ascontiguousarray(g, dtype=plan.dtype)
 
-    def _callback_state(self, step: int) -> CallbackState:
+    def _callback_state(self, step: int, sweep: str = "adjoint") -> CallbackState:
         plan, b = self.plan, self.b
         batched = lambda a: a.reshape(*plan.batch_shape, *a.shape[1:])  # noqa: E731
         names = self.physics.adjoint_names
@@ -483,4 +496,4 @@ class GradientContext:
             dt=plan.inner_dt, step=step, nt=plan.nt_internal,
             wavefields={k: batched(getattr(b, k)) for k in names}, models=models,
             axes=plan.axes, model_batched=plan.model_batched, gradients=grads,
-            is_backward=True)
+            is_backward=True, sweep=sweep)

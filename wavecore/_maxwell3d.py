@@ -43,7 +43,8 @@ MAXWELL3D = Physics(
                "debye": ("pol_x", "pol_y", "pol_z", "esum_x", "esum_y", "esum_z")},
     scratch=_W + _V, geometry=_geometry, tail_scratch=_W,
     e_components=("ex", "ey", "ez"), record_components=M3D_FIELDS,
-    kept={"ca_cb": ("ex", "ey", "ez"), "cq": ("hx", "hy", "hz")})
+    kept={"ca_cb": ("ex", "ey", "ez"), "cq": ("hx", "hy", "hz"),
+          "debye": ("pol_x", "pol_y", "pol_z")})
 
 
 def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,

@@ -208,10 +208,6 @@ def _second_vjp_needs(result, directions=()) -> str | None:
     why = _jvp_needs(result, directions)
     if why:
         return why.replace("jvp along", "second_vjp along")
-    physics = result.gradient.physics
-    if physics.material.state:
-        return (f"it is not implemented for {physics.material.name} media yet (their "
-                "polarizations' second-order terms are missing); the non-dispersive law has it")
     if result.gradient.store is None:
         return ("the run stored no snapshots: with only 'source_amplitude' in requires_grad "
                 "the data are linear in it and the second derivative is zero")

@@ -33,7 +33,7 @@ TM2D = Physics(
     kind="tm2d", ndim=2, fields=TM2D_FIELDS, memories=TM2D_MEMORIES,
     snapshots={"ca_cb": ("ey", "curl"), "cq": ("sz", "sx"), "debye": ("pol", "esum")},
     scratch=("w_z", "w_x", "v_z", "v_x"), geometry=_geometry, edge=TM2D_EDGE,
-    kept={"ca_cb": ("ey",), "cq": ("hx", "hz")})
+    kept={"ca_cb": ("ey",), "cq": ("hx", "hz"), "debye": ("pol",)})
 
 
 def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,

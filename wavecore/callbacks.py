@@ -49,6 +49,11 @@ class CallbackState:
         Internal steps of the run.
     is_backward : bool
         False in forward callbacks.
+    sweep : str
+        The pass over the time steps this state belongs to (wavecore._sweeps):
+        ``"forward"``, ``"adjoint"`` (vjp), ``"tangent"`` (jvp: the scattered
+        state), or one of ``second_vjp``'s three, ``"adjoint-keep"``,
+        ``"tangent-image"`` and ``"second-adjoint"``.
     wavefields : Mapping[str, ndarray]
         Live wavefield buffers over the whole padded grid: ``ey, hx, hz``
         (shape ``[S, nz_padded, nx_padded]`` or ``[B, S, ...]`` for batched
@@ -72,11 +77,13 @@ class CallbackState:
 
     def __init__(self, *, dt: float, step: int, nt: int, wavefields: Mapping,
                  models: Mapping, axes, model_batched: bool,
-                 gradients: Mapping | None = None, is_backward: bool = False):
+                 gradients: Mapping | None = None, is_backward: bool = False,
+                 sweep: str | None = None):
         self.dt = dt
         self.step = step
         self.nt = nt
         self.is_backward = is_backward
+        self.sweep = sweep or ("adjoint" if is_backward else "forward")
         self.wavefields = MappingProxyType(dict(wavefields))
         self.models = MappingProxyType({k: _read_only(v) for k, v in models.items()})
         self.gradients = MappingProxyType(dict(gradients or {}))

@@ -155,7 +155,7 @@ class ForwardResult:
         check_capable("jvp", self, directions=tuple(directions))
         return self.gradient.jvp(directions, keep=keep, callback=callback)
 
-    def second_vjp(self, direction: dict, cotangent, *, keep: bool = False):
+    def second_vjp(self, direction: dict, cotangent, *, keep: bool = False, callback=None):
         """The gradient of ``<cotangent, J(m) v>`` with respect to the run's
         ``requires_grad`` inputs: the second-order adjoint, the derivative of
         ``vjp(cotangent)`` along ``v``.
@@ -164,12 +164,19 @@ class ForwardResult:
         ----------
         direction : dict
             ``v``: any of the inputs ``jvp`` takes (``epsilon``, ``sigma``, ``mu``,
-            ``source_amplitude``), each shaped like its input and in the run's
-            ``requires_grad``.
+            ``source_amplitude`` and, in Debye media, ``delta_epsilon``, ``tau``),
+            each shaped like its input and in the run's ``requires_grad``.
         cotangent : ndarray
             ``c``, shaped like ``receiver_data``.
         keep : bool
             Keep the snapshots for more calls (default: free them, as ``vjp`` does).
+        callback : callable, optional
+            Called with a :class:`~wavecore.callbacks.CallbackState` in each of
+            the three sweeps (``state.sweep``: ``"adjoint-keep"`` and
+            ``"second-adjoint"`` after the transposed steps ..., f, 0, with the
+            adjoint state and the gradients accumulated so far, as a backward
+            callback; ``"tangent-image"`` before steps 0, f, 2f, ... with the
+            scattered state, as jvp's).
 
         Returns
         -------
@@ -185,7 +192,7 @@ class ForwardResult:
             runs, a second store of adjoint values in the snapshots' place.
         """
         check_capable("second_vjp", self, directions=tuple(direction))
-        return self.gradient.second_vjp(direction, cotangent, keep=keep)
+        return self.gradient.second_vjp(direction, cotangent, keep=keep, callback=callback)
 
     def close(self) -> None:
         """Free the snapshots and delete their files (idempotent)."""

@@ -169,37 +169,28 @@ inline void m3d_adjoint_h_row_o(const M3dParams<T>& p, int64_t shot, int64_t z, 
 template <typename T>
 inline void m3d_adjoint_e_row(const M3dParams<T>& p, const M3dUniformRows& uniform, int order,
                               int64_t shot, int64_t z, int64_t y, int64_t t) {
-  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
-  void* const c[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
+    if (p.tangent) {  // second order's scatter: model coefficients only
+      auto row = [&](auto image, auto... debye) {
+        m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, ModelCoefficients{}, debye...);
+      };
+      if (p.n_poles)  // Debye poles: their images and scatter too
+        m3d_debye_adjoint_e_hooks<T, true>(p, t, row);
+      else
+        m3d_adjoint_e_hooks<T, true>(p, t, row);
+      return;
+    }
     with_coefficients(p, uniform.e, shot, z, y, [&](auto coef) {
-      if (p.n_poles) {  // Debye poles: their images too
-        const bool images = m3d_stores(p, t) && e[0] != nullptr &&
-                            (p.grad_ca != nullptr || p.grad_cb != nullptr);
-        const bool poles = m3d_debye_images(p, t);
-        with_snapshot_type<T>(p, [&](auto zero) {
-          using S = decltype(zero);
-          auto run = [&](auto image) {
-            if (poles)
-              m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, coef, m3d_debye_image<S>(p, t));
-            else
-              m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, coef, DebyeNoImage{});
-          };
-          if (images)
-            run(m3d_image<S>(p, e, c, p.grad_ca, p.grad_cb, t));
-          else
-            run(NoImage{});
-        });
-      } else if (!p.tangent) {  // the image, keeping second order's values where asked
-        m3d_adjoint_e_hooks<T, false>(
-            p, t, [&](auto image) { m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, coef); });
-      }
+      // the images, keeping second order's values where asked
+      auto row = [&](auto image, auto... debye) {
+        m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, coef, debye...);
+      };
+      if (p.n_poles)  // Debye poles: their images too
+        m3d_debye_adjoint_e_hooks<T, false>(p, t, row);
+      else
+        m3d_adjoint_e_hooks<T, false>(p, t, row);
     });
-    if (p.tangent && !p.n_poles)  // second order's scatter: model coefficients only
-      m3d_adjoint_e_hooks<T, true>(p, t, [&](auto image) {
-        m3d_adjoint_e_row_o<T, O>(p, shot, z, y, image, ModelCoefficients{});
-      });
   });
 }
 

@@ -136,21 +136,10 @@ inline void tm2d_adjoint_e_row(const Tm2dParams<T>& p, int order, int64_t shot, 
                                int64_t t) {
   with_order(order, [&](auto o) {
     constexpr int O = decltype(o)::value;
-    const bool images = tm2d_stores(p, t) && (p.grad_ca != nullptr || p.grad_cb != nullptr);
-    if (p.n_poles) {  // Debye poles: their images too
-      const bool poles = tm2d_debye_images(p, t);
+    if (p.n_poles) {  // Debye poles: their images too (tm2d_debye_adjoint_e_hooks)
       with_poles(p.n_poles, [&](auto k) {
-        constexpr int K = decltype(k)::value;
-        with_snapshot_type<T>(p, [&](auto zero) {
-          using S = decltype(zero);
-          auto image = images ? tm2d_image_of<S>(p, p.snap_ey, p.snap_curl, p.grad_ca,
-                                                 p.grad_cb, t)
-                              : Image<T, S>{nullptr, nullptr, nullptr, nullptr, T(0)};
-          if (poles)
-            adjoint_e_row<T, O>(p, shot, y, image,
-                                Counted<DebyeImage<T, S, 1>, K>{tm2d_debye_image_of<S>(p, t)});
-          else
-            adjoint_e_row<T, O>(p, shot, y, image, Counted<DebyeNoImage, K>{});
+        tm2d_debye_adjoint_e_hooks<T, decltype(k)::value>(p, t, [&](auto image, auto debye) {
+          adjoint_e_row<T, O>(p, shot, y, image, debye);
         });
       });
     } else {  // the image, with second order's kept values or scatter (tm2d_adjoint_e_hooks)

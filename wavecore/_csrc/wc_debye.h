@@ -19,6 +19,13 @@
 // needs (P before the update, E_new + E_old), DebyeImage accumulates the
 // coefficient gradients of the adjoint step and DebyeScatter adds the
 // secondary sources of a tangent step (their transpose).
+//
+// Second order (wc_hooks.h; wavecore._sweeps): DebyeImage may keep the
+// adjoints of the poles it images (`keep_pol`, beside the E image's kept
+// adjoint lt); DebyeScatter may image the scattered poles against them
+// (`kept_*`, into grad_*); and DebyeAdjointScatter adds, inside the transposed
+// pole steps, the transpose of DebyeScatter's secondary sources with respect
+// to the background.
 #pragma once
 
 #include "wc_codec.h"
@@ -58,8 +65,8 @@ struct DebyeNoStore {
   static constexpr bool on = true;
   static constexpr bool scatters = false;
   static constexpr int poles = 0;
-  template <typename T>
-  WC_HD void pole(int, int64_t, T) const {}
+  template <typename... A>
+  WC_HD void pole(A...) const {}
   template <typename T>
   WC_HD void sum(int, int64_t, T) const {}
 };
@@ -73,7 +80,7 @@ struct DebyeStore {
   StoreT* pol[N];   // P before the update, at the state index
   StoreT* esum[N];  // E_new + E_old, at the field index
   template <typename T>
-  WC_HD void pole(int c, int64_t k, T v) const {
+  WC_HD void pole(int c, int64_t k, int64_t, T v, T) const {
     if (pol[c]) pol[c][k] = Codec<StoreT>::encode(v);
   }
   template <typename T>
@@ -86,7 +93,11 @@ struct DebyeStore {
 // background's snapshots of the step (P before the update, E_new + E_old):
 // weight * d c_p P_p in the E update and weight * (d a_p P_p + d b_p (E_new +
 // E_old)) in the pole update, with d a_p, d b_p, d c_p the coefficient
-// directions [n_models, P, n]. Nothing is stored.
+// directions [n_models, P, n]. Nothing is stored. With `kept_pol` (second
+// order) the scattered poles a cell hands to its store are imaged against the
+// kept adjoints (lt of E at the field index, lam_P at the state index):
+// grad_c += weight lt P, grad_a += weight lam_P P, grad_b += weight lam_P (E_new
+// + E_old) (the source's share of the last: debye_inject_image).
 template <typename T, typename StoreT, int N>
 struct DebyeScatter {
   static constexpr bool on = true;
@@ -98,8 +109,18 @@ struct DebyeScatter {
   const T* db;
   const T* dc;
   T weight;
-  template <typename... A>
-  WC_HD void pole(A...) const {}
+  const StoreT* kept_e[N];    // null: nothing imaged
+  const StoreT* kept_pol[N];
+  T* grad_a;
+  T* grad_b;
+  T* grad_c;
+  WC_HD void pole(int c, int64_t k, int64_t i, T before, T both) const {
+    if (!kept_pol[c]) return;
+    const T lam_p = weight * Codec<StoreT>::template decode<T>(kept_pol[c][k]);
+    grad_c[k] += weight * Codec<StoreT>::template decode<T>(kept_e[c][i]) * before;
+    grad_a[k] += lam_p * before;
+    grad_b[k] += lam_p * both;
+  }
   template <typename... A>
   WC_HD void sum(A...) const {}
   WC_HD T e_term(int c, int64_t k, int64_t m) const {
@@ -128,7 +149,7 @@ WC_HD T debye_e(T* pol, const T* pa, const T* pb, const T* pc, int64_t n_poles, 
   store.sum(c, i, both);
   for (int64_t p = 0; p < n_poles; ++p) {
     const int64_t k = q.s + p * q.stride, m = q.m + p * q.stride;
-    store.pole(c, k, pol[k]);
+    store.pole(c, k, i, pol[k], both);
     pol[k] = pa[m] * pol[k] + pb[m] * both;
     if constexpr (S::scatters) pol[k] += store.pole_term(c, k, m, i);
   }
@@ -146,6 +167,31 @@ WC_HD void debye_inject(T* pol, const T* pb, int64_t n_poles, PoleIndex q, T ter
     esum[i] = Codec<StoreT>::encode(Codec<StoreT>::template decode<T>(esum[i]) + term);
 }
 
+// Second order, a tangent sweep imaging against kept adjoints: the source
+// term's share of E_new + E_old, grad_b_p += weight lam_P_p term (kept_pol: the
+// kept pole adjoints of the step at the state index; nothing when null).
+template <typename T, typename StoreT>
+WC_HD void debye_inject_image(T* grad_b, const StoreT* kept_pol, int64_t n_poles, PoleIndex q,
+                              T weighted_term) {
+  if (!kept_pol || !grad_b) return;
+  for (int64_t p = 0; p < n_poles; ++p) {
+    const int64_t k = q.s + p * q.stride;
+    grad_b[k] += weighted_term * Codec<StoreT>::template decode<T>(kept_pol[k]);
+  }
+}
+
+// Second order, a tangent adjoint sweep: sum_p weight d b_p lam_P_p (kept), what
+// the adjoint of E_new + E_old gains from the transposed secondary sources
+// d b_p (E_new + E_old) (the source term's adjoint gains it too).
+template <typename T, typename StoreT>
+WC_HD T debye_kept_fold(const StoreT* kept_pol, const T* db, int64_t n_poles, PoleIndex q,
+                        T weight) {
+  T s = T(0);
+  for (int64_t p = 0; p < n_poles; ++p)
+    s += db[q.m + p * q.stride] * Codec<StoreT>::template decode<T>(kept_pol[q.s + p * q.stride]);
+  return weight * s;
+}
+
 // ---- adjoint -------------------------------------------------------------------
 
 // sum_p b_p lam_P_p: what the adjoint of E_new gains through the pole updates.
@@ -158,10 +204,11 @@ WC_HD T debye_fold(const T* lam_pol, const T* pb, int64_t n_poles, PoleIndex q) 
 
 // grad_pole_c[p] += w lt P_p, grad_pole_a[p] += w lam_P_p P_p,
 // grad_pole_b[p] += w lam_P_p (E_new + E_old): per shot [n_shots, P, n],
-// summed over the N components.
+// summed over the N components; `keep_pol` (null: not kept) receives lam_P_p.
 template <typename T, typename StoreT, int N>
 struct DebyeImage {
   static constexpr bool on = true;
+  static constexpr bool scatters = false;
   static constexpr int poles = 0;
   const StoreT* pol[N];
   const StoreT* esum[N];
@@ -169,7 +216,9 @@ struct DebyeImage {
   T* grad_b;
   T* grad_c;
   T weight;
+  StoreT* keep_pol[N];
   WC_HD void operator()(int c, int64_t k, int64_t i, T lt, T lam_pol) const {
+    if (keep_pol[c]) keep_pol[c][k] = Codec<StoreT>::encode(lam_pol);
     const T before = Codec<StoreT>::template decode<T>(pol[c][k]);
     const T scaled = weight * lam_pol;
     grad_c[k] += weight * lt * before;
@@ -180,26 +229,56 @@ struct DebyeImage {
 
 struct DebyeNoImage {
   static constexpr bool on = true;
+  static constexpr bool scatters = false;
   static constexpr int poles = 0;
   template <typename... A>
   WC_HD void operator()(A...) const {}
+};
+
+// The image of the transposed pole steps (DebyeImage) that also adds the
+// transpose of DebyeScatter's secondary sources with respect to the
+// background, from the kept adjoints of an earlier adjoint sweep (lt of E at
+// the field index, lam_P at the state index): fold_term = weight d b_p lam_P_p
+// joins the adjoint of E_new + E_old, pole_term = weight (d a_p lam_P_p + d c_p
+// lt) the adjoint of P_p before the update. The directions are the pole
+// coefficients' own (never the bf16 increments').
+template <typename T, typename StoreT, int N>
+struct DebyeAdjointScatter : DebyeImage<T, StoreT, N> {
+  static constexpr bool scatters = true;
+  const StoreT* kept_e[N];
+  const StoreT* kept_pol[N];
+  const T* da;
+  const T* db;
+  const T* dc;
+  WC_HD T fold_term(int c, int64_t k, int64_t m) const {
+    return this->weight * db[m] * Codec<StoreT>::template decode<T>(kept_pol[c][k]);
+  }
+  WC_HD T pole_term(int c, int64_t k, int64_t m, int64_t i) const {
+    return this->weight * (da[m] * Codec<StoreT>::template decode<T>(kept_pol[c][k]) +
+                           dc[m] * Codec<StoreT>::template decode<T>(kept_e[c][i]));
+  }
 };
 
 // The transposed pole steps of component c: with lam the adjoint of E_new
 // (after receivers), returns lt = lam + sum_p b_p lam_P_p (the adjoint of
 // E_new through everything that reads it) and sets `fold` to the pole part;
 // lam_P_p <- a_p lam_P_p + c_p lt. The caller then forms the adjoints of
-// E_old (ca lt + fold) and of the curl (cb lt).
+// E_old (ca lt + fold) and of the curl (cb lt). With a DebyeAdjointScatter
+// (I::scatters) the fold and the pole adjoints gain its terms.
 template <typename T, typename I>
 WC_HD T debye_adjoint_e(T* lam_pol, const T* pa, const T* pb, const T* pc, int64_t n_poles,
                         PoleIndex q, int c, int64_t i, T lam, T& fold, const I& image) {
   n_poles = pole_count<I>(n_poles);
   fold = debye_fold(lam_pol, pb, n_poles, q);
+  if constexpr (I::scatters)
+    for (int64_t p = 0; p < n_poles; ++p)
+      fold += image.fold_term(c, q.s + p * q.stride, q.m + p * q.stride);
   const T lt = lam + fold;
   for (int64_t p = 0; p < n_poles; ++p) {
     const int64_t k = q.s + p * q.stride, m = q.m + p * q.stride;
     image(c, k, i, lt, lam_pol[k]);
     lam_pol[k] = pa[m] * lam_pol[k] + pc[m] * lt;
+    if constexpr (I::scatters) lam_pol[k] += image.pole_term(c, k, m, i);
   }
   return lt;
 }

@@ -215,6 +215,12 @@ struct M3dParams {
   void* adj_hx;
   void* adj_hy;
   void* adj_hz;
+  // With Debye poles also the adjoints of each component's poles
+  // [slots, n_shots, n_poles, nz, ny, nx] (lam_P before their update; the kept
+  // lam_E is then lt, as in Tm2dParams).
+  void* adj_pol_x;
+  void* adj_pol_y;
+  void* adj_pol_z;
 };
 
 // ---- index helpers ---------------------------------------------------------
@@ -295,6 +301,16 @@ template <typename T>
 WC_HD PoleIndex m3d_poles(const M3dParams<T>& p, int64_t shot, int64_t j) {
   const int64_t n = m3d_numel(p);
   return PoleIndex{shot * p.n_poles * n + j, (shot / p.shots_per_model) * p.n_poles * n + j, n};
+}
+
+// The slots of step t of the kept pole adjoints of E component c (adj_pol_*,
+// bytes of the snapshots' type), or null where none are kept or t is not stored.
+template <typename T>
+WC_HD void* m3d_kept_pol(const M3dParams<T>& p, int64_t c, int64_t t) {
+  void* const base[3] = {p.adj_pol_x, p.adj_pol_y, p.adj_pol_z};
+  if (base[c] == nullptr || snapshot_weight<T>(p, t) == T(0)) return nullptr;
+  return static_cast<char*>(base[c]) +
+         snapshot_offset(p, t, m3d_numel(p) * p.n_poles) * (p.snap_bf16 ? 2 : sizeof(T));
 }
 
 template <typename T>
@@ -423,9 +439,12 @@ WC_HD void m3d_e_cell(const M3dParams<T>& p, int64_t shot, int64_t z, int64_t y,
 template <typename T>
 WC_HD void m3d_inject_sources(const M3dParams<T>& p, int64_t shot, int64_t t) {
   T* e = m3d_component(p, p.src_component) + shot * m3d_numel(p);
+  const T weight = snapshot_weight<T>(p, t);
   void* esum = nullptr;
+  // (second order's tangent sweep images the term against the kept pole adjoints)
+  void* kept = p.n_poles && p.tangent ? m3d_kept_pol(p, p.src_component, t) : nullptr;
   // (a tangent sweep reads the background's snapshots: it never writes them)
-  if (p.n_poles && !p.tangent && snapshot_weight<T>(p, t) != T(0)) {
+  if (p.n_poles && !p.tangent && weight != T(0)) {
     void* const sums[3] = {p.snap_esum_x, p.snap_esum_y, p.snap_esum_z};
     esum = sums[p.src_component];
     if (esum)
@@ -440,12 +459,16 @@ WC_HD void m3d_inject_sources(const M3dParams<T>& p, int64_t shot, int64_t t) {
     if (p.n_poles == 0) continue;
     T* pol = m3d_pol_component(p, p.src_component);
     const int64_t i = shot * m3d_numel(p) + j;
-    if (p.snap_bf16)
-      debye_inject(pol, p.pole_b, p.n_poles, m3d_poles(p, shot, j), term,
-                   static_cast<bf16*>(esum), i);
-    else
-      debye_inject(pol, p.pole_b, p.n_poles, m3d_poles(p, shot, j), term,
-                   static_cast<T*>(esum), i);
+    const PoleIndex q = m3d_poles(p, shot, j);
+    if (p.snap_bf16) {
+      debye_inject(pol, p.pole_b, p.n_poles, q, term, static_cast<bf16*>(esum), i);
+      debye_inject_image(p.grad_pole_b, static_cast<const bf16*>(kept), p.n_poles, q,
+                         weight * term);
+    } else {
+      debye_inject(pol, p.pole_b, p.n_poles, q, term, static_cast<T*>(esum), i);
+      debye_inject_image(p.grad_pole_b, static_cast<const T*>(kept), p.n_poles, q,
+                         weight * term);
+    }
   }
 }
 
@@ -487,9 +510,19 @@ WC_HD void m3d_adjoint_receivers_sources(const M3dParams<T>& p, int64_t shot, in
     const int64_t s = shot * p.n_src + k;
     const int64_t j = p.src_index[s];
     T g = lam[j];
-    if (p.n_poles)
-      g += debye_fold(m3d_adjoint_pol_component(p, p.src_component), p.pole_b, p.n_poles,
-                      m3d_poles(p, shot, j));
+    if (p.n_poles) {
+      const PoleIndex q = m3d_poles(p, shot, j);
+      g += debye_fold(m3d_adjoint_pol_component(p, p.src_component), p.pole_b, p.n_poles, q);
+      // second order's tangent adjoint: the transposed d b_p (E_new + E_old)
+      const void* kept =
+          p.tangent && p.tan_pole_b ? m3d_kept_pol(p, p.src_component, t) : nullptr;
+      if (kept && p.snap_bf16)
+        g += debye_kept_fold(static_cast<const bf16*>(kept), p.tan_pole_b, p.n_poles, q,
+                             snapshot_weight<T>(p, t));
+      else if (kept)
+        g += debye_kept_fold(static_cast<const T*>(kept), p.tan_pole_b, p.n_poles, q,
+                             snapshot_weight<T>(p, t));
+    }
     p.src_grad[s * p.nt + t] = g;
   }
 }
@@ -747,10 +780,16 @@ WC_HD void m3d_e_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
                                      {kept.c[0], kept.c[1], kept.c[2]}, p.grad_cb};
       if constexpr (POLES) {
         const DebyeImage<T, S, 3> at = m3d_debye_image<S>(p, t);
-        f(scatter_e, scatter_c,
-          DebyeScatter<T, S, 3>{{at.pol[0], at.pol[1], at.pol[2]},
-                                {at.esum[0], at.esum[1], at.esum[2]},
-                                p.tan_pole_a, p.tan_pole_b, p.tan_pole_c, w});
+        DebyeScatter<T, S, 3> scatter{{at.pol[0], at.pol[1], at.pol[2]},
+                                      {at.esum[0], at.esum[1], at.esum[2]},
+                                      p.tan_pole_a, p.tan_pole_b, p.tan_pole_c, w,
+                                      {nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr},
+                                      p.grad_pole_a, p.grad_pole_b, p.grad_pole_c};
+        for (int c = 0; c < 3; ++c) {  // second order: image against the kept values
+          scatter.kept_pol[c] = static_cast<const S*>(m3d_kept_pol(p, c, t));
+          scatter.kept_e[c] = scatter.kept_pol[c] ? kept.c[c] : nullptr;
+        }
+        f(scatter_e, scatter_c, scatter);
       } else {
         f(scatter_e, scatter_c, NoDebye{});
       }
@@ -815,6 +854,57 @@ WC_HD void m3d_adjoint_h_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
 template <typename T>
 WC_HD bool m3d_debye_images(const M3dParams<T>& p, int64_t t) {
   return p.grad_pole_a != nullptr && p.snap_pol_x != nullptr && m3d_stores(p, t);
+}
+
+// f(image, debye_image) for the E cells of step t of a run with Debye poles, as
+// tm2d_debye_adjoint_e_hooks (TANGENT as for m3d_h_hooks: the caller's
+// p.tangent): nothing (NoImage, DebyeNoImage) where step t accumulates no
+// gradient; else the images (keeping second order's values in an adjoint
+// sweep), or in a tangent adjoint sweep where the coefficients move the
+// AdjointScatter3 and DebyeAdjointScatter of the kept values.
+template <typename T, bool TANGENT, typename F>
+WC_HD void m3d_debye_adjoint_e_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
+  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
+  void* const k[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
+  const bool images = m3d_stores(p, t) && e[0] != nullptr &&
+                      (p.grad_ca != nullptr || p.grad_cb != nullptr);
+  const bool poles = m3d_debye_images(p, t);
+  if (!images && !poles) {
+    f(NoImage{}, DebyeNoImage{});
+    return;
+  }
+  with_snapshot_type<T>(p, [&](auto zero) {
+    using S = decltype(zero);
+    // poles only: an image with no accumulators
+    auto image = images ? m3d_image<S>(p, e, k, p.grad_ca, p.grad_cb, t)
+                        : Image3<T, S>{{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr},
+                                       nullptr, nullptr, T(0), {nullptr, nullptr, nullptr}};
+    if (!poles) {
+      f(image, DebyeNoImage{});
+      return;
+    }
+    auto debye = m3d_debye_image<S>(p, t);
+    const Store3<S> kept = m3d_kept<S>(p, true, t);
+    S* kept_pol[3];
+    for (int c = 0; c < 3; ++c) kept_pol[c] = static_cast<S*>(m3d_kept_pol(p, c, t));
+    if constexpr (!TANGENT) {
+      for (int c = 0; c < 3; ++c) {
+        image.keep[c] = kept.c[c];
+        debye.keep_pol[c] = kept_pol[c];
+      }
+      f(image, debye);
+    } else {
+      if (p.tan_ca != nullptr && p.tan_pole_a != nullptr && kept.c[0] != nullptr &&
+          kept_pol[0] != nullptr)
+        f(AdjointScatter3<T, S>{image, {kept.c[0], kept.c[1], kept.c[2]}, p.tan_ca, p.tan_cb},
+          DebyeAdjointScatter<T, S, 3>{debye,
+                                       {kept.c[0], kept.c[1], kept.c[2]},
+                                       {kept_pol[0], kept_pol[1], kept_pol[2]},
+                                       p.tan_pole_a, p.tan_pole_b, p.tan_pole_c});
+      else
+        f(image, debye);
+    }
+  });
 }
 
 }  // namespace wc

@@ -152,6 +152,10 @@ struct Tm2dParams {
   void* adj_ey;
   void* adj_hx;
   void* adj_hz;
+  // With Debye poles also the adjoints of the poles the transposed E cells
+  // image (lam_P before their update), [slots, n_shots, n_poles, ny, nx]; the
+  // kept lam_ey is then lt, the adjoint of E_new (wc_debye.h).
+  void* adj_pol;
 };
 
 // ---- index helpers ---------------------------------------------------------
@@ -169,6 +173,15 @@ template <typename T>
 WC_HD PoleIndex tm2d_poles(const Tm2dParams<T>& p, int64_t shot, int64_t j) {
   const int64_t n = tm2d_numel(p);
   return PoleIndex{shot * p.n_poles * n + j, (shot / p.shots_per_model) * p.n_poles * n + j, n};
+}
+
+// The slots of step t of the kept pole adjoints (adj_pol, bytes of the
+// snapshots' type), or null where none are kept or t is not stored.
+template <typename T>
+WC_HD void* tm2d_kept_pol_of(const Tm2dParams<T>& p, int64_t t) {
+  if (p.adj_pol == nullptr || snapshot_weight<T>(p, t) == T(0)) return nullptr;
+  return static_cast<char*>(p.adj_pol) +
+         snapshot_offset(p, t, tm2d_numel(p) * p.n_poles) * (p.snap_bf16 ? 2 : sizeof(T));
 }
 
 template <typename T>
@@ -279,11 +292,14 @@ WC_HD void tm2d_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t
 template <typename T>
 WC_HD void tm2d_inject_sources(const Tm2dParams<T>& p, int64_t shot, int64_t t) {
   T* ey = p.ey + shot * tm2d_numel(p);
+  const T weight = snapshot_weight<T>(p, t);
   void* esum = nullptr;
   // (a tangent sweep reads the background's snapshots: it never writes them)
-  if (p.n_poles && !p.tangent && p.snap_esum && snapshot_weight<T>(p, t) != T(0))
+  if (p.n_poles && !p.tangent && p.snap_esum && weight != T(0))
     esum = static_cast<char*>(p.snap_esum) +
            snapshot_offset(p, t, tm2d_numel(p)) * (p.snap_bf16 ? 2 : sizeof(T));
+  // (second order's tangent sweep images the term against the kept pole adjoints)
+  void* kept = p.n_poles && p.tangent && weight != T(0) ? tm2d_kept_pol_of(p, t) : nullptr;
   for (int64_t k = 0; k < p.n_src; ++k) {
     const int64_t s = shot * p.n_src + k;
     const int64_t j = p.src_index[s];
@@ -291,12 +307,16 @@ WC_HD void tm2d_inject_sources(const Tm2dParams<T>& p, int64_t shot, int64_t t) 
     ey[j] += term;
     if (p.n_poles == 0) continue;
     const int64_t i = shot * tm2d_numel(p) + j;
-    if (p.snap_bf16)
-      debye_inject(p.pol_ey, p.pole_b, p.n_poles, tm2d_poles(p, shot, j), term,
-                   static_cast<bf16*>(esum), i);
-    else
-      debye_inject(p.pol_ey, p.pole_b, p.n_poles, tm2d_poles(p, shot, j), term,
-                   static_cast<T*>(esum), i);
+    const PoleIndex q = tm2d_poles(p, shot, j);
+    if (p.snap_bf16) {
+      debye_inject(p.pol_ey, p.pole_b, p.n_poles, q, term, static_cast<bf16*>(esum), i);
+      debye_inject_image(p.grad_pole_b, static_cast<const bf16*>(kept), p.n_poles, q,
+                         weight * term);
+    } else {
+      debye_inject(p.pol_ey, p.pole_b, p.n_poles, q, term, static_cast<T*>(esum), i);
+      debye_inject_image(p.grad_pole_b, static_cast<const T*>(kept), p.n_poles, q,
+                         weight * term);
+    }
   }
 }
 
@@ -333,7 +353,18 @@ WC_HD void tm2d_adjoint_receivers_sources(const Tm2dParams<T>& p, int64_t shot, 
     const int64_t s = shot * p.n_src + k;
     const int64_t j = p.src_index[s];
     T g = lam[j];
-    if (p.n_poles) g += debye_fold(p.lam_pol_ey, p.pole_b, p.n_poles, tm2d_poles(p, shot, j));
+    if (p.n_poles) {
+      const PoleIndex q = tm2d_poles(p, shot, j);
+      g += debye_fold(p.lam_pol_ey, p.pole_b, p.n_poles, q);
+      // second order's tangent adjoint: the transposed d b_p (E_new + E_old)
+      const void* kept = p.tangent && p.tan_pole_b ? tm2d_kept_pol_of(p, t) : nullptr;
+      if (kept && p.snap_bf16)
+        g += debye_kept_fold(static_cast<const bf16*>(kept), p.tan_pole_b, p.n_poles, q,
+                             snapshot_weight<T>(p, t));
+      else if (kept)
+        g += debye_kept_fold(static_cast<const T*>(kept), p.tan_pole_b, p.n_poles, q,
+                             snapshot_weight<T>(p, t));
+    }
     p.src_grad[s * p.nt + t] = g;
   }
 }
@@ -538,8 +569,11 @@ WC_HD void tm2d_e_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
                                    p.grad_cb};
     if constexpr (POLES) {
       const DebyeImage<T, S, 1> at = tm2d_debye_image_of<S>(p, t);
+      const S* kept_pol = static_cast<const S*>(tm2d_kept_pol_of(p, t));
       f(scatter, Counted<DebyeScatter<T, S, 1>, K>{
-                     {{at.pol[0]}, {at.esum[0]}, p.tan_pole_a, p.tan_pole_b, p.tan_pole_c, w}});
+                     {{at.pol[0]}, {at.esum[0]}, p.tan_pole_a, p.tan_pole_b, p.tan_pole_c, w,
+                      {kept_pol ? scatter.kept : nullptr}, {kept_pol}, p.grad_pole_a,
+                      p.grad_pole_b, p.grad_pole_c}});
     } else {
       f(scatter, NoDebye{});
     }
@@ -602,6 +636,49 @@ WC_HD void tm2d_adjoint_h_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
 template <typename T>
 WC_HD bool tm2d_debye_images(const Tm2dParams<T>& p, int64_t t) {
   return p.grad_pole_a != nullptr && p.snap_pol != nullptr && tm2d_stores(p, t);
+}
+
+// f(image, debye_image) for the E cells of step t of a run with Debye poles
+// (the pole hook counted as Counted<., K>, K = 0: at run time), as
+// tm2d_adjoint_e_hooks: nothing where step t accumulates no gradient; the
+// images of ca, cb (an empty Image where they are not asked for) and of the
+// pole coefficients, which an adjoint sweep of second order also has keep lt
+// (adj_ey) and the poles' adjoints (adj_pol); or in a tangent adjoint sweep
+// where the coefficients move, the AdjointScatter and DebyeAdjointScatter of
+// the kept values (ca, cb and the poles move together, as in tm2d_e_hooks).
+template <typename T, int K, typename F>
+WC_HD void tm2d_debye_adjoint_e_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
+  const bool images = tm2d_stores(p, t) && (p.grad_ca != nullptr || p.grad_cb != nullptr);
+  const bool poles = tm2d_debye_images(p, t);
+  if (!images && !poles) {
+    f(NoImage{}, Counted<DebyeNoImage, K>{});
+    return;
+  }
+  with_snapshot_type<T>(p, [&](auto zero) {
+    using S = decltype(zero);
+    // poles only: an image with no accumulators
+    auto image = images ? tm2d_image_of<S>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t)
+                        : Image<T, S>{nullptr, nullptr, nullptr, nullptr, T(0), nullptr};
+    if (!poles) {
+      f(image, Counted<DebyeNoImage, K>{});
+      return;
+    }
+    auto debye = tm2d_debye_image_of<S>(p, t);
+    S* kept_e = tm2d_kept_of<S>(p, p.adj_ey, t);
+    S* kept_pol = static_cast<S*>(tm2d_kept_pol_of(p, t));
+    if (!p.tangent) {
+      image.keep = kept_e;
+      debye.keep_pol[0] = kept_pol;
+      f(image, Counted<DebyeImage<T, S, 1>, K>{debye});
+    } else if (p.tan_ca != nullptr && p.tan_pole_a != nullptr && kept_e != nullptr &&
+               kept_pol != nullptr) {
+      f(AdjointScatter<T, S>{image, kept_e, p.tan_ca, p.tan_cb},
+        Counted<DebyeAdjointScatter<T, S, 1>, K>{
+            {debye, {kept_e}, {kept_pol}, p.tan_pole_a, p.tan_pole_b, p.tan_pole_c}});
+    } else {
+      f(image, Counted<DebyeImage<T, S, 1>, K>{debye});
+    }
+  });
 }
 
 }  // namespace wc

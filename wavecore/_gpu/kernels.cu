@@ -166,33 +166,17 @@ __global__ void tm2d_adjoint_e(const Tm2dParams<T> p, int64_t t) {
 
 // Step A with Debye poles: the adjoint of E is folded with the poles'
 // adjoints; a stored step accumulates the gradients of ca, cb (when asked
-// for) and of the pole coefficients (when asked for).
+// for) and of the pole coefficients (when asked for), with second order's
+// kept values or scatter (tm2d_debye_adjoint_e_hooks).
 template <typename T, int ORDER>
 __global__ void tm2d_debye_adjoint_e(const Tm2dParams<T> p, int64_t t) {
   const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
   if (!c.inside) return;
-  auto run = [&](auto image, auto debye) {
+  tm2d_debye_adjoint_e_hooks<T, 0>(p, t, [&](auto image, auto debye) {
     tm2d_e_flags(p, c, [&](auto pz, auto px) {
       tm2d_adjoint_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(
           p, c.shot, c.y, c.x, image, debye);
     });
-  };
-  const bool images = tm2d_stores(p, t) && (p.grad_ca != nullptr || p.grad_cb != nullptr);
-  const bool poles = tm2d_debye_images(p, t);
-  if (!images && !poles) {
-    run(NoImage{}, DebyeNoImage{});
-    return;
-  }
-  with_snapshot_type<T>(p, [&](auto zero) {
-    using S = decltype(zero);
-    // poles only: an image with no accumulators (no more kernels)
-    const auto image = images ? tm2d_image_of<S>(p, p.snap_ey, p.snap_curl, p.grad_ca,
-                                                 p.grad_cb, t)
-                              : Image<T, S>{nullptr, nullptr, nullptr, nullptr, T(0)};
-    if (poles)
-      run(image, tm2d_debye_image_of<S>(p, t));
-    else
-      run(image, DebyeNoImage{});
   });
 }
 
@@ -324,14 +308,13 @@ __global__ void m3d_adjoint_e(const M3dParams<T> p, int64_t t) {
     m3d_adjoint_e_hooks<T, false>(p, t, run);
 }
 
-// Step A of a 3-D run with Debye poles (as tm2d_debye_adjoint_e).
+// Step A of a 3-D run with Debye poles (as tm2d_debye_adjoint_e;
+// m3d_debye_adjoint_e_hooks).
 template <typename T, int ORDER>
 __global__ void m3d_debye_adjoint_e(const M3dParams<T> p, int64_t t) {
   constexpr int M = Stencil<ORDER>::M;
   const Cell c = m3d_cell<ORDER>(p.nz, p.ny, p.nx);
   if (!c.inside) return;
-  void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
-  void* const k[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
   const M3dPsiIndex q = m3d_psi_indices<T, M, false>(p, c.shot, c.z, c.y, c.x);
   auto run = [&](auto image, auto debye) {
     m3d_e_flags<T, ORDER>(p, c, [&](auto pz, auto py, auto px) {
@@ -340,25 +323,10 @@ __global__ void m3d_debye_adjoint_e(const M3dParams<T> p, int64_t t) {
                                               ModelCoefficients{}, debye);
     });
   };
-  const bool images = m3d_stores(p, t) && e[0] != nullptr &&
-                      (p.grad_ca != nullptr || p.grad_cb != nullptr);
-  const bool poles = m3d_debye_images(p, t);
-  if (!images && !poles) {
-    run(NoImage{}, DebyeNoImage{});
-    return;
-  }
-  with_snapshot_type<T>(p, [&](auto zero) {
-    using S = decltype(zero);
-    // poles only: an image with no accumulators (no more kernels)
-    const auto image = images ? m3d_image<S>(p, e, k, p.grad_ca, p.grad_cb, t)
-                              : Image3<T, S>{{nullptr, nullptr, nullptr},
-                                             {nullptr, nullptr, nullptr}, nullptr, nullptr,
-                                             T(0)};
-    if (poles)
-      run(image, m3d_debye_image<S>(p, t));
-    else
-      run(image, DebyeNoImage{});
-  });
+  if (p.tangent)
+    m3d_debye_adjoint_e_hooks<T, true>(p, t, run);
+  else
+    m3d_debye_adjoint_e_hooks<T, false>(p, t, run);
 }
 
 template <typename T, int ORDER>

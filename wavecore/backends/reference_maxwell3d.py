@@ -79,6 +79,7 @@ SNAP_S = {"hx": "snap_sx", "hy": "snap_sy", "hz": "snap_sz"}
 #: Debye: snapshots of the polarizations before their update and of E + E_old.
 SNAP_POL = {"ex": "snap_pol_x", "ey": "snap_pol_y", "ez": "snap_pol_z"}
 SNAP_ESUM = {"ex": "snap_esum_x", "ey": "snap_esum_y", "ez": "snap_esum_z"}
+ADJ_POL = {"ex": "adj_pol_x", "ey": "adj_pol_y", "ez": "adj_pol_z"}  # second order
 
 
 def _along(axis: int, index, ndim: int = 5):
@@ -261,6 +262,7 @@ class ReferenceMaxwell3d(SnapshotSlots):
                 e_new = e_new + pole_sum(self._coefficient(self.b.pole_c, self.dom), pol)
                 if self._tangent():
                     e_new = e_new + self._pole_scatter(t, self.dom, SNAP_POL[e])
+                    self._image_kept_poles(t, self.dom, f"adj_{e}", ADJ_POL[e], before=pol)
                 self._e_old[e] = e_old
             first, second = e_update_snapshots(e_old, curl, e_new,
                                                self._compressed(SNAP_E[e], t))
@@ -285,6 +287,8 @@ class ReferenceMaxwell3d(SnapshotSlots):
         for e in E_TERMS:
             esum = self._view(e)[self.dom] + self._e_old.pop(e)
             self._store(SNAP_ESUM[e], t, esum)
+            if self._tangent():  # (E + E_old holds the source term)
+                self._image_kept_poles(t, self.dom, f"adj_{e}", ADJ_POL[e], both=esum)
             pol = self._poles(f"pol_{e}")
             pol[self.dom] = a * pol[self.dom] + bb * over_poles(esum)
             if self._tangent():
@@ -320,7 +324,9 @@ class ReferenceMaxwell3d(SnapshotSlots):
         if b.src_index.shape[1]:
             lam = getattr(b, f"lam_{plan.source_component}").reshape(n, -1)
             if self.n_poles:  # the source also reaches P: lam_E + sum_p b_p lam_P_p
-                q = pole_sum(b.pole_b[:, None], self._poles(f"lam_pol_{plan.source_component}"))
+                e = plan.source_component
+                q = pole_sum(b.pole_b[:, None], self._poles(f"lam_pol_{e}"))
+                q = q + self._kept_fold(t, self.dom, f"adj_{e}", ADJ_POL[e], q.shape)
                 lam = lam + q.reshape(n, -1)
             b.src_grad[:, :, t] = np.take_along_axis(lam, b.src_index, axis=1)
 
@@ -332,6 +338,9 @@ class ReferenceMaxwell3d(SnapshotSlots):
             lam_ps = {e: self._poles(f"lam_pol_{e}")[self.dom].copy() for e in order}
             pole_b = self._coefficient(self.b.pole_b, self.dom)
             qs = {e: pole_sum(pole_b, lam_ps[e]) for e in order}
+            kept = {e: self._kept_pole_terms(t, self.dom, f"adj_{e}", ADJ_POL[e])
+                    for e in order}  # second order's scatter, or zeros
+            qs = {e: qs[e] + kept[e][0] for e in order}
             lams = {e: lams[e] + qs[e] for e in order}
             self._image("grad_pole_c", [SNAP_POL[e] for e in order], t,
                         [over_poles(lams[e]) for e in order])
@@ -339,6 +348,9 @@ class ReferenceMaxwell3d(SnapshotSlots):
                         [lam_ps[e] for e in order])
             self._image("grad_pole_b", [SNAP_ESUM[e] for e in order], t,
                         [lam_ps[e] for e in order])
+            if self.b.grad_pole_a is not None:  # second order: keep the poles' adjoints
+                for e in order:
+                    self._keep(ADJ_POL[e], t, self.dom, lam_ps[e])
         self._image("grad_ca", [SNAP_E[e] for e in order], t, [lams[e] for e in order])
         self._image("grad_cb", [SNAP_C[e] for e in order], t, [lams[e] for e in order])
         images = (self.b.grad_ca is not None or self.b.grad_cb is not None) and \
@@ -363,7 +375,8 @@ class ReferenceMaxwell3d(SnapshotSlots):
                 self._view(f"lam_{e}")[self.dom] += qs[e]
                 self._poles(f"lam_pol_{e}")[self.dom] = (
                     self._coefficient(self.b.pole_a, self.dom) * lam_ps[e]
-                    + self._coefficient(self.b.pole_c, self.dom) * over_poles(lams[e]))
+                    + self._coefficient(self.b.pole_c, self.dom) * over_poles(lams[e])
+                    + kept[e][1])
 
     def _adjoint_h(self, t):
         """Step B: transposes of the derivatives of H, then of the H update."""

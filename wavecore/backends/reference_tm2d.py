@@ -137,7 +137,7 @@ class SnapshotSlots:
 
     def _shape_of(self, name):
         """The ``[B, S, ...]`` shape of a snapshot or gradient array ``name``."""
-        per_pole = name.startswith(("snap_pol", "grad_pole"))
+        per_pole = name.startswith(("snap_pol", "grad_pole", "adj_pol"))
         return self.pole_shape if per_pole else self.slot_shape
 
     def _poles(self, name):
@@ -217,6 +217,48 @@ class SnapshotSlots:
             return
         grad.reshape(self._shape_of(grad_name))[region] += (
             self._weight(t) * self._load_at(kept, t, region) * values)
+
+    def _image_kept_poles(self, t, region, kept_e, kept_pol, before=None, both=None):
+        """Second order, a tangent sweep: the scattered poles imaged against the
+        kept adjoints (lt of E, lam_P of the poles): ``grad_pole_c += weight lt
+        P`` and ``grad_pole_a += weight lam_P P`` with P ``before`` the update,
+        ``grad_pole_b += weight lam_P (E + E_old)`` with ``both``."""
+        if self._direction("tan_pole_a", t) is None or self._slot(kept_pol, t) is None:
+            return
+        b, w = self.b, self._weight(t)
+        lam_p = self._load_at(kept_pol, t, region)
+        if before is not None:
+            lt = over_poles(self._load_at(kept_e, t, region))
+            b.grad_pole_c.reshape(self.pole_shape)[region] += w * lt * before
+            b.grad_pole_a.reshape(self.pole_shape)[region] += w * lam_p * before
+        if both is not None:
+            b.grad_pole_b.reshape(self.pole_shape)[region] += w * lam_p * over_poles(both)
+
+    def _kept_pole_terms(self, t, region, kept_e, kept_pol):
+        """Second order, a tangent adjoint sweep: the transposes of the poles'
+        secondary sources with respect to the background, ``(weight sum_p d b_p
+        lam_P_p`` (joining the adjoint of E + E_old), ``weight (d a_p lam_P_p + d
+        c_p lt))`` (joining the poles' adjoints), from the kept adjoints; or 0, 0."""
+        d = self._direction("tan_pole_a", t)
+        if d is None or self._slot(kept_pol, t) is None:
+            return 0, 0
+        b, w = self.b, self._weight(t)
+        lam_p = self._load_at(kept_pol, t, region)
+        lt = over_poles(self._load_at(kept_e, t, region))
+        fold = w * pole_sum(self._coefficient(b.tan_pole_b, region), lam_p)
+        poles = w * (self._coefficient(d, region) * lam_p
+                     + self._coefficient(b.tan_pole_c, region) * lt)
+        return fold, poles
+
+    def _kept_fold(self, t, region, kept_e, kept_pol, shape):
+        """``_kept_pole_terms``' fold on ``region`` of a zero ``shape`` array (the
+        source term's adjoint gains it), or 0."""
+        fold, _ = self._kept_pole_terms(t, region, kept_e, kept_pol)
+        if isinstance(fold, int):
+            return 0
+        out = np.zeros(shape, fold.dtype)
+        out[region] = fold
+        return out
 
     def _slot(self, name, t):
         """Snapshot array ``name`` of step t as ``slot_shape``, or None."""
@@ -374,6 +416,7 @@ class ReferenceTm2d(SnapshotSlots):
             e_new = e_new + pole_sum(self._coefficient(b.pole_c, dom), pol)
             if self._tangent():
                 e_new = e_new + self._pole_scatter(t, dom)
+                self._image_kept_poles(t, dom, "adj_ey", "adj_pol", before=pol)
             self._e_old = e_old
         first, second = e_update_snapshots(e_old, curl, e_new, self._compressed("snap_ey", t))
         self._store("snap_ey", t, dom, first)
@@ -395,6 +438,8 @@ class ReferenceTm2d(SnapshotSlots):
         b, dom = self.b, self.dom
         esum = self._fields()[0][dom] + self._e_old
         self._store("snap_esum", t, dom, esum)
+        if self._tangent():  # (E + E_old holds the source term)
+            self._image_kept_poles(t, dom, "adj_ey", "adj_pol", both=esum)
         pol = self._poles("pol_ey")
         pol[dom] = (self._coefficient(b.pole_a, dom) * pol[dom]
                     + self._coefficient(b.pole_b, dom) * over_poles(esum))
@@ -427,6 +472,7 @@ class ReferenceTm2d(SnapshotSlots):
         if b.src_index.shape[1]:
             if self.n_poles:  # the source also reaches P: lam_E + sum_p b_p lam_P_p
                 q = pole_sum(b.pole_b[:, None], self._poles("lam_pol_ey"))
+                q = q + self._kept_fold(t, self.dom, "adj_ey", "adj_pol", q.shape)
                 lam = lam + q.reshape(n, -1)
             b.src_grad[:, :, t] = np.take_along_axis(lam, b.src_index, axis=1)
 
@@ -451,10 +497,14 @@ class ReferenceTm2d(SnapshotSlots):
             lam_pol = self._poles("lam_pol_ey")
             lam_p = lam_pol[dom].copy()
             q = pole_sum(self._coefficient(b.pole_b, dom), lam_p)
+            fold, pole_terms = self._kept_pole_terms(t, dom, "adj_ey", "adj_pol")
+            q = q + fold
             lt = lam + q
             self._image("grad_pole_c", "snap_pol", t, dom, over_poles(lt))
             self._image("grad_pole_a", "snap_pol", t, dom, lam_p)
             self._image("grad_pole_b", "snap_esum", t, dom, lam_p)
+            if b.grad_pole_a is not None:  # second order: keep the poles' adjoints
+                self._keep("adj_pol", t, dom, lam_p)
         self._image("grad_ca", "snap_ey", t, dom, lt)
         self._image("grad_cb", "snap_curl", t, dom, lt)
         images = b.grad_ca is not None or b.grad_cb is not None
@@ -480,7 +530,7 @@ class ReferenceTm2d(SnapshotSlots):
         if self.n_poles:
             lam_e[dom] += q
             lam_pol[dom] = (self._coefficient(b.pole_a, dom) * lam_p
-                            + self._coefficient(b.pole_c, dom) * over_poles(lt))
+                            + self._coefficient(b.pole_c, dom) * over_poles(lt) + pole_terms)
 
     def _adjoint_h(self, t):
         """Step B: transposes of the derivatives of H, then of the H update."""

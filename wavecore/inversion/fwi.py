@@ -392,7 +392,7 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
     backtracking line search from the full step; the history records the inner
     iterations. ``method="truncated-newton"`` does the same with the full
     Hessian (``wavecore.inversion.hvp``: the Gauss-Newton product plus
-    ``second_vjp``; not in Debye media yet), whose negative curvature far
+    ``second_vjp``), whose negative curvature far
     from the solution ends the inner solve. Both run the shots in this process
     (no ``executor``) and take no gradient ``smoothing`` (it would make the
     operator unsymmetric).
@@ -412,9 +412,6 @@ def invert(observed, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
         if not (isinstance(misfit, str) and misfit in HESSIANS):
             raise ValueError(f"method={method!r} needs the data-space Hessian of the "
                              f"misfit: one of {sorted(HESSIANS)}, got {misfit!r}")
-        if method == "truncated-newton" and dispersion is not None:
-            raise ValueError("method='truncated-newton' needs second_vjp, which Debye media "
-                             "do not have yet; use method='gauss-newton'")
         if isinstance(cg_iterations, bool) or not isinstance(cg_iterations, int) or \
                 cg_iterations < 1:
             raise ValueError(f"cg_iterations must be an int >= 1, got {cg_iterations!r}")

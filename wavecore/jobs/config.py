@@ -439,9 +439,6 @@ def _check_inversion(cfg: JobConfig) -> None:
                                           "forward run's snapshots in this process)")
         if inv.get("smoothing", 0):
             _fail(p, "inversion.smoothing", f"must be 0 with inversion.method = {method!r}")
-        if method == "truncated-newton" and "debye" in cfg.model:
-            _fail(p, "inversion.method", "'truncated-newton' needs second_vjp, which Debye "
-                                         "media do not have yet; use 'gauss-newton'")
     elif "cg_iterations" in inv:
         _fail(p, "inversion.cg_iterations", "only acts with inversion.method = "
                                             "'gauss-newton' or 'truncated-newton'")
