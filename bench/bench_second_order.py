@@ -7,6 +7,7 @@ Usage::
 
     python bench/bench_second_order.py             # the target case (~3 min with TIDE)
     python bench/bench_second_order.py --quick     # tiny grid, no TIDE (a test)
+    python bench/bench_second_order.py --debye 2   # the same in a 2-pole Debye medium
 
 What is measured (best of ``--repeats`` interleaved rounds after a warm-up; the
 first calls of each operation in a fresh interpreter are reported apart)
@@ -27,8 +28,10 @@ first calls of each operation in a fresh interpreter are reported apart)
 
 Model: ``bench_tm2d.make_problem`` (two layers, 1 cm cells, 20-cell CPML),
 300 x 300, 4 shots, stencil 4, float32, 2 threads; directions: smooth random
-fields (a few percent of epsilon and sigma). Results go to
-bench/results/second_order_<cpu>_<date>[_quick].{json,md}.
+fields (a few percent of epsilon and sigma). ``--debye P``: the model gets P
+Debye poles everywhere (delta_epsilon 2, tau from 1e-10 to 1e-9 s); TIDE has no
+Debye Hessian products, so it is left out. Results go to
+bench/results/second_order_<cpu>_<date>[_debye][_quick].{json,md}.
 """
 
 from __future__ import annotations
@@ -99,11 +102,15 @@ def smooth(shape, seed, scale):
     return scale * field / np.abs(field).max()
 
 
-def setup(n, shots, nt, threads):
+def setup(n, shots, nt, threads, poles=0):
     p = make_problem(n, shots, np.float32)
     amp = (wavecore.ricker(FREQ, nt, p["dt"]) * np.ones((shots, 1, 1))).astype(np.float32)
     args = (p["eps"], p["sig"], p["mu"], DX, p["dt"], amp, p["src"], p["rec"])
     kw = dict(stencil=4, pml_width=PML, n_threads=threads)
+    if poles:
+        tau = np.logspace(-10, -9, poles)[:, None, None] * np.ones((poles, n, n))
+        kw["dispersion"] = wavecore.Debye(np.full((poles, n, n), 2.0, np.float32),
+                                          tau.astype(np.float32))
     v = {"epsilon": smooth((n, n), 1, 0.3).astype(np.float32),
          "sigma": smooth((n, n), 2, 5e-4).astype(np.float32)}
     return p, amp, args, kw, v
@@ -162,7 +169,7 @@ def first_calls(c):
 
 
 def child(c):
-    _, _, args, kw, v = setup(c["n"], c["shots"], c["nt"], c["threads"])
+    _, _, args, kw, v = setup(c["n"], c["shots"], c["nt"], c["threads"], c["debye"])
     observed = np.zeros((c["shots"], len(make_problem(c["n"], c["shots"], np.float32)["rec"][0]),
                          c["nt"]), np.float32)
     forward, store, _, _ = operations(args, kw, v, observed)
@@ -206,18 +213,21 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-tide", action="store_true")
+    ap.add_argument("--debye", type=int, default=0, metavar="P",
+                    help="P Debye poles in the model (no TIDE)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         return child(json.loads(a.child))
     if a.quick:
         a.n, a.shots, a.nt, a.repeats, a.no_tide = 60, 2, 60, 1, True
-    c = dict(n=a.n, shots=a.shots, nt=a.nt, threads=a.threads, repeats=a.repeats)
-    p, amp, args, kw, v = setup(a.n, a.shots, a.nt, a.threads)
+    c = dict(n=a.n, shots=a.shots, nt=a.nt, threads=a.threads, repeats=a.repeats,
+             debye=a.debye)
+    p, amp, args, kw, v = setup(a.n, a.shots, a.nt, a.threads, a.debye)
     observed = np.zeros((a.shots, p["rec"].shape[1], a.nt), np.float32)
     best, jv = measure(args, kw, v, observed, a.repeats)
     first = first_calls(c)
-    peer = None if a.no_tide else tide(p, amp, v, observed, c)
+    peer = None if a.no_tide or a.debye else tide(p, amp, v, observed, c)
     born = best["store"] + best["jvp"]
     gn = best["store"] + best["GN product"]
     full = best["store"] + best["full HVP"]
@@ -259,15 +269,17 @@ def main():
                      f"{tf / full:.2f}x", tf / full >= 3)]
     meta = machine_info()
     meta["date"] = datetime.datetime.now().isoformat(timespec="seconds")
-    lines = [f"# Second-order operators, tm2d {a.n} x {a.n}, {a.shots} shots, {a.nt} steps, "
-             f"stencil 4, float32, {a.threads} threads", "",
+    medium = f", {a.debye}-pole Debye medium" if a.debye else ""
+    lines = [f"# Second-order operators, tm2d {a.n} x {a.n}{medium}, {a.shots} shots, "
+             f"{a.nt} steps, stencil 4, float32, {a.threads} threads", "",
              f"{meta['cpu']} ({meta['cores']} cores), {meta['date']}, commit {meta['git']}", "",
              *markdown_table(["operation", "first call (s)", "best (s)", "/ our forward"], rows),
              "", "## Targets", ""]
     word = {True: "met", False: "NOT met", None: "not measured"}
     lines += [f"- {t}: {value} ({word[ok]})" for t, value, ok in targets]
     print("\n".join(lines))
-    stem = f"second_order_{cpu_slug(meta)}_{meta['date'][:10]}" + ("_quick" if a.quick else "")
+    stem = (f"second_order_{cpu_slug(meta)}_{meta['date'][:10]}" + ("_debye" if a.debye else "")
+            + ("_quick" if a.quick else ""))
     record = dict(meta=meta, config=c, first=first, best=best,
                   tide=None if not peer else {k: peer[k] for k in ("first", "best")},
                   targets=[dict(target=t, value=v_, passed=ok) for t, v_, ok in targets])

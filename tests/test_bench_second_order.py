@@ -10,9 +10,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_quick(script, out):
+def run_quick(script, out, *extra):
     run = subprocess.run([sys.executable, str(REPO / "bench" / script), "--quick", "--out",
-                          str(out)], capture_output=True, text=True, cwd=REPO, timeout=300)
+                          str(out), *extra], capture_output=True, text=True, cwd=REPO,
+                         timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     return run.stdout
 
@@ -28,6 +29,13 @@ def test_quick_second_order_benchmark(tmp_path):
                                    "second_vjp", "full HVP"}
     assert record["tide"] is None and record["meta"]["git"]
     assert "## Targets" in next(tmp_path.glob("second_order_*_quick.md")).read_text()
+
+
+def test_quick_second_order_benchmark_in_debye_media(tmp_path):
+    out = run_quick("bench_second_order.py", tmp_path, "--debye", "1")
+    assert "1-pole Debye medium" in out and "full HVP" in out and "TIDE" not in out
+    record = json.loads(next(tmp_path.glob("second_order_*_debye_quick.json")).read_text())
+    assert record["config"]["debye"] == 1 and record["tide"] is None
 
 
 def test_quick_newton_benchmark(tmp_path):
