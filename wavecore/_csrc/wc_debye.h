@@ -182,13 +182,19 @@ WC_HD void debye_inject_image(T* grad_b, const StoreT* kept_pol, int64_t n_poles
 
 // Second order, a tangent adjoint sweep: sum_p weight d b_p lam_P_p (kept), what
 // the adjoint of E_new + E_old gains from the transposed secondary sources
-// d b_p (E_new + E_old) (the source term's adjoint gains it too).
-template <typename T, typename StoreT>
-WC_HD T debye_kept_fold(const StoreT* kept_pol, const T* db, int64_t n_poles, PoleIndex q,
-                        T weight) {
+// d b_p (E_new + E_old) (the source term's adjoint gains it too); `kept` the
+// step's kept pole adjoints (bf16 when `compressed`), 0 where null or db is.
+template <typename T>
+WC_HD T debye_kept_fold(const void* kept, bool compressed, const T* db, int64_t n_poles,
+                        PoleIndex q, T weight) {
+  if (kept == nullptr || db == nullptr) return T(0);
   T s = T(0);
-  for (int64_t p = 0; p < n_poles; ++p)
-    s += db[q.m + p * q.stride] * Codec<StoreT>::template decode<T>(kept_pol[q.s + p * q.stride]);
+  for (int64_t p = 0; p < n_poles; ++p) {
+    const int64_t k = q.s + p * q.stride;
+    const T lam_p = compressed ? Codec<bf16>::template decode<T>(static_cast<const bf16*>(kept)[k])
+                               : static_cast<const T*>(kept)[k];
+    s += db[q.m + p * q.stride] * lam_p;
+  }
   return weight * s;
 }
 

@@ -514,14 +514,9 @@ WC_HD void m3d_adjoint_receivers_sources(const M3dParams<T>& p, int64_t shot, in
       const PoleIndex q = m3d_poles(p, shot, j);
       g += debye_fold(m3d_adjoint_pol_component(p, p.src_component), p.pole_b, p.n_poles, q);
       // second order's tangent adjoint: the transposed d b_p (E_new + E_old)
-      const void* kept =
-          p.tangent && p.tan_pole_b ? m3d_kept_pol(p, p.src_component, t) : nullptr;
-      if (kept && p.snap_bf16)
-        g += debye_kept_fold(static_cast<const bf16*>(kept), p.tan_pole_b, p.n_poles, q,
-                             snapshot_weight<T>(p, t));
-      else if (kept)
-        g += debye_kept_fold(static_cast<const T*>(kept), p.tan_pole_b, p.n_poles, q,
-                             snapshot_weight<T>(p, t));
+      g += debye_kept_fold(p.tangent ? m3d_kept_pol(p, p.src_component, t) : nullptr,
+                           p.snap_bf16 != 0, p.tan_pole_b, p.n_poles, q,
+                           snapshot_weight<T>(p, t));
     }
     p.src_grad[s * p.nt + t] = g;
   }

@@ -357,13 +357,8 @@ WC_HD void tm2d_adjoint_receivers_sources(const Tm2dParams<T>& p, int64_t shot, 
       const PoleIndex q = tm2d_poles(p, shot, j);
       g += debye_fold(p.lam_pol_ey, p.pole_b, p.n_poles, q);
       // second order's tangent adjoint: the transposed d b_p (E_new + E_old)
-      const void* kept = p.tangent && p.tan_pole_b ? tm2d_kept_pol_of(p, t) : nullptr;
-      if (kept && p.snap_bf16)
-        g += debye_kept_fold(static_cast<const bf16*>(kept), p.tan_pole_b, p.n_poles, q,
-                             snapshot_weight<T>(p, t));
-      else if (kept)
-        g += debye_kept_fold(static_cast<const T*>(kept), p.tan_pole_b, p.n_poles, q,
-                             snapshot_weight<T>(p, t));
+      g += debye_kept_fold(p.tangent ? tm2d_kept_pol_of(p, t) : nullptr, p.snap_bf16 != 0,
+                           p.tan_pole_b, p.n_poles, q, snapshot_weight<T>(p, t));
     }
     p.src_grad[s * p.nt + t] = g;
   }
