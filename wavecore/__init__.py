@@ -26,6 +26,7 @@ from .config import show_config
 from .constants import C0, EP0, MU0
 from .debye_fit import DebyeFit, debye_permittivity, fit_debye
 from .gradients import Gradients
+from .memory import release_memory
 from .result import ForwardResult, MemoryEstimate
 from .state import WaveState
 from .wavelets import gaussian, gaussian_derivative, morlet, ricker, sine_burst
@@ -38,5 +39,5 @@ __all__ = [
     "ForwardResult", "WaveState", "ricker", "gaussian", "gaussian_derivative", "morlet",
     "sine_burst", "EP0", "MU0", "C0", "clear_cuda_graph_cache", "cuda_graph_cache_info",
     "set_cuda_graph_cache_size", "UnitWarning", "Debye", "__version__",
-    "fit_debye", "debye_permittivity", "DebyeFit",
+    "fit_debye", "debye_permittivity", "DebyeFit", "release_memory",
 ]

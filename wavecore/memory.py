@@ -10,8 +10,10 @@ is copied.
 
 from __future__ import annotations
 
+import atexit
 import os
 import resource
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -388,3 +390,133 @@ def host_available() -> Available:
 def available_memory() -> int:
     """Bytes of host memory available to new allocations (see :func:`host_available`)."""
     return host_available().bytes
+
+
+# -- a pool of host blocks for snapshots --------------------------------------------
+
+class BlockPool:
+    """Host memory blocks kept between runs, so that a repeated gradient of one
+    shape (an FWI loop) writes its snapshots into pages that are already mapped.
+
+    Memory a process touches for the first time costs a page fault per page
+    (per 2 MiB with transparent huge pages, which the 2 MiB-aligned blocks get
+    where the kernel offers them, see :func:`zeros_block`); on shared VMs that
+    made the storing forward several times the plain forward. A
+    :class:`~wavecore.storage.SnapshotStore` in host memory takes one block for
+    all its arrays (:meth:`take`) and gives it back when it closes
+    (:meth:`give`); the next store of that size or smaller reuses it. The pool
+    keeps at most the most bytes that were in use at once over the last few
+    periods of use (a gradient's snapshots, with second_vjp's kept values
+    beside them; never more than half the memory available when a block comes
+    back), drops the oldest blocks beyond that, and is emptied by :func:`wavecore.release_memory`
+    and at exit. ``WAVECORE_MEMORY_POOL=0`` turns it off.
+    """
+
+    RECENT = 4  #: periods of use (from a first take until nothing is in use) that size it
+
+    def __init__(self):
+        self._free: list[np.ndarray] = []  # 2 MiB-aligned uint8 blocks, oldest first
+        self._peaks: list[int] = [0]  # bytes in use at most, per recent period (last: now)
+        self._in_use = 0
+        self._lock = threading.Lock()
+        self.hits = 0  #: takes served from the pool
+        self.misses = 0  #: takes that allocated
+
+    @staticmethod
+    def enabled() -> bool:
+        return os.environ.get("WAVECORE_MEMORY_POOL", "1") != "0"
+
+    @property
+    def parked_bytes(self) -> int:
+        """Bytes held for reuse (not in any store)."""
+        with self._lock:
+            return sum(b.nbytes for b in self._free)
+
+    def take(self, nbytes: int) -> np.ndarray:
+        """A 2 MiB-aligned uint8 block of at least ``nbytes`` (its content is
+        whatever it last held): the smallest parked one that fits, else new."""
+        nbytes = max(int(nbytes), 1)
+        size = -(-nbytes // HUGE_PAGE) * HUGE_PAGE  # whole huge pages
+        with self._lock:
+            fits = [b for b in self._free if b.nbytes >= nbytes]
+            if fits and self.enabled():
+                block = min(fits, key=lambda b: b.nbytes)
+                self._free = [b for b in self._free if b is not block]
+                self.hits += 1
+            else:
+                block = None
+                self.misses += 1
+            self._in_use += size if block is None else block.nbytes
+            self._peaks[-1] = max(self._peaks[-1], self._in_use)
+        if block is not None:
+            return block
+        raw = np.empty(size + HUGE_PAGE, np.uint8)
+        start = -raw.ctypes.data % HUGE_PAGE
+        return raw[start:start + size]
+
+    def give(self, block: np.ndarray) -> None:
+        """Park ``block`` (from :meth:`take`; the caller keeps no view of it)."""
+        with self._lock:
+            self._in_use = max(self._in_use - block.nbytes, 0)
+            limit = max(self._peaks)
+            if self._in_use == 0:  # a period of use ended: the next one starts at 0
+                self._peaks = (self._peaks + [0])[-self.RECENT:]
+        if not self.enabled():
+            return
+        limit = min(limit, available_memory() // 2)
+        with self._lock:
+            free = [*self._free, block]
+            while free and sum(b.nbytes for b in free) > limit:
+                free.pop(0)  # the oldest first (the new block too, if it alone is over)
+            self._free = free
+
+    def release(self) -> int:
+        """Free every parked block; returns the bytes released."""
+        with self._lock:
+            freed = sum(b.nbytes for b in self._free)
+            self._free = []
+            self._peaks = [self._in_use]
+        return freed
+
+
+#: The process's pool of snapshot blocks (wavecore.storage).
+POOL = BlockPool()
+atexit.register(POOL.release)
+
+
+def carve(block: np.ndarray, shapes: dict, dtype) -> dict:
+    """Arrays ``{name: shape}`` of ``dtype`` laid out one after another in
+    ``block`` (each on a cache line), as views."""
+    dtype = np.dtype(dtype)
+    out, offset = {}, 0
+    for name, shape in shapes.items():
+        size = int(np.prod(shape)) * dtype.itemsize
+        out[name] = block[offset:offset + size].view(dtype).reshape(shape)
+        offset += -(-size // _ALIGN) * _ALIGN
+    return out
+
+
+def carved_bytes(shapes: dict, dtype) -> int:
+    """The bytes :func:`carve` needs for ``shapes``."""
+    itemsize = np.dtype(dtype).itemsize
+    return sum(-(-int(np.prod(s)) * itemsize // _ALIGN) * _ALIGN for s in shapes.values())
+
+
+def release_memory() -> dict:
+    """Free the memory wavecore keeps for reuse: the host pool of snapshot
+    blocks and, where CuPy is in use, CuPy's pools of device and pinned
+    memory. Returns the bytes freed per pool (``{"host": n, ...}``); runs
+    already holding buffers keep them."""
+    out = {"host": POOL.release()}
+    import sys  # noqa: PLC0415
+
+    cupy = sys.modules.get("cupy")
+    if cupy is not None:
+        try:
+            pool = cupy.get_default_memory_pool()
+            out["device"] = int(pool.free_bytes())
+            pool.free_all_blocks()
+            cupy.get_default_pinned_memory_pool().free_all_blocks()
+        except Exception:  # noqa: BLE001 - no usable device: nothing held there
+            pass
+    return out

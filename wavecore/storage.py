@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ._checks import describe, integer
-from .memory import HOST, host_available
+from .memory import HOST, POOL, carve, carved_bytes, host_available
 
 __all__ = ["StorageOptions", "StoragePlan", "SnapshotStore", "available_memory",
            "to_bf16", "from_bf16", "MODES"]
@@ -433,12 +433,17 @@ class SnapshotStore:
         self._transfers: dict[int, object] = {}  # chunk -> its pending copy
         self._write_direction = 1
         host_empty = memory.host_empty
-        if plan.mode == "device":
-            self._arrays = {n: memory.empty((plan.n_snapshots, *shape(n)), self.store_dtype)
-                            for n in plan.names}
+        self._block = None  # host snapshots: one block of wavecore.memory.POOL
+        shapes = {n: (plan.n_snapshots, *shape(n)) for n in plan.names}
+        if plan.mode in ("device", "cpu") and not memory.separate:
+            self._block = POOL.take(carved_bytes(shapes, self.store_dtype))
+            self._arrays = carve(self._block, shapes, self.store_dtype)
+            # back to the pool at close(), or when the store is dropped unclosed
+            self._give_back = weakref.finalize(self, POOL.give, self._block)
+        elif plan.mode == "device":
+            self._arrays = {n: memory.empty(s, self.store_dtype) for n, s in shapes.items()}
         elif plan.mode == "cpu":
-            self._arrays = {n: host_empty((plan.n_snapshots, *shape(n)), self.store_dtype)
-                            for n in plan.names}
+            self._arrays = {n: host_empty(s, self.store_dtype) for n, s in shapes.items()}
         elif plan.mode == "disk":
             self._folder = plan.path
             clean_stale_folders(plan.path)
@@ -595,6 +600,9 @@ class SnapshotStore:
             return
         self.closed = True
         self._arrays = {}
+        if self._block is not None:  # no view of it is left: the pool may reuse it
+            self._block = None
+            self._give_back()
         for handle in self._transfers.values():
             self.memory.wait(handle)
         self._transfers = {}
