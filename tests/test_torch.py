@@ -110,3 +110,36 @@ def test_debye_poles_get_their_gradients():
     g = ref.vjp(w.numpy())
     for tensor, want in ((e, g.epsilon), (de, g.delta_epsilon), (tau, g.tau)):
         np.testing.assert_allclose(tensor.grad.numpy(), want, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("debye", [False, True])
+def test_double_backward_is_the_full_hessian_product(debye):
+    """grad(<grad loss, v>) through the adapter equals wavecore.inversion.hvp
+    (the L2 misfit's full Hessian product: jvp and second_vjp inside autograd)."""
+    from wavecore.inversion import hvp
+
+    eps, sig, mu, dt, amp, src, rec = small(nt=16)
+    names = ("epsilon", "sigma")
+    kw = dict(stencil=4, pml_width=2)
+    extra = {}
+    if debye:
+        de = np.full((1, *eps.shape), 2.0)
+        tau = np.full((1, *eps.shape), 3e-10)
+        extra["dispersion"] = wavecore.Debye(de, tau)
+    observed = 0.9 * wavecore.tm2d(eps * 1.1, sig, mu, (0.01, 0.012), dt, amp, src, rec,
+                                   **kw, **extra).receiver_data
+    e, s = (torch.tensor(a, requires_grad=True) for a in (eps, sig))
+    data = wt.tm2d(e, s, torch.tensor(mu), (0.01, 0.012), dt, torch.tensor(amp), src, rec,
+                   **kw, **extra)
+    loss = 0.5 * ((data - torch.tensor(observed)) ** 2).sum()
+    ge, gs = torch.autograd.grad(loss, (e, s), create_graph=True)
+    rng = np.random.default_rng(2)
+    v = {"epsilon": rng.standard_normal(eps.shape), "sigma": 1e-3 * rng.standard_normal(eps.shape)}
+    he, hs = torch.autograd.grad((ge * torch.tensor(v["epsilon"])).sum()
+                                 + (gs * torch.tensor(v["sigma"])).sum(), (e, s))
+    res = wavecore.tm2d(eps, sig, mu, (0.01, 0.012), dt, amp, src, rec, requires_grad=names,
+                        **kw, **extra)
+    ref = hvp(res, v, observed, "l2")
+    for got, want in ((he, ref.epsilon), (hs, ref.sigma)):
+        err = np.abs(got.numpy() - want).max() / np.abs(want).max()
+        assert err <= 1e-12, err

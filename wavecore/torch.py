@@ -3,7 +3,10 @@
 They take torch tensors (CPU, or CUDA through CuPy, without copies where
 DLPack allows) and return the receiver data as a tensor whose backward runs
 wavecore's exact adjoint: gradients for ``epsilon``, ``sigma``, ``mu`` and
-``source_amplitude``, whichever of them require grad. ``dispersion=`` takes
+``source_amplitude``, whichever of them require grad. The backward is itself
+differentiable (``create_graph=True``): differentiating a gradient again runs
+``jvp`` and ``second_vjp`` on the run's kept snapshots, so Hessian-vector
+products of any torch loss are exact too. ``dispersion=`` takes
 any object with ``delta_epsilon`` and ``tau`` attributes (tensors, arrays or
 numbers: a :class:`wavecore.Debye`, TIDE's ``DebyeDispersion``, or a
 ``(delta_epsilon, tau)`` pair); tensors
@@ -70,14 +73,42 @@ class _Run(torch.autograd.Function):
     def backward(ctx, grad_output):
         if not ctx.wanted:
             return (None,) * (4 + len(ctx.likes))
-        # keep=True: autograd may call backward more than once (retain_graph,
-        # gradcheck); the snapshots are freed with the graph.
-        grads = ctx.result.vjp(_to_array(grad_output), keep=True)
-        out = [None, None, None, None]
-        for name, like in zip(ctx.names, ctx.likes):
-            g = getattr(grads, name) if name in ctx.wanted else None
-            out.append(None if g is None else _to_tensor(g, like))
-        return tuple(out)
+        # The vjp is itself a Function of the cotangent and the inputs, so that
+        # autograd can differentiate it again (create_graph=True: Hessian
+        # products through second_vjp and jvp).
+        return (None, None, None, None,
+                *_Vjp.apply(ctx.result, ctx.wanted, ctx.names, grad_output, *ctx.likes))
+
+
+class _Vjp(torch.autograd.Function):
+    """vjp(g) of a run as a function of g and of the run's inputs. Its own
+    backward, along a cotangent u in the inputs' space, is d<u, J^T g> =
+    (J u for g, second_vjp(u, g) for the inputs): the run's kept snapshots
+    serve every call (keep=True: autograd may call backward more than once,
+    retain_graph or gradcheck; the snapshots are freed with the graph)."""
+
+    @staticmethod
+    def forward(ctx, result, wanted, names, grad_output, *likes):
+        g = _to_array(grad_output)
+        grads = result.vjp(g, keep=True)
+        ctx.result, ctx.wanted, ctx.names, ctx.likes, ctx.g = result, wanted, names, likes, g
+        return tuple(_to_tensor(getattr(grads, n), like) if n in wanted else None
+                     for n, like in zip(names, likes))
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        directions = {n: _to_array(u) for n, u in zip(ctx.names, cotangents)
+                      if n in ctx.wanted and u is not None and bool(torch.any(u != 0))}
+        none = (None, None, None)
+        if not directions:
+            return (*none, None, *(None for _ in ctx.likes))
+        result = ctx.result
+        jv = _to_tensor(result.jvp(keep=True, **directions), ctx.likes[0])
+        if result.gradient.store is None:  # only source_amplitude: the data are linear in it
+            return (*none, jv, *(None for _ in ctx.likes))
+        second = result.second_vjp(directions, ctx.g, keep=True)
+        return (*none, jv, *(_to_tensor(getattr(second, n), like) if n in ctx.wanted else None
+                             for n, like in zip(ctx.names, ctx.likes)))
 
 
 def _call(fn, epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location,
