@@ -73,3 +73,33 @@ def test_jax_debye_poles_get_their_gradients():
                       requires_grad=("epsilon", "delta_epsilon", "tau")).vjp(w)
     for got, want in zip(grads, (g.epsilon, g.delta_epsilon, g.tau)):
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=0)
+
+
+def test_jax_grad_of_grad_is_the_full_hessian_product():
+    from wavecore.inversion import hvp
+
+    eps, sig, mu = random_model(8, 9, np.float64, seed=2)
+    sig = sig * 20
+    amp, src, rec = random_acquisition(8, 9, 2, 1, 3, 14, np.float64, seed=5)
+    dt = stable_dt((0.01, 0.01), float(eps.min()), float(mu.min()))
+    kw = dict(stencil=4, pml_width=2)
+    observed = 0.9 * wavecore.tm2d(eps * 1.1, sig, mu, 0.01, dt, amp, src, rec,
+                                   **kw).receiver_data
+    rng = np.random.default_rng(3)
+    v = {"epsilon": rng.standard_normal(eps.shape), "sigma": 1e-3 * rng.standard_normal(eps.shape)}
+
+    def loss(e, s):
+        r = wj.tm2d(e, s, jnp.asarray(mu), 0.01, dt, jnp.asarray(amp), src, rec, **kw) - observed
+        return 0.5 * jnp.sum(r * r)
+
+    def directional(e, s):
+        ge, gs = jax.grad(loss, argnums=(0, 1))(e, s)
+        return jnp.vdot(ge, v["epsilon"]) + jnp.vdot(gs, v["sigma"])
+
+    he, hs = jax.grad(directional, argnums=(0, 1))(jnp.asarray(eps), jnp.asarray(sig))
+    res = wavecore.tm2d(eps, sig, mu, 0.01, dt, amp, src, rec,
+                        requires_grad=("epsilon", "sigma"), **kw)
+    ref = hvp(res, v, observed, "l2")
+    for got, want in ((he, ref.epsilon), (hs, ref.sigma)):
+        err = np.abs(np.asarray(got) - want).max() / np.abs(want).max()
+        assert err <= 1e-12, err

@@ -1,7 +1,9 @@
 """JAX wrappers: ``wavecore.jax.tm2d`` and ``wavecore.jax.maxwell3d``.
 
-Differentiable with ``jax.grad``/``jax.vjp`` (a ``jax.custom_vjp``) and usable
-under ``jax.jit``: the simulation runs on the host through
+Differentiable with ``jax.grad``/``jax.vjp`` (a ``jax.custom_vjp``), twice
+over (``jax.grad`` of a gradient: the backward is a ``custom_vjp`` too, whose
+own backward runs ``jvp`` and ``second_vjp``, so Hessian products are exact),
+and usable under ``jax.jit``: the simulation runs on the host through
 ``jax.pure_callback`` (CPU arrays), and the backward pass runs wavecore's exact
 adjoint. JAX keeps no state between the forward and the backward callbacks,
 so the backward callback runs the forward simulation again before its
@@ -86,6 +88,42 @@ def _wrap(fn, physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
         grads = call(xs, requires_grad=names).vjp(np.asarray(g))
         return tuple(getattr(grads, n).astype(np.asarray(x).dtype) for n, x in zip(names, xs))
 
+    def host_second(*xs_g_us):
+        """(J u, second_vjp(u, g) per input) of the run at xs: the derivative of
+        <u, vjp(g)> in g and in the inputs (u a cotangent of the inputs)."""
+        n = len(names)
+        xs, g, us = xs_g_us[:n], np.asarray(xs_g_us[n]), xs_g_us[n + 1:]
+        dtypes = [np.asarray(x).dtype for x in xs]
+        directions = {k: np.asarray(u) for k, u in zip(names, us) if np.any(np.asarray(u))}
+        if not directions:
+            return (np.zeros(g.shape, dtype), *(np.zeros(np.shape(x), t)
+                                                for x, t in zip(xs, dtypes)))
+        res = call(xs, requires_grad=names)
+        jv = res.jvp(keep=True, **directions).astype(dtype)
+        second = res.second_vjp(directions, g)
+        return (jv, *(getattr(second, k).astype(t) for k, t in zip(names, dtypes)))
+
+    def structs_of(arrays):
+        return tuple(jax.ShapeDtypeStruct(np.shape(x), x.dtype) for x in arrays)
+
+    # The backward is itself a custom_vjp function of the inputs and the
+    # cotangent, so that jax can differentiate it again (reverse over reverse:
+    # Hessian products through jvp and second_vjp; each call runs the forward
+    # simulation again first, as the backward does).
+    @jax.custom_vjp
+    def vjp_of(*xs_g):
+        return jax.pure_callback(host_vjp, structs_of(xs_g[:-1]), *xs_g)
+
+    def vjp_fwd(*xs_g):
+        return vjp_of(*xs_g), xs_g
+
+    def vjp_bwd(saved, us):
+        jv, *second = jax.pure_callback(host_second, structs_of(saved[-1:] + saved[:-1]),
+                                        *saved, *us)
+        return (*second, jv)
+
+    vjp_of.defvjp(vjp_fwd, vjp_bwd)
+
     @jax.custom_vjp
     def run(*xs):
         return jax.pure_callback(host_forward, out, *xs)
@@ -94,8 +132,7 @@ def _wrap(fn, physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
         return run(*xs), xs
 
     def run_bwd(saved, g):
-        structs = tuple(jax.ShapeDtypeStruct(np.shape(x), x.dtype) for x in saved)
-        return jax.pure_callback(host_vjp, structs, *saved, g)
+        return vjp_of(*saved, g)
 
     run.defvjp(run_fwd, run_bwd)
     return run(*inputs)
