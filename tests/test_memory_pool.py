@@ -107,3 +107,15 @@ def test_quick_memory_pool_benchmark(tmp_path):
     record = json.loads(next(tmp_path.glob("memory_pool_*_quick.json")).read_text())
     assert set(record["first"]) == {"forward", "store", "fwd+grad"}
     assert {"pool fwd+grad", "no pool fwd+grad"} <= set(record["best"])
+
+
+def test_parked_blocks_count_as_available_and_a_miss_frees_them():
+    from wavecore.memory import host_available
+
+    pool = BlockPool()
+    pool.give(pool.take(3 << 20))
+    have = host_available()
+    counted = pool.counted(have)
+    assert counted.bytes == have.bytes + (4 << 20) and "snapshot pool" in counted.source
+    pool.take(9 << 20)  # nothing parked fits: the parked block is freed before allocating
+    assert pool.parked_bytes == 0 and pool.counted(have) == have

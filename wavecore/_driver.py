@@ -31,7 +31,7 @@ from .cfl import cfl_condition
 from .gradients import parse_requires_grad
 from .grid import Axis, CpmlOptions, cpml_profiles
 from ._materials import NON_DISPERSIVE, Material
-from .memory import (HOST, Available, device_free_bytes, format_bytes, host_available,
+from .memory import (HOST, POOL, Available, device_free_bytes, format_bytes, host_available,
                      zeros_block)
 from .plan import Plan, Resampling
 from .resampling import sample_receivers, source_shift, upsample
@@ -511,7 +511,7 @@ def memory_fit(physics: Physics, plan: Plan) -> MemoryEstimate:
     storage = plan.storage
     host_snapshots = est.snapshots if host_backend or storage.mode in ("cpu", "disk") else 0
     need = _host_bytes(est, plan, host_backend) + host_snapshots
-    have = host_available()
+    have = POOL.counted(host_available())  # the snapshot pool's parked blocks serve runs
     where, available = "host memory", have
     if need <= have.bytes and not host_backend:
         free = device_free_bytes(plan.backend)

@@ -259,19 +259,20 @@ class GradientContext:
         layout and place (mode, chunks, compression), written backward."""
         from dataclasses import replace  # noqa: PLC0415
 
-        from .storage import SnapshotStore, available_memory  # noqa: PLC0415
+        from .memory import POOL, format_bytes, host_available  # noqa: PLC0415
+        from .storage import SnapshotStore  # noqa: PLC0415
 
         names = self.physics.kept_names(self.plan.targets)
         counts = tuple(self.physics.material.snapshot_count(n) for n in names)  # poles
         plan = replace(self.store.plan, names=names,
                        counts=counts if any(c != 1 for c in counts) else ())
+        have = POOL.counted(host_available())  # the pool's parked blocks serve it too
         if plan.mode in ("device", "cpu") and not self.memory.separate \
-                and plan.bytes > available_memory():
+                and plan.bytes > have.bytes:
             raise MemoryError(f"second_vjp keeps {plan.bytes / 2**30:.3g} GiB of adjoint values "
-                              f"beside the snapshots, but only "
-                              f"{available_memory() / 2**30:.3g} GiB is available; use "
-                              "storage_mode='disk', bf16 compression or a larger "
-                              "model_gradient_sampling_interval")
+                              f"beside the snapshots, but only {format_bytes(have.bytes)} is "
+                              f"available ({have.source}); use storage_mode='disk', bf16 "
+                              "compression or a larger model_gradient_sampling_interval")
         return SnapshotStore(plan, self.plan.dtype, self.memory)
 
     def _second_order(self, model: dict, amplitude, c, extra, kept, callback=None

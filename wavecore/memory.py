@@ -404,7 +404,9 @@ class BlockPool:
     made the storing forward several times the plain forward. A
     :class:`~wavecore.storage.SnapshotStore` in host memory takes one block for
     all its arrays (:meth:`take`) and gives it back when it closes
-    (:meth:`give`); the next store of that size or smaller reuses it. The pool
+    (:meth:`give`); the next store of that size or smaller reuses it (a take
+    that no parked block fits frees them all first, and run planning counts
+    them as available: :meth:`counted`). The pool
     keeps at most the most bytes that were in use at once over the last few
     periods of use (a gradient's snapshots, with second_vjp's kept values
     beside them; never more than half the memory available when a block comes
@@ -443,8 +445,8 @@ class BlockPool:
                 block = min(fits, key=lambda b: b.nbytes)
                 self._free = [b for b in self._free if b is not block]
                 self.hits += 1
-            else:
-                block = None
+            else:  # none fits: the parked blocks go back to the system first
+                block, self._free = None, []
                 self.misses += 1
             self._in_use += size if block is None else block.nbytes
             self._peaks[-1] = max(self._peaks[-1], self._in_use)
@@ -463,12 +465,23 @@ class BlockPool:
                 self._peaks = (self._peaks + [0])[-self.RECENT:]
         if not self.enabled():
             return
-        limit = min(limit, available_memory() // 2)
+        # never more than half of what the process could have (the parked and
+        # this block included)
+        limit = min(limit, (available_memory() + self.parked_bytes + block.nbytes) // 2)
         with self._lock:
             free = [*self._free, block]
             while free and sum(b.nbytes for b in free) > limit:
                 free.pop(0)  # the oldest first (the new block too, if it alone is over)
             self._free = free
+
+    def counted(self, have: Available) -> Available:
+        """``have`` (what the system can give) plus the parked bytes: a new run
+        reuses them, or the pool frees them before it allocates."""
+        parked = self.parked_bytes
+        if not parked:
+            return have
+        return Available(have.bytes + parked, f"{have.source}, plus {format_bytes(parked)} "
+                                              "parked in wavecore's snapshot pool")
 
     def release(self) -> int:
         """Free every parked block; returns the bytes released."""

@@ -213,7 +213,7 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
         raise ValueError("model gradients need stored snapshots, but storage_mode='none'; "
                          "use 'device', 'cpu', 'disk' or 'auto' (or request only "
                          "'source_amplitude')")
-    host = host_available()
+    host = POOL.counted(host_available())  # the pool's parked blocks serve runs too
     ram = max(host.bytes - reserved, 0)  # what the snapshots may take of the host
     device_ram = ram if host_backend or device_memory is None else device_memory
     limit_device = (opts.bytes_limit_device if opts.bytes_limit_device is not None
