@@ -34,16 +34,33 @@ def zeros_block(shapes: dict, dtype) -> dict:
     first step then faults once per 2 MiB instead of once per 4 KiB page, and
     the kernels' many concurrent streams need far fewer TLB entries.
     """
-    dtype = np.dtype(dtype)
-    sizes = {name: int(np.prod(shape)) * dtype.itemsize for name, shape in shapes.items()}
-    offsets, total = {}, 0
-    for name, size in sizes.items():
-        offsets[name] = total
-        total += -(-size // _ALIGN) * _ALIGN
-    raw = np.zeros(total + HUGE_PAGE, np.uint8)
+    return carve(aligned_block(carved_bytes(shapes, dtype), np.zeros), shapes, dtype)
+
+
+def aligned_block(nbytes: int, allocate=np.empty) -> np.ndarray:
+    """A uint8 block of ``nbytes`` that starts on a 2 MiB boundary (``allocate``:
+    np.empty or np.zeros, over ``nbytes`` plus one huge page)."""
+    raw = allocate(nbytes + HUGE_PAGE, np.uint8)
     start = -raw.ctypes.data % HUGE_PAGE
-    return {name: raw[start + offsets[name]:start + offsets[name] + sizes[name]]
-            .view(dtype).reshape(shape) for name, shape in shapes.items()}
+    return raw[start:start + nbytes]
+
+
+def carve(block: np.ndarray, shapes: dict, dtype) -> dict:
+    """Arrays ``{name: shape}`` of ``dtype`` laid out one after another in
+    ``block`` (each on a cache line), as views."""
+    dtype = np.dtype(dtype)
+    out, offset = {}, 0
+    for name, shape in shapes.items():
+        size = int(np.prod(shape)) * dtype.itemsize
+        out[name] = block[offset:offset + size].view(dtype).reshape(shape)
+        offset += -(-size // _ALIGN) * _ALIGN
+    return out
+
+
+def carved_bytes(shapes: dict, dtype) -> int:
+    """The bytes :func:`carve` needs for ``shapes``."""
+    itemsize = np.dtype(dtype).itemsize
+    return sum(-(-int(np.prod(s)) * itemsize // _ALIGN) * _ALIGN for s in shapes.values())
 
 
 class HostMemory:
@@ -452,9 +469,7 @@ class BlockPool:
             self._peaks[-1] = max(self._peaks[-1], self._in_use)
         if block is not None:
             return block
-        raw = np.empty(size + HUGE_PAGE, np.uint8)
-        start = -raw.ctypes.data % HUGE_PAGE
-        return raw[start:start + size]
+        return aligned_block(size)
 
     def give(self, block: np.ndarray) -> None:
         """Park ``block`` (from :meth:`take`; the caller keeps no view of it)."""
@@ -495,24 +510,6 @@ class BlockPool:
 #: The process's pool of snapshot blocks (wavecore.storage).
 POOL = BlockPool()
 atexit.register(POOL.release)
-
-
-def carve(block: np.ndarray, shapes: dict, dtype) -> dict:
-    """Arrays ``{name: shape}`` of ``dtype`` laid out one after another in
-    ``block`` (each on a cache line), as views."""
-    dtype = np.dtype(dtype)
-    out, offset = {}, 0
-    for name, shape in shapes.items():
-        size = int(np.prod(shape)) * dtype.itemsize
-        out[name] = block[offset:offset + size].view(dtype).reshape(shape)
-        offset += -(-size // _ALIGN) * _ALIGN
-    return out
-
-
-def carved_bytes(shapes: dict, dtype) -> int:
-    """The bytes :func:`carve` needs for ``shapes``."""
-    itemsize = np.dtype(dtype).itemsize
-    return sum(-(-int(np.prod(s)) * itemsize // _ALIGN) * _ALIGN for s in shapes.values())
 
 
 def release_memory() -> dict:
