@@ -28,6 +28,7 @@ from .backends import backend_class
 from .backends.cpu import resolve_threads
 from .callbacks import CallbackState
 from .cfl import cfl_condition
+from .checkpointing import CheckpointStore
 from .gradients import parse_requires_grad
 from .grid import Axis, CpmlOptions, cpml_profiles
 from ._materials import NON_DISPERSIVE, Material
@@ -134,12 +135,13 @@ RUN_DEFAULTS = dict(
     pml_power=4.0, pml_sigma0_scale=1.0, pml_kappa_max=5.0, pml_alpha_max=0.008,
     requires_grad=(), model_gradient_sampling_interval=1, storage_mode="auto",
     storage_path=None, storage_compression=False, storage_bytes_limit_device=None,
-    storage_bytes_limit_host=None, storage_chunk_steps=None, backward_callback=None,
+    storage_bytes_limit_host=None, storage_chunk_steps=None, checkpoint_count=None,
+    backward_callback=None,
     experimental_cuda_graph=False, progress=False, dispersion=None)
 
 GRADIENT_OPTIONS = {"requires_grad", "model_gradient_sampling_interval", "storage_mode",
                     "storage_path", "storage_compression", "storage_bytes_limit_device",
-                    "storage_bytes_limit_host", "storage_chunk_steps"}
+                    "storage_bytes_limit_host", "storage_chunk_steps", "checkpoint_count"}
 
 
 def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude,
@@ -183,7 +185,10 @@ def run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_amplitude
     if options.get("n_threads") is None and hasattr(backend, "threads"):
         backend.threads.follow_contention()  # the default count adapts to busy cores
     store = None
-    if plan.storage.mode != "none":
+    if plan.storage.mode == "checkpoint":
+        store = CheckpointStore(plan.storage, plan.dtype, backend.memory, backend, buffers,
+                                (*physics.state_fields, *physics.memories))
+    elif plan.storage.mode != "none":
         store = SnapshotStore(plan.storage, plan.dtype, backend.memory)
     try:
         run_forward(physics, plan, backend, buffers, options.get("forward_callback"), store,
@@ -388,7 +393,7 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
     check_callback(o.backward_callback, "backward_callback")
     storage_opts = StorageOptions.from_arguments(
         o.storage_mode, o.storage_path, o.storage_compression, o.storage_bytes_limit_device,
-        o.storage_bytes_limit_host, o.storage_chunk_steps, models.dtype)
+        o.storage_bytes_limit_host, o.storage_chunk_steps, models.dtype, o.checkpoint_count)
     _check_gradient_options(physics.material, targets, acq, interval, storage_opts,
                             o.backward_callback)
 
@@ -419,13 +424,18 @@ def plan_run(physics: Physics, epsilon, sigma, mu, grid_spacing, dt, source_ampl
         kernel_family=physics.material.kernel_family)
     # Snapshots in RAM get what the rest of the run leaves of the available memory.
     host_backend = python_backend or o.device == "cpu"
-    rest = _host_bytes(memory_estimate(physics, plan), plan, host_backend)
+    before = memory_estimate(physics, plan)
+    rest = _host_bytes(before, plan, host_backend)
     names = physics.snapshot_names(targets)
+    item = np.dtype(models.dtype).itemsize
     storage = plan_storage(storage_opts, names, acq.nt * step_ratio,
                            interval, (n_total, *(a.n_padded for a in axes)),
                            models.dtype, host_backend=host_backend,
                            device_memory=device_free_bytes(o.device), reserved=rest,
-                           counts=tuple(physics.material.snapshot_count(n) for n in names))
+                           counts=tuple(physics.material.snapshot_count(n) for n in names),
+                           state_bytes=before.fields + before.cpml_memories,
+                           trace_bytes=n_total * plan.n_receivers * len(rec_comps)
+                           * plan.nt_internal * item)
     plan = replace(plan, storage=storage)
     shapes = state_shapes(axes, plan.batch_shape, physics.memories, physics.state_fields,
                           physics.state_extent)
@@ -454,7 +464,8 @@ def _check_gradient_options(material, targets, acq, interval, storage_opts,
             ("storage_compression", storage_opts.compression, defaults.compression),
             ("storage_bytes_limit_device", storage_opts.bytes_limit_device, None),
             ("storage_bytes_limit_host", storage_opts.bytes_limit_host, None),
-            ("storage_chunk_steps", storage_opts.chunk_steps, None)) if value != default]
+            ("storage_chunk_steps", storage_opts.chunk_steps, None),
+            ("checkpoint_count", storage_opts.checkpoint_count, None)) if value != default]
         if changed and not (changed == ["storage_mode"] and storage_opts.mode == "none"):
             raise ValueError(f"{', '.join(changed)} only act when model gradients are "
                              f"requested (requires_grad with {names}); "
@@ -480,9 +491,7 @@ def memory_estimate(physics: Physics, plan: Plan) -> MemoryEstimate:
     models = sum(map(material.extent, material.inputs)) * plan.n_models * cells * item  # padded
     records = n * (plan.n_sources + plan.n_receivers * len(plan.receiver_components)) \
         * plan.nt_internal * item
-    snapshots = plan.storage.bytes if plan.storage.mode in ("device", "cpu") else (
-        plan.storage.chunk * plan.storage.bytes_per_snapshot * 2
-        if plan.storage.mode == "disk" else 0)
+    snapshots = plan.storage.held_bytes
     adjoint = 0
     if plan.targets:
         n_grads = sum(map(material.extent, material.gradient_coefficients(plan.targets)))
@@ -527,7 +536,8 @@ def memory_fit(physics: Physics, plan: Plan) -> MemoryEstimate:
     shape = " x ".join(map(str, plan.model_shape))
     padded = " x ".join(map(str, plan.padded_shape))
     snap = {"device": "all snapshots in memory", "cpu": "all snapshots in host memory",
-            "disk": "two chunks of snapshots in RAM", "none": "no snapshots"}[storage.mode]
+            "disk": "two chunks of snapshots in RAM", "none": "no snapshots",
+            "checkpoint": "checkpoints and one segment of snapshots"}[storage.mode]
     advice = ("storage_mode='disk', bf16 compression or a larger "
               "model_gradient_sampling_interval, " if storage.mode in ("device", "cpu") else "")
     reason = (f"this run needs {gib(need)} of {where} but {available.describe()} is "

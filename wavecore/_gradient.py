@@ -267,6 +267,19 @@ class GradientContext:
         plan = replace(self.store.plan, names=names,
                        counts=counts if any(c != 1 for c in counts) else ())
         have = POOL.counted(host_available())  # the pool's parked blocks serve it too
+        if plan.mode == "checkpoint":  # adjoint values cannot be recomputed: all kept,
+            # in host memory where they fit, else on disk (chunked like the segments)
+            from .storage import _check_disk  # noqa: PLC0415
+
+            mode, path = "cpu", None
+            if plan.bytes > have.bytes:
+                mode, (path, free) = "disk", _check_disk(None)
+                if plan.bytes > free:
+                    raise MemoryError(f"second_vjp keeps {plan.bytes / 2**30:.3g} GiB of "
+                                      f"adjoint values, which fit neither the "
+                                      f"{format_bytes(have.bytes)} of host memory available "
+                                      f"nor the {format_bytes(free)} free in {path!r}")
+            plan = replace(plan, mode=mode, path=path, schedule=None)
         if plan.mode in ("device", "cpu") and not self.memory.separate \
                 and plan.bytes > have.bytes:
             raise MemoryError(f"second_vjp keeps {plan.bytes / 2**30:.3g} GiB of adjoint values "

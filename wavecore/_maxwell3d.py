@@ -61,7 +61,7 @@ def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
               storage_path=None, storage_compression=False,
               storage_bytes_limit_device: int | None = None,
               storage_bytes_limit_host: int | None = None,
-              storage_chunk_steps: int | None = None,
+              storage_chunk_steps: int | None = None, checkpoint_count: int | None = None,
               backward_callback=None, experimental_cuda_graph: bool = False,
               progress: bool = False, dispersion=None) -> ForwardResult:
     """Simulate 3-D electromagnetic waves on the Yee grid with CPML boundaries.
@@ -111,7 +111,8 @@ def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
     compute_precision, pml_power, pml_sigma0_scale, pml_kappa_max, pml_alpha_max,
     requires_grad, model_gradient_sampling_interval, storage_mode, storage_path,
     storage_compression, storage_bytes_limit_device, storage_bytes_limit_host,
-    storage_chunk_steps, backward_callback, experimental_cuda_graph, progress, dispersion
+    storage_chunk_steps, checkpoint_count, backward_callback, experimental_cuda_graph,
+    progress, dispersion
         As in :func:`wavecore.tm2d`. With ``dispersion`` each E component has
         its own polarization (``pol_ex``, ``pol_ey``, ``pol_ez``). The state (``initial_state``,
         ``final_state``, callback wavefields) holds the six fields and the
@@ -141,7 +142,8 @@ def maxwell3d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_loc
         storage_compression=storage_compression,
         storage_bytes_limit_device=storage_bytes_limit_device,
         storage_bytes_limit_host=storage_bytes_limit_host,
-        storage_chunk_steps=storage_chunk_steps, backward_callback=backward_callback,
+        storage_chunk_steps=storage_chunk_steps, checkpoint_count=checkpoint_count,
+        backward_callback=backward_callback,
         experimental_cuda_graph=experimental_cuda_graph, progress=progress,
         dispersion=dispersion)
 

@@ -101,20 +101,34 @@ def detach_snapshots(names, b, prefix: str = "snap_") -> None:
 class _Stream:
     """One store's chunks during a sweep: attached as they change, written ones
     handed back when complete (forward: at their last step; backward: at their
-    first)."""
+    first). A store may decline to keep a chunk it is asked to write (a
+    checkpointing store, wavecore.checkpointing, keeps only some): its steps
+    then run without storing (``snap_interval`` 0), as a plain forward."""
 
     def __init__(self, store, prefix: str, writes: bool, names, reverse: bool):
         self.store, self.prefix, self.writes, self.names = store, prefix, writes, names
         self.direction = -1 if reverse else 1
         self.current = None
+        self.interval = None  # the geometry's snap_interval while a chunk is declined
 
     def attach(self, b, t0: int) -> None:
         c = self.store.chunk_of_step(t0)
         if c != self.current:
             arrays = (self.store.chunk_for_writing(c, self.direction) if self.writes else
                       self.store.chunk_for_reading(c, self.direction))
-            attach_chunk(b, self.store, c, arrays, self.prefix)
+            if arrays is None:  # declined: nothing is stored over this chunk
+                detach_snapshots(self.names, b, self.prefix)
+                if self.interval is None:
+                    self.interval = b.geometry["snap_interval"]
+                b.geometry["snap_interval"] = 0
+            else:
+                self.restore(b)
+                attach_chunk(b, self.store, c, arrays, self.prefix)
             self.current = c
+
+    def restore(self, b) -> None:
+        if self.interval is not None:
+            b.geometry["snap_interval"], self.interval = self.interval, None
 
     def after(self, backend, t0: int, t1: int, nt: int) -> None:
         if not self.writes:
@@ -173,6 +187,8 @@ def run_sweep(sweep: Sweep, plan, backend, b, store=None, callback=None, *,
         backend.synchronize()
     finally:
         b.geometry["tangent"] = 0
+        for stream in streams:
+            stream.restore(b)
         if bar is not None:
             bar.close()
     for stream in streams:

@@ -48,6 +48,7 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
          storage_mode: str = "auto", storage_path=None, storage_compression=False,
          storage_bytes_limit_device: int | None = None,
          storage_bytes_limit_host: int | None = None, storage_chunk_steps: int | None = None,
+         checkpoint_count: int | None = None,
          backward_callback=None, experimental_cuda_graph: bool = False,
          progress: bool = False, dispersion=None) -> ForwardResult:
     """Simulate 2-D TM-mode electromagnetic waves (Ey, Hx, Hz) with CPML boundaries.
@@ -122,9 +123,15 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
         ``k``: store the fields of every k-th internal step and weight each by
         the steps it stands for. Every step is still propagated (receiver data
         do not depend on ``k``); ``k = 1`` gives the exact gradient.
-    storage_mode : {"auto", "device", "cpu", "disk", "none"}
+    storage_mode : {"auto", "device", "cpu", "disk", "checkpoint", "none"}
         Where the snapshots live (see :mod:`wavecore.storage`); the choice is
-        in ``result.storage``.
+        in ``result.storage``. ``"checkpoint"`` keeps full states at a few
+        checkpoints and recomputes the snapshots during the reverse pass
+        (:mod:`wavecore.checkpointing`): the same gradients bit for bit, within
+        ``storage_bytes_limit_host`` (CPU) or ``storage_bytes_limit_device``
+        (GPU), by default half of the memory the rest of the run leaves;
+        ``"auto"`` chooses it when the snapshots fit neither the memory nor
+        the disk.
     storage_path : path, optional
         Folder for ``"disk"`` snapshots (default: the temporary folder); the
         files are always deleted.
@@ -137,6 +144,11 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
         raises before the run).
     storage_chunk_steps : int, optional
         Snapshots per transfer to disk (default: about 64 MiB).
+    checkpoint_count : int, optional
+        ``storage_mode="checkpoint"`` only: keep this many checkpoints and
+        recompute segments of one stored step (Revolve's setting; the least
+        memory for that count), instead of the cheapest schedule within the
+        byte limit. ``result.storage.schedule`` reports the schedule.
     backward_callback : callable, optional
         Called with a :class:`~wavecore.callbacks.CallbackState` during ``vjp``
         at steps ``..., 2f, f, 0`` (adjoint fields and gradients so far).
@@ -180,7 +192,8 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
         storage_compression=storage_compression,
         storage_bytes_limit_device=storage_bytes_limit_device,
         storage_bytes_limit_host=storage_bytes_limit_host,
-        storage_chunk_steps=storage_chunk_steps, backward_callback=backward_callback,
+        storage_chunk_steps=storage_chunk_steps, checkpoint_count=checkpoint_count,
+        backward_callback=backward_callback,
         experimental_cuda_graph=experimental_cuda_graph, progress=progress,
         dispersion=dispersion)
 

@@ -15,10 +15,16 @@ asks for the chunks again, last first. The store decides where they live:
               the result is dropped) or when the process ends, however it
               ends (SIGKILL, SIGTERM, SIGHUP included). Every write and read
               is complete or raises, naming the path and the bytes.
+``"checkpoint"`` full states of the run at a few checkpoints and one segment
+              of snapshots; reading passes recompute each segment from a
+              checkpoint (wavecore.checkpointing), within
+              ``storage_bytes_limit_host`` (CPU) / ``storage_bytes_limit_device``
+              (GPU) or ``checkpoint_count``: the same gradients, bit for bit.
 ``"none"``    nothing stored (only source gradients are possible).
 ``"auto"``    ``"device"`` if the snapshots fit ``storage_bytes_limit_device``,
               else ``"cpu"`` if they fit ``storage_bytes_limit_host``, else
-              ``"disk"``; the choice is reported in ``result.storage``. The
+              ``"disk"`` if the disk has room, else ``"checkpoint"``; the
+              choice is reported in ``result.storage``. The
               limits default to the memory the rest of the run leaves of what
               is available (MemAvailable, cgroup limits, RLIMIT_AS/DATA).
 
@@ -48,7 +54,7 @@ from .memory import HOST, POOL, carve, carved_bytes, host_available
 __all__ = ["StorageOptions", "StoragePlan", "SnapshotStore", "available_memory",
            "to_bf16", "from_bf16", "MODES"]
 
-MODES = ("device", "cpu", "disk", "none", "auto")
+MODES = ("device", "cpu", "disk", "checkpoint", "none", "auto")
 _DEFAULT_CHUNK_BYTES = 64 << 20  # disk transfers of about this size
 _THREAD_NAME = "wavecore-snapshots"
 
@@ -85,10 +91,11 @@ class StorageOptions:
     bytes_limit_device: int | None = None
     bytes_limit_host: int | None = None
     chunk_steps: int | None = None
+    checkpoint_count: int | None = None
 
     @classmethod
     def from_arguments(cls, mode, path, compression, limit_device, limit_host, chunk_steps,
-                       dtype) -> "StorageOptions":
+                       dtype, checkpoint_count=None) -> "StorageOptions":
         if mode not in MODES:
             raise ValueError(f"storage_mode must be one of {MODES}, got {mode!r}")
         if compression in (False, None, "none"):
@@ -110,7 +117,14 @@ class StorageOptions:
             if not isinstance(path, (str, os.PathLike)):
                 raise TypeError(f"storage_path must be a path, got {describe(path)}")
             path = os.fspath(path)
-        return cls(mode, path, compression, limits[0], limits[1], chunk_steps)
+        if checkpoint_count is not None:
+            checkpoint_count = integer(checkpoint_count, "checkpoint_count", minimum=1)
+            if mode != "checkpoint":
+                raise ValueError(f"checkpoint_count sets the checkpoints of "
+                                 f"storage_mode='checkpoint'; it has no effect with "
+                                 f"storage_mode={mode!r}")
+        return cls(mode, path, compression, limits[0], limits[1], chunk_steps,
+                   checkpoint_count)
 
 
 @dataclass(frozen=True)
@@ -141,6 +155,9 @@ class StoragePlan:
     #: Arrays per name and stored step (``names`` order; empty: one each): a
     #: Debye polarization snapshot holds every pole, ``[n_shots, P, *grid]``.
     counts: tuple[int, ...] = ()
+    #: storage_mode "checkpoint": the schedule (wavecore.checkpointing.Schedule;
+    #: ``chunk`` is its segment), else None
+    schedule: object = None
 
     def count(self, name: str) -> int:
         return self.counts[self.names.index(name)] if self.counts else 1
@@ -161,6 +178,29 @@ class StoragePlan:
         return self.n_snapshots * self.bytes_per_snapshot
 
     @property
+    def held_bytes(self) -> int:
+        """Bytes the store holds in memory: every snapshot (device, cpu), two
+        chunks (disk), the checkpoints, working state and one segment
+        (checkpoint)."""
+        if self.mode in ("device", "cpu"):
+            return self.bytes
+        if self.mode == "disk":
+            return 2 * self.chunk * self.bytes_per_snapshot
+        if self.mode == "checkpoint":  # no schedule: nothing fits (the run raises)
+            return self.schedule.held_bytes if self.schedule is not None else 0
+        return 0
+
+    @property
+    def checkpoints(self) -> int:
+        """Restart states kept (0 unless storage_mode is "checkpoint")."""
+        return self.schedule.checkpoints if self.schedule is not None else 0
+
+    @property
+    def recomputed_steps(self) -> int:
+        """Internal steps a reverse pass recomputes (0 unless checkpointing)."""
+        return self.schedule.recomputed_steps if self.schedule is not None else 0
+
+    @property
     def n_chunks(self) -> int:
         return -(-self.n_snapshots // self.chunk) if self.n_snapshots else 0
 
@@ -168,6 +208,8 @@ class StoragePlan:
         auto = " (chosen by 'auto')" if self.requested_mode == "auto" else ""
         text = (f"{self.mode}{auto}: {self.n_snapshots} snapshots of {len(self.names)} arrays, "
                 f"{self.bytes / 2**20:.1f} MiB ({self.compression})")
+        if self.schedule is not None:
+            text += f"; {self.schedule.describe()}"
         return text if self.fits else f"{text}; does not fit: {self.reason}"
 
     def check(self) -> None:
@@ -180,7 +222,8 @@ class StoragePlan:
 def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int, interval: int,
                  slot_shape: tuple[int, ...], dtype, host_backend: bool = True,
                  device_memory: int | None = None, reserved: int = 0,
-                 counts: tuple[int, ...] = ()) -> StoragePlan:
+                 counts: tuple[int, ...] = (), state_bytes: int = 0,
+                 trace_bytes: int = 0) -> StoragePlan:
     """Resolve the mode and check limits, memory and disk space up front.
 
     On a host backend (the CPU core, the reference) "device" and "cpu" are the
@@ -190,15 +233,24 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
     and "disk" chunks pass through a staging chunk there. ``reserved`` is the
     host memory the rest of the run needs (fields, memories, coefficients,
     traces, adjoint): snapshots in RAM get what is left of the available memory.
+    ``state_bytes`` (one full state of the run) and ``trace_bytes`` (its
+    receiver traces) size the checkpoints of storage_mode "checkpoint", whose
+    budget is ``storage_bytes_limit_host`` (host backends) or
+    ``storage_bytes_limit_device`` (device backends), by default
+    ``DEFAULT_BUDGET_FRACTION`` of the memory the rest of the run leaves.
 
     Arguments that are wrong raise; a plan that is valid but does not fit is
     returned with ``fits=False`` and the reason (the run raises it)."""
     if opts.chunk_steps is not None:
+        if opts.mode == "checkpoint":
+            raise ValueError("storage_chunk_steps sets the size of transfers to host memory or "
+                             "disk; with storage_mode='checkpoint' the schedule sets the "
+                             "segments (storage_bytes_limit_host/_device, checkpoint_count)")
         if opts.mode in ("device", "none") or (opts.mode == "cpu" and host_backend):
             where = "" if opts.mode != "cpu" else " on the CPU backend (same RAM as 'device')"
             raise ValueError(f"storage_chunk_steps sets the size of transfers to host memory or "
                              f"disk; it has no effect with storage_mode={opts.mode!r}{where}")
-    if opts.path is not None and opts.mode in ("device", "cpu"):
+    if opts.path is not None and opts.mode in ("device", "cpu", "checkpoint"):
         raise ValueError(f"storage_path is the folder of disk snapshots; it has no effect with "
                          f"storage_mode={opts.mode!r} (use storage_mode='disk' or 'auto')")
     itemsize = 2 if opts.compression == "bf16" else np.dtype(dtype).itemsize
@@ -219,8 +271,19 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
     limit_device = (opts.bytes_limit_device if opts.bytes_limit_device is not None
                     else device_ram)
     limit_host = opts.bytes_limit_host if opts.bytes_limit_host is not None else ram
+    disk = None
     if mode == "auto":
         mode = "device" if total <= limit_device else "cpu" if total <= limit_host else "disk"
+        if mode == "disk":  # nothing holds them but the disk: checkpoint if it cannot
+            disk = _check_disk(opts.path)
+            if total > disk[1]:
+                mode = "checkpoint"
+    if mode == "checkpoint":
+        return _plan_checkpoints(opts, names, nt_internal, interval, slot_shape, itemsize,
+                                 counts, per_snapshot, n_snapshots, state_bytes, trace_bytes,
+                                 device_ram,
+                                 opts.bytes_limit_host if host_backend
+                                 else opts.bytes_limit_device, host_backend)
     gib = lambda n: f"{n / 2**30:.3g} GiB"  # noqa: E731
     rest = f" (the rest of the run takes {gib(reserved)})" if reserved else ""
     problem, available, error = "", None, MemoryError
@@ -252,7 +315,7 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
             chunk = int(min(max(1, _DEFAULT_CHUNK_BYTES // max(per_snapshot, 1)),
                             max(n_snapshots, 1)))
     if mode == "disk":
-        path, free = _check_disk(opts.path)
+        path, free = disk or _check_disk(opts.path)
         if total > free and not problem:
             problem, available, error = (
                 f"the snapshots need {gib(total)} on disk but {path!r} has {gib(free)} free; "
@@ -264,6 +327,42 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
     return StoragePlan(mode, opts.mode, names, n_snapshots, interval, tuple(slot_shape),
                        itemsize, opts.compression, chunk, path, fits=not problem,
                        available=available, reason=problem, error=error, counts=counts)
+
+
+def _plan_checkpoints(opts, names, nt_internal, interval, slot_shape, itemsize, counts,
+                      per_snapshot, n_snapshots, state_bytes, trace_bytes, room, limit,
+                      host_backend) -> StoragePlan:
+    """The plan of storage_mode "checkpoint" (wavecore.checkpointing): the
+    cheapest schedule within the limit (``limit``, else
+    DEFAULT_BUDGET_FRACTION of ``room``, the memory the rest of the run leaves),
+    or ``checkpoint_count`` checkpoints."""
+    from .checkpointing import DEFAULT_BUDGET_FRACTION, plan_schedule  # noqa: PLC0415
+
+    budget = limit if limit is not None else int(room * DEFAULT_BUDGET_FRACTION)
+    schedule = plan_schedule(n_snapshots, interval, nt_internal, per_snapshot, state_bytes,
+                             trace_bytes, budget, opts.checkpoint_count)
+    gib = lambda n: f"{n / 2**30:.3g} GiB"  # noqa: E731
+    where = "host memory" if host_backend else "device memory"
+    problem = ""
+    if schedule is None:
+        name = ("storage_bytes_limit_host" if host_backend else "storage_bytes_limit_device")
+        source = f"{name}={limit}" if limit is not None else (
+            f"{DEFAULT_BUDGET_FRACTION:.0%} of the {gib(room)} of {where} the rest of the run "
+            "leaves")
+        least = 2 * state_bytes + per_snapshot + trace_bytes
+        problem = (f"checkpointing needs at least {gib(least)} (two states of the run of "
+                   f"{gib(state_bytes)}, one stored step of {gib(per_snapshot)} and a copy "
+                   f"of the traces) but its budget is {gib(budget)} ({source}); raise the "
+                   "limit, or use fewer shots per run or a smaller model")
+    elif schedule.held_bytes > room:
+        problem = (f"the {schedule.checkpoints} checkpoints need {gib(schedule.held_bytes)} "
+                   f"of {where} but the rest of the run leaves {gib(room)}; use a smaller "
+                   "checkpoint_count or a storage limit")
+    chunk = schedule.segment if schedule is not None else 1
+    return StoragePlan("checkpoint", opts.mode, names, n_snapshots, interval,
+                       tuple(slot_shape), itemsize, opts.compression, chunk, None,
+                       fits=not problem, available=budget, reason=problem,
+                       counts=counts, schedule=schedule)
 
 
 def _prod(shape) -> int:

@@ -1,0 +1,398 @@
+"""Checkpointing: exact gradients of any length within a memory budget.
+
+``storage_mode="checkpoint"`` keeps, instead of every step's snapshots, the
+full state of the run (fields, CPML memories, a law's own state such as Debye
+polarizations) at a few *checkpoints*, and the snapshots of one *segment* of
+consecutive stored steps. A pass that reads the snapshots asks for them a
+segment at a time (the chunks of wavecore.storage); the store recomputes each
+segment from a checkpoint with the same deterministic forward step, so every
+gradient equals the full-storage gradient bit for bit.
+
+Where the checkpoints go and which segments are recomputed when is a binomial
+(Revolve) schedule of ``checkpoint_schedules``
+(``MultistageCheckpointSchedule``, optimal for one reverse pass: Griewank &
+Walther 2000, Stumm & Walther 2009). Its steps are our segments: the forward
+run follows its forward part (writing checkpoints at the segments it names and
+the last segment's snapshots), a reverse pass follows the rest. Segment 0's
+checkpoint (the initial state) outlives every pass, so later passes (``vjp``
+with ``keep=True``, the sweeps of ``jvp`` and ``second_vjp``) run the
+schedule again from it: one more forward each; a pass in the forward
+direction (``jvp``'s tangent) recomputes each segment once, in order.
+
+The plan (:func:`plan_schedule`) picks the segment length and the number of
+checkpoints that recompute the fewest steps within the budget: with ``s``
+checkpoints and ``n`` segments a reverse pass recomputes ``r n - C(s + r, r - 1)``
+segments, ``r`` the least integer with ``C(s + r, s) >= n``. The budget holds
+the checkpoints, the working state the recomputation advances, one segment of
+snapshots and a scratch copy of the receiver traces (recomputation must not
+overwrite the data the run returned). ``checkpoint_count=N`` sets ``N``
+checkpoints and segments of one stored step (Revolve's classic setting: the
+least memory for ``N``); with ``N >= n - 1`` every segment is recomputed once.
+
+Forward callbacks do not fire during recomputation (the steps they saw are
+recomputed from the checkpoints, bit for bit; a callback that *changes* the
+wavefields makes the recomputed steps differ from the ones it saw).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._stepping import StepChunks
+from .memory import POOL, carve, carved_bytes, format_bytes
+
+__all__ = ["Schedule", "plan_schedule", "recomputed_segments", "CheckpointStore",
+           "DEFAULT_BUDGET_FRACTION"]
+
+#: With no storage_bytes_limit_host (CPU) / storage_bytes_limit_device (GPU),
+#: checkpointing may use this fraction of the memory the rest of the run leaves.
+DEFAULT_BUDGET_FRACTION = 0.5
+#: The planner's price of one recomputed segment beyond its steps (a backend
+#: call and a state copy), in steps.
+_SEGMENT_OVERHEAD_STEPS = 0.25
+
+
+def recomputed_segments(n: int, s: int) -> int:
+    """Segments a reverse pass over ``n`` segments recomputes with ``s`` checkpoints
+    (the binomial optimum, which MultistageCheckpointSchedule attains): 0 for
+    one segment (stored by the forward)."""
+    if n <= 1:
+        return 0
+    s = min(s, n - 1)
+    if s < 1:
+        raise ValueError("more than one segment needs at least one checkpoint")
+    r = 0
+    while math.comb(s + r, s) < n:
+        r += 1
+    return r * n - math.comb(s + r, r - 1)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The checkpointing of one run (computed before it starts)."""
+
+    segment: int           #: stored steps per segment (the store's chunk)
+    segments: int          #: segments over the run
+    checkpoints: int       #: restart states kept (segment 0's among them)
+    recomputed_steps: int  #: internal steps one reverse pass recomputes
+    state_bytes: int       #: one restart state (fields, CPML memories, law state)
+    held_bytes: int        #: what the store holds: checkpoints, working state,
+    #: one segment of snapshots, the traces' scratch
+    budget: int | None     #: the bytes it had to fit (None: checkpoint_count)
+    nt_internal: int
+
+    @property
+    def recompute_ratio(self) -> float:
+        """Recomputed steps of a reverse pass per step of the run."""
+        return self.recomputed_steps / max(self.nt_internal, 1)
+
+    def describe(self) -> str:
+        return (f"{self.checkpoints} checkpoints of {format_bytes(self.state_bytes)}, "
+                f"{self.segments} segments of {self.segment} stored steps, "
+                f"{self.recomputed_steps} recomputed steps per reverse pass "
+                f"({self.recompute_ratio:.2f} forward runs), holds "
+                f"{format_bytes(self.held_bytes)}")
+
+
+def _held(segment: int, segments: int, checkpoints: int, snapshot_bytes: int,
+          state_bytes: int, scratch_bytes: int) -> int:
+    if segments == 1:  # one segment: the forward stores it, nothing is recomputed
+        return segment * snapshot_bytes
+    return (checkpoints + 1) * state_bytes + segment * snapshot_bytes + scratch_bytes
+
+
+def plan_schedule(n_snapshots: int, interval: int, nt_internal: int, snapshot_bytes: int,
+                  state_bytes: int, scratch_bytes: int, budget: int | None,
+                  count: int | None = None) -> Schedule | None:
+    """The cheapest schedule within ``budget`` bytes (None: nothing fits), or
+    with ``count`` checkpoints and one stored step per segment."""
+    def schedule(segment: int, checkpoints: int) -> Schedule:
+        segments = -(-n_snapshots // segment)
+        checkpoints = min(checkpoints, segments - 1)
+        steps = recomputed_segments(segments, checkpoints) * segment * interval
+        return Schedule(segment, segments, checkpoints, steps, state_bytes,
+                        _held(segment, segments, checkpoints, snapshot_bytes, state_bytes,
+                              scratch_bytes), budget, nt_internal)
+
+    if count is not None:
+        return schedule(1, count)
+    best, best_cost = None, math.inf
+    for segments in _candidate_counts(n_snapshots):
+        segment = -(-n_snapshots // segments)
+        segments = -(-n_snapshots // segment)
+        if segments == 1:
+            checkpoints = 0
+        else:
+            room = budget - _held(segment, segments, 0, snapshot_bytes, state_bytes,
+                                  scratch_bytes)
+            checkpoints = min(room // max(state_bytes, 1), segments - 1)
+            if checkpoints < 1:
+                continue
+        plan = schedule(segment, checkpoints)
+        if plan.held_bytes > budget:
+            continue
+        recomputed = plan.recomputed_steps / max(segment * interval, 1)
+        cost = plan.recomputed_steps + _SEGMENT_OVERHEAD_STEPS * (recomputed + segments)
+        if cost < best_cost or (cost == best_cost and plan.held_bytes < best.held_bytes):
+            best, best_cost = plan, cost
+    return best
+
+
+def _candidate_counts(n: int) -> list[int]:
+    """Segment counts to try: every count up to 64, then about 3 % apart."""
+    counts, k = set(range(1, min(n, 64) + 1)), 64.0
+    while k < n:
+        k *= 1.03
+        counts.add(min(int(k), n))
+    return sorted(counts)
+
+
+class CheckpointStore:
+    """The snapshots of one run, recomputed from checkpoints (the chunk
+    protocol of :class:`~wavecore.storage.SnapshotStore`: the chunks are the
+    schedule's segments).
+
+    ``state`` names the buffers of the run's state; the store keeps the
+    background's source term and advances its own working state with
+    ``backend.forward``, swapping it into ``buffers`` for the recomputation.
+    """
+
+    def __init__(self, plan, dtype, memory, backend, buffers, state: tuple[str, ...]):
+        from checkpoint_schedules import MultistageCheckpointSchedule  # noqa: PLC0415
+
+        self._schedule_class = MultistageCheckpointSchedule
+        self.plan = plan
+        self.schedule = plan.schedule
+        self.memory = memory
+        self.backend = backend
+        self.b = buffers
+        self.state = tuple(state)
+        self.closed = False
+        self.recomputed_steps = 0  #: internal steps recomputed so far (all passes)
+        dtype = np.dtype(dtype)
+        self.store_dtype = np.dtype(np.uint16 if plan.compression == "bf16" else dtype)
+        self._src_term = buffers.src_term  # the background's (tangent sweeps swap it)
+        sched = self.schedule
+        recompute = sched.segments > 1
+        states = {f"{i}:{n}": getattr(buffers, n).shape for i in range(
+            sched.checkpoints + 1 if recompute else 0) for n in self.state}
+        if recompute:
+            states["rec_data"] = buffers.rec_data.shape
+        segment = {n: (plan.chunk, *plan.shape_of(n)) for n in plan.names}
+        self._block = None
+        if memory.separate:
+            arrays = {k: memory.empty(s, dtype) for k, s in states.items()}
+            arrays.update({k: memory.empty(s, self.store_dtype) for k, s in segment.items()})
+        else:  # one block of the pool (reused by the next gradient of this shape)
+            first = carved_bytes(states, dtype)
+            self._block = POOL.take(first + carved_bytes(segment, self.store_dtype))
+            arrays = carve(self._block[:first], states, dtype)
+            arrays.update(carve(self._block[first:], segment, self.store_dtype))
+            self._give_back = weakref.finalize(self, POOL.give, self._block)
+        self._segment = {n: arrays.pop(n) for n in plan.names}
+        self._rec = arrays.pop("rec_data", None)
+        slots = [{n: arrays[f"{i}:{n}"] for n in self.state}
+                 for i in range(sched.checkpoints + 1 if recompute else 0)]
+        self._work = slots.pop() if slots else None
+        self._slots = slots         # slot 0 always holds segment 0's checkpoint
+        self._held: dict[int, int] = {}  # segment -> slot of its checkpoint
+        self._holds = None          # the segment whose snapshots _segment holds
+        self._work_at = None        # the segment the working state starts
+        self._actions = None        # the reverse part of the live schedule
+        self._fresh = False         # _actions as the forward left them (unconsumed)
+        self._forward_writes: dict[int, bool] = {}
+        self._new_schedule(for_forward=True)
+
+    # -- layout (as SnapshotStore) ------------------------------------------------
+    def chunk_range(self, c: int) -> tuple[int, int]:
+        first = c * self.plan.chunk
+        return first, min(first + self.plan.chunk, self.plan.n_snapshots)
+
+    def chunk_of_step(self, t: int) -> int:
+        return (t // self.plan.interval) // self.plan.chunk
+
+    def chunk_steps(self, c: int, nt_internal: int) -> tuple[int, int]:
+        first, last = self.chunk_range(c)
+        k = self.plan.interval
+        return first * k, min(last * k, nt_internal)
+
+    # -- the schedule -------------------------------------------------------------
+    def _new_schedule(self, for_forward: bool = False) -> list:
+        """A fresh schedule: its forward actions (up to EndForward) are returned
+        (``for_forward``: noted for the run's own forward), the rest is kept."""
+        from checkpoint_schedules import EndForward, Forward  # noqa: PLC0415
+
+        n = self.schedule.segments
+        schedule = iter(self._schedule_class(n, self.schedule.checkpoints, 0))
+        actions = []
+        for action in schedule:
+            if isinstance(action, EndForward):
+                break
+            actions.append(action)
+        self._actions = schedule
+        if for_forward:  # segment -> (write its checkpoint, store its snapshots)
+            for a in actions:
+                if isinstance(a, Forward):
+                    for c in range(a.n0, a.n1):
+                        self._forward_writes[c] = (a.write_ics and c == a.n0, a.write_adj_deps)
+        return actions
+
+    def _save(self, c: int, source: dict) -> None:
+        slot = 0 if c == 0 else next(i for i in range(1, len(self._slots))
+                                     if i not in self._held.values())
+        for name, array in self._slots[slot].items():
+            array[...] = source[name]
+        self._held[c] = slot
+
+    def _load(self, c: int, release: bool) -> None:
+        slot = self._held[c]
+        for name, array in self._work.items():
+            array[...] = self._slots[slot][name]
+        if release and c != 0:  # segment 0's checkpoint outlives every pass
+            del self._held[c]
+        self._work_at = c
+
+    def _advance(self, c0: int, c1: int, store: bool) -> None:
+        """Advance the working state from segment ``c0`` to ``c1``, storing the
+        snapshots of segment ``c1 - 1`` when ``store``."""
+        b, g, nt = self.b, self.b.geometry, self.schedule.nt_internal
+        snaps = [f"snap_{n}" for n in self.plan.names]
+        swapped = (*self.state, "rec_data", "src_term", *snaps)
+        saved = {name: getattr(b, name) for name in swapped}
+        geometry = {k: g[k] for k in ("tangent", "snap_interval", "snap_t0")}
+        chunks = StepChunks(None, self.backend.synchronize)
+        try:
+            for name in self.state:
+                setattr(b, name, self._work[name])
+            b.rec_data, b.src_term, g["tangent"] = self._rec, self._src_term, 0
+            t0, t1 = self.chunk_steps(c0, nt)[0], self.chunk_steps(c1 - 1, nt)[1]
+            ts = self.chunk_steps(c1 - 1, nt)[0] if store else t1
+            g["snap_interval"] = 0
+            chunks.forward(self.backend.forward, t0, ts)
+            if store:
+                self._holds = None
+                for name in self.plan.names:
+                    setattr(b, f"snap_{name}", self._segment[name])
+                g["snap_interval"], g["snap_t0"] = self.plan.interval, ts
+                chunks.forward(self.backend.forward, ts, t1)
+            self.backend.synchronize()
+            self.recomputed_steps += t1 - t0
+        finally:
+            for name, array in saved.items():
+                setattr(b, name, array)
+            g.update(geometry)
+        self._work_at = c1
+        if store:
+            self._holds = c1 - 1
+
+    def _run(self, action) -> None:
+        """One action of a reverse pass's schedule (not Reverse)."""
+        from checkpoint_schedules import Copy, Forward, Move  # noqa: PLC0415
+
+        if isinstance(action, (Copy, Move)):
+            self._load(action.n, release=isinstance(action, Move))
+        elif isinstance(action, Forward):
+            if self._work_at != action.n0:
+                raise RuntimeError(f"checkpoint schedule out of step: the working state is "
+                                   f"at segment {self._work_at}, {action} needs {action.n0}")
+            if action.write_ics:
+                self._save(action.n0, self._work)
+            self._advance(action.n0, action.n1, action.write_adj_deps)
+        else:
+            raise RuntimeError(f"unexpected checkpoint action {action}")
+
+    def _restart(self) -> None:
+        """A new reverse pass: the schedule again, its forward part from segment
+        0's checkpoint (one forward run)."""
+        last = self.schedule.segments - 1
+        if last == 0:  # one segment: the forward's snapshots are still there
+            self._new_schedule()
+            return
+        self._held = {0: 0}
+        self._load(0, release=False)
+        for action in self._new_schedule():
+            self._run(action)
+        if self._holds != last:
+            raise RuntimeError("checkpoint schedule: the forward part did not end with the "
+                               "last segment's snapshots")
+
+    # -- the run's forward -------------------------------------------------------------
+    def chunk_for_writing(self, c: int, direction: int = 1):
+        """The forward run reaches segment ``c``: write its checkpoint where the
+        schedule says; its snapshot buffer if the schedule stores them, else
+        None (the forward stores nothing there)."""
+        self._check_open()
+        if direction != 1:
+            raise ValueError("checkpointed snapshots are written by the forward run only")
+        if c == 0:
+            self._held, self._holds, self._fresh = {}, None, False
+        write_ics, store = self._forward_writes.get(c, (False, False))
+        if write_ics:
+            self._save(c, {n: getattr(self.b, n) for n in self.state})
+        if store:
+            self._holds = c
+            return self._segment
+        return None
+
+    def chunk_written(self, c: int) -> None:
+        pass
+
+    def finish_forward(self) -> None:
+        if self._holds != self.schedule.segments - 1:
+            raise RuntimeError("checkpoint schedule: the forward run did not store the last "
+                               "segment")
+        self._fresh = True
+
+    # -- passes reading the snapshots ---------------------------------------------------
+    def chunk_for_reading(self, c: int, direction: int = -1) -> dict:
+        """Segment ``c``'s snapshots, recomputed as the schedule says (reverse
+        passes) or in order from segment 0's checkpoint (forward passes)."""
+        from checkpoint_schedules import Reverse  # noqa: PLC0415
+
+        self._check_open()
+        last = self.schedule.segments - 1
+        if last == 0:
+            return self._segment
+        if direction == 1:  # a tangent pass: each segment once, in order
+            if self._holds != c:
+                if self._work_at != c:
+                    self._held.setdefault(0, 0)
+                    self._load(0, release=False)
+                    if c:
+                        self._advance(0, c, store=False)
+                self._advance(c, c + 1, store=True)
+            return self._segment
+        if direction != -1:
+            raise ValueError(f"direction must be -1 or +1, got {direction!r}")
+        if c == last:
+            if not (self._fresh and self._holds == last):
+                self._restart()
+            self._fresh = False
+        for action in self._actions:
+            if isinstance(action, Reverse):
+                if (action.n1, action.n0) != (c + 1, c):
+                    raise RuntimeError(f"checkpoint schedule out of step: {action} while "
+                                       f"segment {c} is read")
+                return self._segment
+            self._run(action)
+        raise RuntimeError(f"checkpoint schedule ended before segment {c}")
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("the checkpoints were freed (vjp or close() already ran); run "
+                               "the forward again, or call vjp(..., keep=True) to reuse them")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._segment, self._slots, self._work, self._rec = {}, [], None, None
+        self._actions = None
+        if self._block is not None:
+            self._block = None
+            self._give_back()
