@@ -157,23 +157,26 @@ def test_recomputed_segments_is_the_schedule_librarys_count():
 def test_plan_is_cheapest_within_the_budget():
     args = dict(n_snapshots=400, interval=1, nt_internal=400, snapshot_bytes=1000,
                 state_bytes=3000, scratch_bytes=100)
+
+    def price(steps, segment, segments):  # the planner's: steps, and per segment a little
+        return steps + checkpointing._SEGMENT_OVERHEAD_STEPS * (steps / segment + segments)
+
     costs = []
     for budget in (20_000, 40_000, 80_000, 160_000, 400_000):
         plan = plan_schedule(budget=budget, **args)
         assert plan.held_bytes <= budget
-        # no segment length and checkpoint count within the budget recomputes less
+        best = price(plan.recomputed_steps, plan.segment, plan.segments)
+        # no segment length within the budget (with as many checkpoints as fit) is cheaper
         for segment in range(1, 401):
             segments = -(-400 // segment)
             if segments == 1:
-                fits = segment * 1000 <= budget
-                cost = 0
-            else:
-                s = (budget - 4000 - segment * 1000 - 100) // 3000 + 0
-                s = min(s, segments - 1)
-                fits = s >= 1
-                cost = recomputed_segments(segments, s) * segment if fits else None
-            if fits:
-                assert plan.recomputed_steps <= cost * 1.02 + 2, (budget, segment)
+                if segment * 1000 <= budget:
+                    assert plan.recomputed_steps == 0
+                continue
+            s = min((budget - 3000 - segment * 1000 - 100) // 3000, segments - 1)
+            if s >= 1:
+                steps = recomputed_segments(segments, s) * segment
+                assert best <= 1.03 * price(steps, segment, segments), (budget, segment)
         costs.append(plan.recomputed_steps)
     assert costs == sorted(costs, reverse=True) and costs[-1] == 0
     assert plan_schedule(budget=5000, **args) is None  # less than two states

@@ -36,7 +36,6 @@ wavefields makes the recomputed steps differ from the ones it saw).
 
 from __future__ import annotations
 
-import functools
 import math
 import weakref
 from dataclasses import dataclass

@@ -32,7 +32,9 @@ def estimate_storage(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
 
     Returns a :class:`~wavecore.storage.StoragePlan`: ``.bytes`` (total snapshot
     bytes), ``.mode`` (what ``"auto"`` chooses), ``.n_snapshots``, ``.chunk``,
-    and ``.fits`` / ``.available`` / ``.reason``: a plan that does not fit (a
+    ``.held_bytes`` (what the store holds in memory), with checkpointing
+    ``.schedule`` (a :class:`~wavecore.checkpointing.Schedule`: ``.checkpoints``,
+    ``.segments``, ``.recomputed_steps``, ``.held_bytes``), and ``.fits`` / ``.available`` / ``.reason``: a plan that does not fit (a
     storage limit, the memory or the disk space) is returned with
     ``fits=False``, not raised; the run raises it. Invalid arguments raise.
     """

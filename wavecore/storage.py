@@ -208,8 +208,11 @@ class StoragePlan:
         auto = " (chosen by 'auto')" if self.requested_mode == "auto" else ""
         text = (f"{self.mode}{auto}: {self.n_snapshots} snapshots of {len(self.names)} arrays, "
                 f"{self.bytes / 2**20:.1f} MiB ({self.compression})")
-        if self.schedule is not None:
-            text += f"; {self.schedule.describe()}"
+        if self.mode == "checkpoint":
+            text = (f"checkpoint{auto}: {self.n_snapshots} stored steps of {len(self.names)} "
+                    f"arrays ({self.bytes / 2**20:.1f} MiB in full, {self.compression})")
+            if self.schedule is not None:
+                text += f"; {self.schedule.describe()}"
         return text if self.fits else f"{text}; does not fit: {self.reason}"
 
     def check(self) -> None:

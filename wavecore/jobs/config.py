@@ -449,9 +449,9 @@ def _check_inversion(cfg: JobConfig) -> None:
     for key, minimum in (("iterations", 1), ("batch_size", 1), ("fixed_rows", 0), ("seed", 0)):
         if key in inv:
             _number(p, f"inversion.{key}", inv[key], integer=True, minimum=minimum)
-    if inv.get("storage_mode", "auto") not in ("auto", "device", "cpu", "disk"):
-        _fail(p, "inversion.storage_mode", "must be 'auto', 'device', 'cpu' or 'disk', got "
-                                           f"{inv['storage_mode']!r}")
+    if inv.get("storage_mode", "auto") not in ("auto", "device", "cpu", "disk", "checkpoint"):
+        _fail(p, "inversion.storage_mode", "must be 'auto', 'device', 'cpu', 'disk' or "
+                                           f"'checkpoint', got {inv['storage_mode']!r}")
     if inv.get("storage_compression", "none") not in ("none", "bf16"):
         _fail(p, "inversion.storage_compression", "must be 'none' or 'bf16', got "
                                                   f"{inv['storage_compression']!r}")
