@@ -44,6 +44,7 @@ import numpy as np
 
 from ._stepping import StepChunks
 from .memory import POOL, carve, carved_bytes, format_bytes
+from .storage import ChunkLayout
 
 __all__ = ["Schedule", "plan_schedule", "recomputed_segments", "CheckpointStore",
            "DEFAULT_BUDGET_FRACTION"]
@@ -151,7 +152,7 @@ def _candidate_counts(n: int) -> list[int]:
     return sorted(counts)
 
 
-class CheckpointStore:
+class CheckpointStore(ChunkLayout):
     """The snapshots of one run, recomputed from checkpoints (the chunk
     protocol of :class:`~wavecore.storage.SnapshotStore`: the chunks are the
     schedule's segments).
@@ -206,19 +207,6 @@ class CheckpointStore:
         self._fresh = False         # _actions as the forward left them (unconsumed)
         self._forward_writes: dict[int, bool] = {}
         self._new_schedule(for_forward=True)
-
-    # -- layout (as SnapshotStore) ------------------------------------------------
-    def chunk_range(self, c: int) -> tuple[int, int]:
-        first = c * self.plan.chunk
-        return first, min(first + self.plan.chunk, self.plan.n_snapshots)
-
-    def chunk_of_step(self, t: int) -> int:
-        return (t // self.plan.interval) // self.plan.chunk
-
-    def chunk_steps(self, c: int, nt_internal: int) -> tuple[int, int]:
-        first, last = self.chunk_range(c)
-        k = self.plan.interval
-        return first * k, min(last * k, nt_internal)
 
     # -- the schedule -------------------------------------------------------------
     def _new_schedule(self, for_forward: bool = False) -> list:

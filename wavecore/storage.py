@@ -512,7 +512,26 @@ def _open_file_paths() -> list[str] | None:
     return paths
 
 
-class SnapshotStore:
+class ChunkLayout:
+    """Where a store's chunks fall in the run (``self.plan``, a StoragePlan):
+    shared by every store of the chunk protocol."""
+
+    def chunk_range(self, c: int) -> tuple[int, int]:
+        """Stored-step indices ``[first, last)`` of chunk ``c``."""
+        first = c * self.plan.chunk
+        return first, min(first + self.plan.chunk, self.plan.n_snapshots)
+
+    def chunk_of_step(self, t: int) -> int:
+        return (t // self.plan.interval) // self.plan.chunk
+
+    def chunk_steps(self, c: int, nt_internal: int) -> tuple[int, int]:
+        """Internal steps ``[t0, t1)`` whose snapshots fall in chunk ``c``."""
+        first, last = self.chunk_range(c)
+        k = self.plan.interval
+        return first * k, min(last * k, nt_internal)
+
+
+class SnapshotStore(ChunkLayout):
     """The snapshots of one run, laid out as ``plan`` says."""
 
     def __init__(self, plan: StoragePlan, dtype, memory=HOST):
@@ -560,21 +579,6 @@ class SnapshotStore:
         if memory.separate and plan.mode in ("cpu", "disk"):
             self._staging = [{n: memory.empty((plan.chunk, *shape(n)), self.store_dtype)
                               for n in plan.names} for _ in range(2)]
-
-    # -- layout -------------------------------------------------------------------
-    def chunk_range(self, c: int) -> tuple[int, int]:
-        """Stored-step indices ``[first, last)`` of chunk ``c``."""
-        first = c * self.plan.chunk
-        return first, min(first + self.plan.chunk, self.plan.n_snapshots)
-
-    def chunk_of_step(self, t: int) -> int:
-        return (t // self.plan.interval) // self.plan.chunk
-
-    def chunk_steps(self, c: int, nt_internal: int) -> tuple[int, int]:
-        """Internal steps ``[t0, t1)`` whose snapshots fall in chunk ``c``."""
-        first, last = self.chunk_range(c)
-        k = self.plan.interval
-        return first * k, min(last * k, nt_internal)
 
     # -- forward ------------------------------------------------------------------
     def chunk_for_writing(self, c: int, direction: int = 1) -> dict[str, np.ndarray]:
