@@ -205,7 +205,7 @@ class CheckpointStore(ChunkLayout):
         self._work_at = None        # the segment the working state starts
         self._actions = None        # the reverse part of the live schedule
         self._fresh = False         # _actions as the forward left them (unconsumed)
-        self._forward_writes: dict[int, bool] = {}
+        self._forward_writes: dict[int, tuple[bool, bool]] = {}
         self._new_schedule(for_forward=True)
 
     # -- the schedule -------------------------------------------------------------
