@@ -752,7 +752,8 @@ template <typename T, bool POLES, bool TANGENT, typename F>
 WC_HD void m3d_e_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
   void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
   void* const k[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
-  const bool stored = m3d_stores(p, t) && (POLES || e[0] != nullptr);
+  // as tm2d_e_hooks: a step that stores no E stores nothing
+  const bool stored = m3d_stores(p, t) && e[0] != nullptr && k[0] != nullptr;
   const bool scatters = TANGENT && p.tan_ca != nullptr && e[0] != nullptr &&
                         (!POLES || (p.tan_pole_a != nullptr && p.snap_pol_x != nullptr));
   if (!stored || (TANGENT && !scatters)) {

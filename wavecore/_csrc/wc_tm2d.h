@@ -508,7 +508,8 @@ WC_HD DebyeImage<T, StoreT, 1> tm2d_debye_image_of(const Tm2dParams<T>& p, int64
 // (Scatter, where cq moves and the background stored dEy/dz, dEy/dx).
 template <typename T, typename F>
 WC_HD void tm2d_h_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
-  const bool stored = tm2d_stores(p, t) && (p.snap_sz != nullptr || p.snap_sx != nullptr);
+  // (the arrays of a snapshot group are set together; Store writes them unchecked)
+  const bool stored = tm2d_stores(p, t) && p.snap_sz != nullptr && p.snap_sx != nullptr;
   if (!stored || (p.tangent && p.tan_cq == nullptr)) {
     f(NoStore{}, NoStore{});
     return;
@@ -535,8 +536,9 @@ WC_HD void tm2d_h_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
 // row compiles for few hook pairs.
 template <typename T, bool POLES, int K, typename F>
 WC_HD void tm2d_e_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
-  const bool stored =
-      tm2d_stores(p, t) && (POLES || p.snap_ey != nullptr || p.snap_curl != nullptr);
+  // Debye runs store the poles with E (their gradients move ca too: one set of
+  // inputs), so a step that stores no E stores nothing.
+  const bool stored = tm2d_stores(p, t) && p.snap_ey != nullptr && p.snap_curl != nullptr;
   const bool scatters = p.tangent && p.tan_ca != nullptr && p.snap_ey != nullptr &&
                         (!POLES || (p.tan_pole_a != nullptr && p.snap_pol != nullptr));
   if (!stored || (p.tangent && !scatters)) {
