@@ -84,24 +84,41 @@ struct Store {
   }
 };
 
-// grad_a += weight * adjoint * a_snapshot (and the same for b); `keep` (null:
-// not kept) receives the adjoint value itself.
-template <typename T, typename StoreT>
+// grad_a += weight * adjoint * a_snapshot, and with N = 2 (the E update's ca,
+// cb) the same for b; KEEPS (second order): `keep` receives the adjoint value
+// itself. As for Store, every array is set (the accumulators of a gradient
+// path, wavecore.Material.paths, are asked for together, with the path's
+// snapshots): a hook function hands NoImage to a step without them, so the
+// transposed rows vectorize. CHECKED instead tests each array per cell (null:
+// skipped; keep too), for the rows of Debye runs, whose pole hooks test theirs
+// too: one image type serves all their steps, so that those rows compile for
+// few hook pairs.
+template <typename T, typename StoreT, int N, bool KEEPS = false, bool CHECKED = false>
 struct Image {
   static constexpr bool scatters = false;
   const StoreT* a;
-  const StoreT* b;
+  const StoreT* b;  // N = 2 only
   T* grad_a;
-  T* grad_b;
+  T* grad_b;  // N = 2 only
   T weight;
-  StoreT* keep;
+  StoreT* keep;  // KEEPS or CHECKED only
+  WC_HD static bool set(const void* q) { return !CHECKED || q != nullptr; }
+  // This image, keeping the adjoint values in `into` as well.
+  WC_HD Image<T, StoreT, N, true, CHECKED> keeping(StoreT* into) const {
+    return {a, b, grad_a, grad_b, weight, into};
+  }
   WC_HD void operator()(int64_t i, T adjoint) const {
-    if (keep) keep[i] = Codec<StoreT>::encode(adjoint);
+    if constexpr (KEEPS || CHECKED)
+      if (set(keep)) keep[i] = Codec<StoreT>::encode(adjoint);
     const T scaled = weight * adjoint;
-    if (grad_a) grad_a[i] += scaled * Codec<StoreT>::template decode<T>(a[i]);
-    if (grad_b) grad_b[i] += scaled * Codec<StoreT>::template decode<T>(b[i]);
+    if (set(grad_a)) grad_a[i] += scaled * Codec<StoreT>::template decode<T>(a[i]);
+    if constexpr (N == 2)
+      if (set(grad_b)) grad_b[i] += scaled * Codec<StoreT>::template decode<T>(b[i]);
   }
 };
+
+template <typename T, typename StoreT>
+using CheckedImage = Image<T, StoreT, 2, false, true>;
 
 // A vector (x, y, z components) per cell (3-D): three slot arrays, all set
 // (as Store: a step that stores nothing gets NoStore).
@@ -118,32 +135,43 @@ struct Store3 {
   }
 };
 
-// grad_a += weight * (adjoint . a_snapshot), the same for b (3-D vectors);
-// `keep` (null: not kept) receives the adjoint vector itself.
-template <typename T, typename StoreT>
+// grad_a += weight * (adjoint . a_snapshot), with N = 2 the same for b (3-D
+// vectors); KEEPS: `keep` receives the adjoint vector itself; CHECKED: as for
+// Image.
+template <typename T, typename StoreT, int N, bool KEEPS = false, bool CHECKED = false>
 struct Image3 {
   static constexpr bool scatters = false;
   const StoreT* a[3];
   const StoreT* b[3];
-  T* grad_a;  // null: not accumulated
+  T* grad_a;
   T* grad_b;
   T weight;
   StoreT* keep[3];
+  WC_HD static bool set(const void* q) { return !CHECKED || q != nullptr; }
+  WC_HD Image3<T, StoreT, N, true, CHECKED> keeping(StoreT* const (&into)[3]) const {
+    return {{a[0], a[1], a[2]}, {b[0], b[1], b[2]}, grad_a, grad_b, weight,
+            {into[0], into[1], into[2]}};
+  }
   WC_HD T dot(const StoreT* const* s, int64_t i, T lx, T ly, T lz) const {
     return lx * Codec<StoreT>::template decode<T>(s[0][i]) +
            ly * Codec<StoreT>::template decode<T>(s[1][i]) +
            lz * Codec<StoreT>::template decode<T>(s[2][i]);
   }
   WC_HD void operator()(int64_t i, T lx, T ly, T lz) const {
-    if (keep[0]) {
-      keep[0][i] = Codec<StoreT>::encode(lx);
-      keep[1][i] = Codec<StoreT>::encode(ly);
-      keep[2][i] = Codec<StoreT>::encode(lz);
-    }
-    if (grad_a) grad_a[i] += weight * dot(a, i, lx, ly, lz);
-    if (grad_b) grad_b[i] += weight * dot(b, i, lx, ly, lz);
+    if constexpr (KEEPS || CHECKED)
+      if (set(keep[0])) {
+        keep[0][i] = Codec<StoreT>::encode(lx);
+        keep[1][i] = Codec<StoreT>::encode(ly);
+        keep[2][i] = Codec<StoreT>::encode(lz);
+      }
+    if (set(grad_a)) grad_a[i] += weight * dot(a, i, lx, ly, lz);
+    if constexpr (N == 2)
+      if (set(grad_b)) grad_b[i] += weight * dot(b, i, lx, ly, lz);
   }
 };
+
+template <typename T, typename StoreT>
+using CheckedImage3 = Image3<T, StoreT, 2, false, true>;
 
 // The secondary source of one value per cell and step of a tangent run,
 // weight * (da a_snapshot + db b_snapshot) with N = 2 (the E update: da, db the
@@ -206,16 +234,17 @@ struct Scatter3 {
   }
 };
 
-// The image of a transposed cell (grad += weight * adjoint * snapshot) that
-// also adds the transpose of a tangent's secondary source with respect to the
-// background: `term_a` = weight * da * kept and `term_b` = weight * db * kept,
-// kept the adjoint values an earlier adjoint sweep kept at the same cell and
-// step (its Image's `keep`). The transposed E cell adds term_b where it forms
-// cb lam (before the CPML stretch) and term_a to ca lam; an H cell adds
-// term_a (da the direction of cq) to cq lam. The directions are those of the
-// coefficients themselves (never the bf16 increments').
-template <typename T, typename StoreT>
-struct AdjointScatter : Image<T, StoreT> {
+// The image of a transposed cell (grad += weight * adjoint * snapshot; Base an
+// Image, CheckedImage or Image3 without `keep`) that also adds the transpose
+// of a tangent's secondary source with respect to the background: `term_a` =
+// weight * da * kept and `term_b` = weight * db * kept, kept the adjoint values
+// an earlier adjoint sweep kept at the same cell and step (its Image's
+// `keep`). The transposed E cell adds term_b where it forms cb lam (before the
+// CPML stretch) and term_a to ca lam; an H cell adds term_a (da the direction
+// of cq) to cq lam. The directions are those of the coefficients themselves
+// (never the bf16 increments').
+template <typename T, typename StoreT, typename Base>
+struct AdjointScatter : Base {
   static constexpr bool scatters = true;
   const StoreT* kept;
   const T* da;
@@ -230,8 +259,8 @@ struct AdjointScatter : Image<T, StoreT> {
 
 // The same for a vector per cell (3-D): component c of term_a is
 // weight * da * kept[c] (term_b with db).
-template <typename T, typename StoreT>
-struct AdjointScatter3 : Image3<T, StoreT> {
+template <typename T, typename StoreT, typename Base>
+struct AdjointScatter3 : Base {
   static constexpr bool scatters = true;
   const StoreT* kept[3];
   const T* da;

@@ -660,13 +660,15 @@ WC_HD Store3<StoreT> m3d_store(const M3dParams<T>& p, void* const (&base)[3], in
   return s;
 }
 
-template <typename StoreT, typename T>
-WC_HD Image3<T, StoreT> m3d_image(const M3dParams<T>& p, void* const (&a)[3],
-                                  void* const (&b)[3], typename same<T>::type* grad_a,
-                                  typename same<T>::type* grad_b, int64_t t) {
-  Image3<T, StoreT> image{{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr},
-                          a[0] ? grad_a : nullptr, b[0] ? grad_b : nullptr,
-                          snapshot_weight<T>(p, t)};
+// The image of step t (I an Image3 type; `keep` left null): slot arrays of
+// the snapshots and the accumulators (null with their snapshots).
+template <typename I, typename StoreT, typename T>
+WC_HD I m3d_image(const M3dParams<T>& p, void* const (&a)[3], void* const (&b)[3],
+                  typename same<T>::type* grad_a, typename same<T>::type* grad_b,
+                  int64_t t) {
+  I image{{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr},
+          a[0] ? grad_a : nullptr,      b[0] ? grad_b : nullptr,
+          snapshot_weight<T>(p, t),     {nullptr, nullptr, nullptr}};
   const int64_t offset = snapshot_offset(p, t, m3d_numel(p));
   for (int c = 0; c < 3; ++c) {
     if (a[0]) image.a[c] = static_cast<const StoreT*>(a[c]) + offset;
@@ -801,23 +803,24 @@ template <typename T, bool TANGENT, typename F>
 WC_HD void m3d_adjoint_e_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
   void* const e[3] = {p.snap_ex, p.snap_ey, p.snap_ez};
   void* const k[3] = {p.snap_cx, p.snap_cy, p.snap_cz};
-  if (!m3d_stores(p, t) || e[0] == nullptr || (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
+  if (!m3d_stores(p, t) || e[0] == nullptr || k[0] == nullptr || p.grad_ca == nullptr ||
+      p.grad_cb == nullptr) {
     f(NoImage{});
     return;
   }
   with_snapshot_type<T>(p, [&](auto zero) {
     using S = decltype(zero);
-    auto image = m3d_image<S>(p, e, k, p.grad_ca, p.grad_cb, t);
+    using I = Image3<T, S, 2>;
+    const I image = m3d_image<I, S>(p, e, k, p.grad_ca, p.grad_cb, t);
     const Store3<S> kept = m3d_kept<S>(p, true, t);
-    if constexpr (!TANGENT) {
-      for (int c = 0; c < 3; ++c) image.keep[c] = kept.c[c];
+    if (kept.c[0] == nullptr)
       f(image);
-    } else {
-      if (p.tan_ca != nullptr && kept.c[0] != nullptr)
-        f(AdjointScatter3<T, S>{image, {kept.c[0], kept.c[1], kept.c[2]}, p.tan_ca, p.tan_cb});
-      else
-        f(image);
-    }
+    else if constexpr (!TANGENT)
+      f(image.keeping(kept.c));
+    else if (p.tan_ca != nullptr)
+      f(AdjointScatter3<T, S, I>{image, {kept.c[0], kept.c[1], kept.c[2]}, p.tan_ca, p.tan_cb});
+    else
+      f(image);
   });
 }
 
@@ -832,17 +835,17 @@ WC_HD void m3d_adjoint_h_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
   }
   with_snapshot_type<T>(p, [&](auto zero) {
     using S = decltype(zero);
-    auto image = m3d_image<S>(p, s, none, p.grad_cq, nullptr, t);
+    using I = Image3<T, S, 1>;
+    const I image = m3d_image<I, S>(p, s, none, p.grad_cq, nullptr, t);
     const Store3<S> kept = m3d_kept<S>(p, false, t);
-    if constexpr (!TANGENT) {
-      for (int c = 0; c < 3; ++c) image.keep[c] = kept.c[c];
+    if (kept.c[0] == nullptr)
       f(image);
-    } else {
-      if (p.tan_cq != nullptr && kept.c[0] != nullptr)
-        f(AdjointScatter3<T, S>{image, {kept.c[0], kept.c[1], kept.c[2]}, p.tan_cq, nullptr});
-      else
-        f(image);
-    }
+    else if constexpr (!TANGENT)
+      f(image.keeping(kept.c));
+    else if (p.tan_cq != nullptr)
+      f(AdjointScatter3<T, S, I>{image, {kept.c[0], kept.c[1], kept.c[2]}, p.tan_cq, nullptr});
+    else
+      f(image);
   });
 }
 
@@ -871,10 +874,11 @@ WC_HD void m3d_debye_adjoint_e_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
   }
   with_snapshot_type<T>(p, [&](auto zero) {
     using S = decltype(zero);
-    // poles only: an image with no accumulators
-    auto image = images ? m3d_image<S>(p, e, k, p.grad_ca, p.grad_cb, t)
-                        : Image3<T, S>{{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr},
-                                       nullptr, nullptr, T(0), {nullptr, nullptr, nullptr}};
+    // (a checked image: poles only have an image with no accumulators)
+    using I = CheckedImage3<T, S>;
+    auto image = images ? m3d_image<I, S>(p, e, k, p.grad_ca, p.grad_cb, t)
+                        : I{{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr},
+                            nullptr, nullptr, T(0), {nullptr, nullptr, nullptr}};
     if (!poles) {
       f(image, DebyeNoImage{});
       return;
@@ -892,7 +896,7 @@ WC_HD void m3d_debye_adjoint_e_hooks(const M3dParams<T>& p, int64_t t, F&& f) {
     } else {
       if (p.tan_ca != nullptr && p.tan_pole_a != nullptr && kept.c[0] != nullptr &&
           kept_pol[0] != nullptr)
-        f(AdjointScatter3<T, S>{image, {kept.c[0], kept.c[1], kept.c[2]}, p.tan_ca, p.tan_cb},
+        f(AdjointScatter3<T, S, I>{image, {kept.c[0], kept.c[1], kept.c[2]}, p.tan_ca, p.tan_cb},
           DebyeAdjointScatter<T, S, 3>{debye,
                                        {kept.c[0], kept.c[1], kept.c[2]},
                                        {kept_pol[0], kept_pol[1], kept_pol[2]},

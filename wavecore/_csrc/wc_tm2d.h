@@ -464,16 +464,19 @@ WC_HD bool tm2d_stores(const Tm2dParams<T>& p, int64_t t) {
   return snapshot_weight<T>(p, t) != T(0);
 }
 
-// The image of step t: slot arrays of the snapshots and the accumulators.
-template <typename StoreT, typename T>
-WC_HD Image<T, StoreT> tm2d_image_of(const Tm2dParams<T>& p, void* a, void* b,
-                                     typename same<T>::type* grad_a,
-                                     typename same<T>::type* grad_b, int64_t t) {
+// The image of step t (I an Image type; `keep` left null): slot arrays of the
+// snapshots and the accumulators (null with their snapshots).
+template <typename I, typename StoreT, typename T>
+WC_HD I tm2d_image_of(const Tm2dParams<T>& p, void* a, void* b,
+                      typename same<T>::type* grad_a, typename same<T>::type* grad_b,
+                      int64_t t) {
   const int64_t offset = snapshot_offset(p, t, tm2d_numel(p));
-  return Image<T, StoreT>{
-      a ? static_cast<const StoreT*>(a) + offset : nullptr,
-      b ? static_cast<const StoreT*>(b) + offset : nullptr,
-      a ? grad_a : nullptr, b ? grad_b : nullptr, snapshot_weight<T>(p, t), nullptr};
+  return I{a ? static_cast<const StoreT*>(a) + offset : nullptr,
+           b ? static_cast<const StoreT*>(b) + offset : nullptr,
+           a ? grad_a : nullptr,
+           b ? grad_b : nullptr,
+           snapshot_weight<T>(p, t),
+           nullptr};
 }
 
 // The slots of step t of a kept-adjoint array (adj_*), or null.
@@ -583,24 +586,28 @@ WC_HD void tm2d_e_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
 // where step t accumulates no gradient of ca, cb; else the Image of the stored
 // snapshots, which an adjoint sweep of second order also has keep its adjoint
 // values (adj_ey), or in a tangent adjoint sweep where ca and cb move the
-// AdjointScatter of the kept values.
+// AdjointScatter of the kept values. ca, cb and their snapshots come together
+// (one gradient path): the Image writes them unchecked.
 template <typename T, typename F>
 WC_HD void tm2d_adjoint_e_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
-  if (!tm2d_stores(p, t) || (p.grad_ca == nullptr && p.grad_cb == nullptr)) {
+  if (!tm2d_stores(p, t) || p.grad_ca == nullptr || p.grad_cb == nullptr ||
+      p.snap_ey == nullptr || p.snap_curl == nullptr) {
     f(NoImage{});
     return;
   }
   with_snapshot_type<T>(p, [&](auto zero) {
     using S = decltype(zero);
-    auto image = tm2d_image_of<S>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t);
-    if (!p.tangent) {
-      image.keep = tm2d_kept_of<S>(p, p.adj_ey, t);
+    using I = Image<T, S, 2>;
+    const I image = tm2d_image_of<I, S>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t);
+    S* const kept = tm2d_kept_of<S>(p, p.adj_ey, t);
+    if (kept == nullptr)
       f(image);
-    } else if (p.tan_ca != nullptr && p.adj_ey != nullptr) {
-      f(AdjointScatter<T, S>{image, tm2d_kept_of<S>(p, p.adj_ey, t), p.tan_ca, p.tan_cb});
-    } else {
+    else if (!p.tangent)
+      f(image.keeping(kept));
+    else if (p.tan_ca != nullptr)
+      f(AdjointScatter<T, S, I>{image, kept, p.tan_ca, p.tan_cb});
+    else
       f(image);
-    }
   });
 }
 
@@ -608,24 +615,27 @@ WC_HD void tm2d_adjoint_e_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
 // (cq: adj_hx, adj_hz).
 template <typename T, typename F>
 WC_HD void tm2d_adjoint_h_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) {
-  if (!tm2d_stores(p, t) || p.grad_cq == nullptr) {
+  if (!tm2d_stores(p, t) || p.grad_cq == nullptr || p.snap_sz == nullptr ||
+      p.snap_sx == nullptr) {
     f(NoImage{}, NoImage{});
     return;
   }
   with_snapshot_type<T>(p, [&](auto zero) {
     using S = decltype(zero);
-    auto image_z = tm2d_image_of<S>(p, p.snap_sz, nullptr, p.grad_cq, nullptr, t);
-    auto image_x = tm2d_image_of<S>(p, p.snap_sx, nullptr, p.grad_cq, nullptr, t);
-    if (!p.tangent) {
-      image_z.keep = tm2d_kept_of<S>(p, p.adj_hx, t);
-      image_x.keep = tm2d_kept_of<S>(p, p.adj_hz, t);
+    using I = Image<T, S, 1>;
+    const I image_z = tm2d_image_of<I, S>(p, p.snap_sz, nullptr, p.grad_cq, nullptr, t);
+    const I image_x = tm2d_image_of<I, S>(p, p.snap_sx, nullptr, p.grad_cq, nullptr, t);
+    S* const kept_z = tm2d_kept_of<S>(p, p.adj_hx, t);
+    S* const kept_x = tm2d_kept_of<S>(p, p.adj_hz, t);
+    if (kept_z == nullptr || kept_x == nullptr)
       f(image_z, image_x);
-    } else if (p.tan_cq != nullptr && p.adj_hx != nullptr) {
-      f(AdjointScatter<T, S>{image_z, tm2d_kept_of<S>(p, p.adj_hx, t), p.tan_cq, nullptr},
-        AdjointScatter<T, S>{image_x, tm2d_kept_of<S>(p, p.adj_hz, t), p.tan_cq, nullptr});
-    } else {
+    else if (!p.tangent)
+      f(image_z.keeping(kept_z), image_x.keeping(kept_x));
+    else if (p.tan_cq != nullptr)
+      f(AdjointScatter<T, S, I>{image_z, kept_z, p.tan_cq, nullptr},
+        AdjointScatter<T, S, I>{image_x, kept_x, p.tan_cq, nullptr});
+    else
       f(image_z, image_x);
-    }
   });
 }
 
@@ -653,9 +663,10 @@ WC_HD void tm2d_debye_adjoint_e_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) 
   }
   with_snapshot_type<T>(p, [&](auto zero) {
     using S = decltype(zero);
-    // poles only: an image with no accumulators
-    auto image = images ? tm2d_image_of<S>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t)
-                        : Image<T, S>{nullptr, nullptr, nullptr, nullptr, T(0), nullptr};
+    // (a checked image: poles only have an image with no accumulators)
+    using I = CheckedImage<T, S>;
+    auto image = images ? tm2d_image_of<I, S>(p, p.snap_ey, p.snap_curl, p.grad_ca, p.grad_cb, t)
+                        : I{nullptr, nullptr, nullptr, nullptr, T(0), nullptr};
     if (!poles) {
       f(image, Counted<DebyeNoImage, K>{});
       return;
@@ -669,7 +680,7 @@ WC_HD void tm2d_debye_adjoint_e_hooks(const Tm2dParams<T>& p, int64_t t, F&& f) 
       f(image, Counted<DebyeImage<T, S, 1>, K>{debye});
     } else if (p.tan_ca != nullptr && p.tan_pole_a != nullptr && kept_e != nullptr &&
                kept_pol != nullptr) {
-      f(AdjointScatter<T, S>{image, kept_e, p.tan_ca, p.tan_cb},
+      f(AdjointScatter<T, S, I>{image, kept_e, p.tan_ca, p.tan_cb},
         Counted<DebyeAdjointScatter<T, S, 1>, K>{
             {debye, {kept_e}, {kept_pol}, p.tan_pole_a, p.tan_pole_b, p.tan_pole_c}});
     } else {
