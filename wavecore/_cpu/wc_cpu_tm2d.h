@@ -14,33 +14,65 @@ namespace cpu {
 
 // ---- forward ------------------------------------------------------------------
 
-template <typename T, int ORDER, typename S>
-inline void h_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, S store_z, S store_x) {
+// ---- rows of cells -------------------------------------------------------------
+//
+// cell(x, q, pml) for the cells of one row, q the cell's CPML memory indices
+// (tm2d_psi_indices) and pml a std::bool_constant: each loop is branch-free
+// and q grows with x along it, so the memories are read and written at affine
+// indices and the CPML segments vectorize like the interior. The Hx cells of
+// row y (y < ny - M) take the row's z flag; the Hz and E cells are split into
+// the x segments (by_segment), the E cells also take the row's z flag.
+
+template <int ORDER, typename T, typename FZ, typename FX>
+inline void tm2d_h_cells(const Tm2dParams<T>& p, int64_t shot, int64_t y, FZ&& hx_cell,
+                         FX&& hz_cell) {
   constexpr int M = Stencil<ORDER>::M;
   if (y < p.ny - M) {
     with_flag(tm2d_pml_row_h(p, y), [&](auto pz) {
+      const Tm2dPsiIndex q = tm2d_psi_indices<T, M, true>(p, shot, y, M);
 #pragma omp simd
-      for (int64_t x = M; x < p.nx - M + 1; ++x)
-        tm2d_hx_cell<T, ORDER, decltype(pz)::value>(p, shot, y, x, store_z);
+      for (int64_t x = M; x < p.nx - M + 1; ++x) hx_cell(x, tm2d_psi_shift(q, x - M), pz);
     });
   }
   by_segment(M, p.pml_x0, p.pml_x1 - 1, p.nx - M, [&](int64_t a, int64_t b, auto px) {
+    const Tm2dPsiIndex q = tm2d_psi_indices<T, M, true>(p, shot, y, a);
 #pragma omp simd
-    for (int64_t x = a; x < b; ++x)
-      tm2d_hz_cell<T, ORDER, decltype(px)::value>(p, shot, y, x, store_x);
+    for (int64_t x = a; x < b; ++x) hz_cell(x, tm2d_psi_shift(q, x - a), px);
   });
+}
+
+// cell(x, q, pz, px) for the E cells of row y.
+template <int ORDER, typename T, typename F>
+inline void tm2d_e_cells(const Tm2dParams<T>& p, int64_t shot, int64_t y, F&& cell) {
+  constexpr int M = Stencil<ORDER>::M;
+  with_flag(tm2d_pml_row_e(p, y), [&](auto pz) {
+    by_segment(M, p.pml_x0, p.pml_x1, p.nx - M + 1, [&](int64_t a, int64_t b, auto px) {
+      const Tm2dPsiIndex q = tm2d_psi_indices<T, M, false>(p, shot, y, a);
+#pragma omp simd
+      for (int64_t x = a; x < b; ++x) cell(x, tm2d_psi_shift(q, x - a), pz, px);
+    });
+  });
+}
+
+// ---- forward ------------------------------------------------------------------
+
+template <typename T, int ORDER, typename S>
+inline void h_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, S store_z, S store_x) {
+  tm2d_h_cells<ORDER>(
+      p, shot, y,
+      [&](int64_t x, Tm2dPsiIndex q, auto pz) WC_INLINE_LAMBDA {
+        tm2d_hx_cell<T, ORDER, decltype(pz)::value>(p, shot, y, x, q, store_z);
+      },
+      [&](int64_t x, Tm2dPsiIndex q, auto px) WC_INLINE_LAMBDA {
+        tm2d_hz_cell<T, ORDER, decltype(px)::value>(p, shot, y, x, q, store_x);
+      });
 }
 
 template <typename T, int ORDER, typename S, typename D = NoDebye>
 inline void e_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, S store, D debye = {}) {
-  constexpr int M = Stencil<ORDER>::M;
-  with_flag(tm2d_pml_row_e(p, y), [&](auto pz) {
-    by_segment(M, p.pml_x0, p.pml_x1, p.nx - M + 1, [&](int64_t a, int64_t b, auto px) {
-#pragma omp simd
-      for (int64_t x = a; x < b; ++x)
-        tm2d_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(p, shot, y, x, store,
-                                                                          debye);
-    });
+  tm2d_e_cells<ORDER>(p, shot, y, [&](int64_t x, Tm2dPsiIndex q, auto pz, auto px) WC_INLINE_LAMBDA {
+    tm2d_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(p, shot, y, x, q, store,
+                                                                      debye);
   });
 }
 
@@ -95,33 +127,23 @@ inline void tm2d_sources_receivers(const Tm2dParams<T>& p, int64_t shot, int64_t
 template <typename T, int ORDER, typename I, typename D = NoDebye>
 inline void adjoint_e_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, I image,
                           D debye = {}) {
-  constexpr int M = Stencil<ORDER>::M;
-  with_flag(tm2d_pml_row_e(p, y), [&](auto pz) {
-    by_segment(M, p.pml_x0, p.pml_x1, p.nx - M + 1, [&](int64_t a, int64_t b, auto px) {
-#pragma omp simd
-      for (int64_t x = a; x < b; ++x)
-        tm2d_adjoint_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(
-            p, shot, y, x, image, debye);
-    });
+  tm2d_e_cells<ORDER>(p, shot, y, [&](int64_t x, Tm2dPsiIndex q, auto pz, auto px) WC_INLINE_LAMBDA {
+    tm2d_adjoint_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(p, shot, y, x, q,
+                                                                              image, debye);
   });
 }
 
 template <typename T, int ORDER, typename I>
 inline void adjoint_h_row(const Tm2dParams<T>& p, int64_t shot, int64_t y, I image_z,
                           I image_x) {
-  constexpr int M = Stencil<ORDER>::M;
-  if (y < p.ny - M) {
-    with_flag(tm2d_pml_row_h(p, y), [&](auto pz) {
-#pragma omp simd
-      for (int64_t x = M; x < p.nx - M + 1; ++x)
-        tm2d_adjoint_hx_cell<T, ORDER, decltype(pz)::value>(p, shot, y, x, image_z);
-    });
-  }
-  by_segment(M, p.pml_x0, p.pml_x1 - 1, p.nx - M, [&](int64_t a, int64_t b, auto px) {
-#pragma omp simd
-    for (int64_t x = a; x < b; ++x)
-      tm2d_adjoint_hz_cell<T, ORDER, decltype(px)::value>(p, shot, y, x, image_x);
-  });
+  tm2d_h_cells<ORDER>(
+      p, shot, y,
+      [&](int64_t x, Tm2dPsiIndex q, auto pz) WC_INLINE_LAMBDA {
+        tm2d_adjoint_hx_cell<T, ORDER, decltype(pz)::value>(p, shot, y, x, q, image_z);
+      },
+      [&](int64_t x, Tm2dPsiIndex q, auto px) WC_INLINE_LAMBDA {
+        tm2d_adjoint_hz_cell<T, ORDER, decltype(px)::value>(p, shot, y, x, q, image_x);
+      });
 }
 
 template <typename T, int ORDER>

@@ -216,18 +216,39 @@ WC_HD int64_t tm2d_psi_x_index(const Tm2dParams<T>& p, int64_t shot, int64_t y, 
   return (shot * (p.ny - 2 * M + 1) + (y - M)) * p.psi_x_cols + c;
 }
 
+// Compact indices of the CPML memories of one cell along z and x, for H
+// (half-node) or E staggering. An index means something only where the cell
+// is in that axis' slab; along a row segment that stays in the same slabs
+// both grow with x, so a row loop computes them once (tm2d_psi_shift) and its
+// cells read and write the memories at affine indices: the loop vectorizes,
+// where an index chosen per cell between the two slabs would need gathers and
+// scatters (the x-slab segments of the CPU rows then ran as scalar code).
+struct Tm2dPsiIndex {
+  int64_t z, x;
+};
+
+template <typename T, int M, bool H>
+WC_HD Tm2dPsiIndex tm2d_psi_indices(const Tm2dParams<T>& p, int64_t shot, int64_t y,
+                                    int64_t x) {
+  const int64_t s = H ? 1 : 0;
+  return {tm2d_psi_z_index<T, M>(p, shot, y, x, p.pml_z1 - s),
+          tm2d_psi_x_index<T, M>(p, shot, y, x, p.pml_x1 - s)};
+}
+
+WC_HD Tm2dPsiIndex tm2d_psi_shift(Tm2dPsiIndex q, int64_t dx) { return {q.z + dx, q.x + dx}; }
+
 // ---- forward updates -------------------------------------------------------
 
-// Hx(y, x) += cq dEy/dz, for y in [M, ny - M - 1], x in [M, nx - M].
+// Hx(y, x) += cq dEy/dz, for y in [M, ny - M - 1], x in [M, nx - M];
+// q = tm2d_psi_indices<T, M, true>(p, shot, y, x), as for every H cell.
 template <typename T, int ORDER, bool PML_Z, typename S = NoStore>
 WC_HD void tm2d_hx_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
-                        S store = {}) {
-  constexpr int M = Stencil<ORDER>::M;
+                        Tm2dPsiIndex q, S store = {}) {
   const int64_t j = y * p.nx + x;
   const int64_t i = shot * tm2d_numel(p) + j;
   T d = diff_to_half<T, ORDER>(p.ey + i, p.nx) * p.rdz;
   if constexpr (PML_Z) {
-    T& psi = p.psi_ey_z[tm2d_psi_z_index<T, M>(p, shot, y, x, p.pml_z1 - 1)];
+    T& psi = p.psi_ey_z[q.z];
     d = cpml_stretch(d, psi, p.az_h[y], p.bz_h[y], p.kz_h[y]);
   }
   store(i, d);
@@ -239,13 +260,12 @@ WC_HD void tm2d_hx_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t
 // Hz(y, x) -= cq dEy/dx, for y in [M, ny - M], x in [M, nx - M - 1].
 template <typename T, int ORDER, bool PML_X, typename S = NoStore>
 WC_HD void tm2d_hz_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
-                        S store = {}) {
-  constexpr int M = Stencil<ORDER>::M;
+                        Tm2dPsiIndex q, S store = {}) {
   const int64_t j = y * p.nx + x;
   const int64_t i = shot * tm2d_numel(p) + j;
   T d = diff_to_half<T, ORDER>(p.ey + i, 1) * p.rdx;
   if constexpr (PML_X) {
-    T& psi = p.psi_ey_x[tm2d_psi_x_index<T, M>(p, shot, y, x, p.pml_x1 - 1)];
+    T& psi = p.psi_ey_x[q.x];
     d = cpml_stretch(d, psi, p.ax_h[x], p.bx_h[x], p.kx_h[x]);
   }
   store(i, d);
@@ -254,25 +274,25 @@ WC_HD void tm2d_hz_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t
   if constexpr (S::scatters) p.hz[i] -= store.term(i, m);
 }
 
-// Ey(y, x) = ca Ey + cb (dHx/dz - dHz/dx), for y in [M, ny - M], x in [M, nx - M];
+// Ey(y, x) = ca Ey + cb (dHx/dz - dHz/dx), for y in [M, ny - M], x in [M, nx - M]
+// (q = tm2d_psi_indices<T, M, false>(p, shot, y, x), as for every E cell);
 // with Debye poles (D not NoDebye) plus sum_p c_p P_p, and the poles advance.
 // In a tangent step (S and D Scatter hooks) each update adds its secondary source.
 template <typename T, int ORDER, bool PML_Z, bool PML_X, typename S = NoStore,
           typename D = NoDebye>
 WC_HD void tm2d_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
-                        S store = {}, D debye = {}) {
-  constexpr int M = Stencil<ORDER>::M;
+                        Tm2dPsiIndex q, S store = {}, D debye = {}) {
   const int64_t j = y * p.nx + x;
   const int64_t i = shot * tm2d_numel(p) + j;
   const int64_t m = tm2d_model_offset(p, shot) + j;
   T dhz_dx = diff_to_int<T, ORDER>(p.hz + i, 1) * p.rdx;
   T dhx_dz = diff_to_int<T, ORDER>(p.hx + i, p.nx) * p.rdz;
   if constexpr (PML_X) {
-    T& psi = p.psi_hz_x[tm2d_psi_x_index<T, M>(p, shot, y, x, p.pml_x1)];
+    T& psi = p.psi_hz_x[q.x];
     dhz_dx = cpml_stretch(dhz_dx, psi, p.ax[x], p.bx[x], p.kx[x]);
   }
   if constexpr (PML_Z) {
-    T& psi = p.psi_hx_z[tm2d_psi_z_index<T, M>(p, shot, y, x, p.pml_z1)];
+    T& psi = p.psi_hx_z[q.z];
     dhx_dz = cpml_stretch(dhx_dz, psi, p.az[y], p.bz[y], p.kz[y]);
   }
   const T curl = dhx_dz - dhz_dx;
@@ -369,8 +389,7 @@ WC_HD void tm2d_adjoint_receivers_sources(const Tm2dParams<T>& p, int64_t shot, 
 template <typename T, int ORDER, bool PML_Z, bool PML_X, typename I = NoImage,
           typename D = NoDebye>
 WC_HD void tm2d_adjoint_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
-                                I image = {}, D debye = {}) {
-  constexpr int M = Stencil<ORDER>::M;
+                                Tm2dPsiIndex q, I image = {}, D debye = {}) {
   const int64_t j = y * p.nx + x;
   const int64_t i = shot * tm2d_numel(p) + j;
   const int64_t m = tm2d_model_offset(p, shot) + j;
@@ -384,11 +403,11 @@ WC_HD void tm2d_adjoint_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y,
   if constexpr (I::scatters) wz += image.term_b(i, m);
   T wx = -wz;
   if constexpr (PML_Z) {
-    T& psi = p.lam_psi_hx_z[tm2d_psi_z_index<T, M>(p, shot, y, x, p.pml_z1)];
+    T& psi = p.lam_psi_hx_z[q.z];
     wz = cpml_stretch_adjoint(wz, psi, p.az[y], p.bz[y], p.kz[y]);
   }
   if constexpr (PML_X) {
-    T& psi = p.lam_psi_hz_x[tm2d_psi_x_index<T, M>(p, shot, y, x, p.pml_x1)];
+    T& psi = p.lam_psi_hz_x[q.x];
     wx = cpml_stretch_adjoint(wx, psi, p.ax[x], p.bx[x], p.kx[x]);
   }
   p.w_z[i] = wz;
@@ -402,8 +421,7 @@ WC_HD void tm2d_adjoint_ey_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y,
 // Step B at an Hx cell (rows [M, ny - M - 1]).
 template <typename T, int ORDER, bool PML_Z, typename I = NoImage>
 WC_HD void tm2d_adjoint_hx_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
-                                I image = {}) {
-  constexpr int M = Stencil<ORDER>::M;
+                                Tm2dPsiIndex q, I image = {}) {
   const int64_t j = y * p.nx + x;
   const int64_t i = shot * tm2d_numel(p) + j;
   const T lam = p.lam_hx[i] - diff_to_half<T, ORDER>(p.w_z + i, p.nx) * p.rdz;
@@ -413,7 +431,7 @@ WC_HD void tm2d_adjoint_hx_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y,
   T v = p.cq[m] * lam;
   if constexpr (I::scatters) v += image.term_a(i, m);
   if constexpr (PML_Z) {
-    T& psi = p.lam_psi_ey_z[tm2d_psi_z_index<T, M>(p, shot, y, x, p.pml_z1 - 1)];
+    T& psi = p.lam_psi_ey_z[q.z];
     v = cpml_stretch_adjoint(v, psi, p.az_h[y], p.bz_h[y], p.kz_h[y]);
   }
   p.v_z[i] = v;
@@ -423,8 +441,7 @@ WC_HD void tm2d_adjoint_hx_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y,
 // gets -lam so that grad_cq accumulates lam * (-d).
 template <typename T, int ORDER, bool PML_X, typename I = NoImage>
 WC_HD void tm2d_adjoint_hz_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y, int64_t x,
-                                I image = {}) {
-  constexpr int M = Stencil<ORDER>::M;
+                                Tm2dPsiIndex q, I image = {}) {
   const int64_t j = y * p.nx + x;
   const int64_t i = shot * tm2d_numel(p) + j;
   const T lam = p.lam_hz[i] - diff_to_half<T, ORDER>(p.w_x + i, 1) * p.rdx;
@@ -434,7 +451,7 @@ WC_HD void tm2d_adjoint_hz_cell(const Tm2dParams<T>& p, int64_t shot, int64_t y,
   T v = -(p.cq[m] * lam);
   if constexpr (I::scatters) v += image.term_a(i, m);
   if constexpr (PML_X) {
-    T& psi = p.lam_psi_ey_x[tm2d_psi_x_index<T, M>(p, shot, y, x, p.pml_x1 - 1)];
+    T& psi = p.lam_psi_ey_x[q.x];
     v = cpml_stretch_adjoint(v, psi, p.ax_h[x], p.bx_h[x], p.kx_h[x]);
   }
   p.v_x[i] = v;

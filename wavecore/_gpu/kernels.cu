@@ -100,14 +100,16 @@ template <typename T, int ORDER>
 __global__ void tm2d_h(const Tm2dParams<T> p, int64_t t) {
   const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
   if (!c.inside) return;
+  constexpr int M = Stencil<ORDER>::M;
+  const Tm2dPsiIndex q = tm2d_psi_indices<T, M, true>(p, c.shot, c.y, c.x);
   tm2d_h_hooks(p, t, [&](auto store_z, auto store_x) {
     tm2d_h_flags<T, ORDER>(
         p, c,
         [&](auto pz) {
-          tm2d_hx_cell<T, ORDER, decltype(pz)::value>(p, c.shot, c.y, c.x, store_z);
+          tm2d_hx_cell<T, ORDER, decltype(pz)::value>(p, c.shot, c.y, c.x, q, store_z);
         },
         [&](auto px) {
-          tm2d_hz_cell<T, ORDER, decltype(px)::value>(p, c.shot, c.y, c.x, store_x);
+          tm2d_hz_cell<T, ORDER, decltype(px)::value>(p, c.shot, c.y, c.x, q, store_x);
         });
   });
 }
@@ -116,9 +118,11 @@ template <typename T, int ORDER, bool POLES>
 WC_HD void tm2d_e_step(const Tm2dParams<T>& p, int64_t t) {
   const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
   if (!c.inside) return;
+  constexpr int M = Stencil<ORDER>::M;
+  const Tm2dPsiIndex q = tm2d_psi_indices<T, M, false>(p, c.shot, c.y, c.x);
   tm2d_e_hooks<T, POLES, 0>(p, t, [&](auto store, auto debye) {
     tm2d_e_flags(p, c, [&](auto pz, auto px) {
-      tm2d_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(p, c.shot, c.y, c.x,
+      tm2d_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(p, c.shot, c.y, c.x, q,
                                                                       store, debye);
     });
   });
@@ -155,11 +159,13 @@ template <typename T, int ORDER>
 __global__ void tm2d_adjoint_e(const Tm2dParams<T> p, int64_t t) {
   const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
   if (!c.inside) return;
+  constexpr int M = Stencil<ORDER>::M;
+  const Tm2dPsiIndex q = tm2d_psi_indices<T, M, false>(p, c.shot, c.y, c.x);
   // the image, with second order's kept values or scatter (tm2d_adjoint_e_hooks)
   tm2d_adjoint_e_hooks(p, t, [&](auto image) {
     tm2d_e_flags(p, c, [&](auto pz, auto px) {
       tm2d_adjoint_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(
-          p, c.shot, c.y, c.x, image);
+          p, c.shot, c.y, c.x, q, image);
     });
   });
 }
@@ -172,10 +178,12 @@ template <typename T, int ORDER>
 __global__ void tm2d_debye_adjoint_e(const Tm2dParams<T> p, int64_t t) {
   const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
   if (!c.inside) return;
+  constexpr int M = Stencil<ORDER>::M;
+  const Tm2dPsiIndex q = tm2d_psi_indices<T, M, false>(p, c.shot, c.y, c.x);
   tm2d_debye_adjoint_e_hooks<T, 0>(p, t, [&](auto image, auto debye) {
     tm2d_e_flags(p, c, [&](auto pz, auto px) {
       tm2d_adjoint_ey_cell<T, ORDER, decltype(pz)::value, decltype(px)::value>(
-          p, c.shot, c.y, c.x, image, debye);
+          p, c.shot, c.y, c.x, q, image, debye);
     });
   });
 }
@@ -184,14 +192,16 @@ template <typename T, int ORDER>
 __global__ void tm2d_adjoint_h(const Tm2dParams<T> p, int64_t t) {
   const Cell c = tm2d_cell<ORDER>(p.ny, p.nx);
   if (!c.inside) return;
+  constexpr int M = Stencil<ORDER>::M;
+  const Tm2dPsiIndex q = tm2d_psi_indices<T, M, true>(p, c.shot, c.y, c.x);
   tm2d_adjoint_h_hooks(p, t, [&](auto image_z, auto image_x) {
     tm2d_h_flags<T, ORDER>(
         p, c,
         [&](auto pz) {
-          tm2d_adjoint_hx_cell<T, ORDER, decltype(pz)::value>(p, c.shot, c.y, c.x, image_z);
+          tm2d_adjoint_hx_cell<T, ORDER, decltype(pz)::value>(p, c.shot, c.y, c.x, q, image_z);
         },
         [&](auto px) {
-          tm2d_adjoint_hz_cell<T, ORDER, decltype(px)::value>(p, c.shot, c.y, c.x, image_x);
+          tm2d_adjoint_hz_cell<T, ORDER, decltype(px)::value>(p, c.shot, c.y, c.x, q, image_x);
         });
   });
 }
