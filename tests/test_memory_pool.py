@@ -1,5 +1,6 @@
-"""The pool of snapshot blocks (wavecore.memory.POOL): a repeated gradient of one
-shape reuses the blocks of the previous one, results are the same bit for bit
+"""The pool of snapshot and adjoint blocks (wavecore.memory.POOL): a repeated
+gradient of one shape reuses the blocks of the previous one (not a block an array
+kept by a callback still views), results are the same bit for bit
 with and without it, the pool is bounded by the largest recent request and
 ``wavecore.release_memory()`` empties it."""
 
@@ -33,6 +34,36 @@ def test_a_repeated_gradient_reuses_the_snapshot_block(fresh_pool):
     assert again.gradient.store._block.ctypes.data == block.ctypes.data  # the same pages
     g2 = again.vjp(again.receiver_data)
     assert np.array_equal(g1.epsilon, g2.epsilon) and np.array_equal(g1.sigma, g2.sigma)
+
+
+def test_a_repeated_gradient_reuses_the_adjoint_block(fresh_pool):
+    p = problem(nt=30)
+    c = np.random.default_rng(2).standard_normal(run(p).receiver_data.shape)
+    g1 = run(p, requires_grad=NAMES, storage_mode="cpu").vjp(c)
+    hits, parked = fresh_pool.hits, fresh_pool.parked_bytes
+    res = run(p, requires_grad=NAMES, storage_mode="cpu")  # its snapshots: one hit
+    assert fresh_pool.hits == hits + 1
+    g2 = res.vjp(c)  # its adjoint fields, memories and accumulators: the second
+    assert fresh_pool.hits == hits + 2 and fresh_pool.parked_bytes == parked
+    assert np.array_equal(g1.epsilon, g2.epsilon) and np.array_equal(g1.sigma, g2.sigma)
+
+
+def test_an_adjoint_field_a_callback_kept_is_not_reused(fresh_pool):
+    p = problem(nt=30)
+    c = np.random.default_rng(2).standard_normal(run(p).receiver_data.shape)
+    kept = []
+
+    def keep_lambda(state):
+        if state.step == 0:
+            kept.append(state.wavefields["lam_ey"])  # a live buffer, kept past the call
+
+    run(p, requires_grad=NAMES, backward_callback=keep_lambda).vjp(c)
+    value = kept[0].copy()
+    assert np.any(value != 0)
+    hits = fresh_pool.hits
+    run(p, requires_grad=NAMES).vjp(np.zeros_like(c))  # would zero a reused block
+    assert fresh_pool.hits == hits + 1  # the snapshots' block only
+    assert np.array_equal(kept[0], value)
 
 
 def test_results_are_the_same_without_the_pool(fresh_pool, monkeypatch):

@@ -36,6 +36,7 @@ class GradientContext:
         self.cupy_io = cupy_io  # the run's inputs were CuPy arrays: so are the gradients
         self.closed = False
         self.progress = progress  # a tqdm bar over the reverse steps
+        self._give_back = None  # returns the adjoint buffers' pool block (_allocate)
 
     # -- public -------------------------------------------------------------------
     def vjp(self, grad_receiver_data, *, keep: bool = False, backward_callback=None
@@ -408,7 +409,8 @@ class GradientContext:
             **{f"grad_{c}": (full[0], *getattr(b, c).shape[1:])
                for c in material.gradient_coefficients(plan.targets)},
             "src_grad": b.src_term.shape}
-        arrays = memory.zeros_many(shapes, dtype)
+        # from the pool of host blocks (mapped pages on a repeated gradient), back in _release
+        arrays, self._give_back = memory.zeros_pooled(shapes, dtype)
         for name in physics.tail_scratch:
             arrays[name] = arrays[name][:size].reshape(full)
         for c in material.coefficients:
@@ -423,6 +425,9 @@ class GradientContext:
                      "rec_grad", "src_grad"):
             setattr(self.b, name, None)
         detach_snapshots(self.physics.all_snapshots, self.b)
+        give_back, self._give_back = self._give_back, None
+        if give_back is not None:  # the adjoint buffers' block (a view kept alive stays out)
+            give_back()
 
     def _reverse(self, callback) -> None:
         """The adjoint sweep (wavecore._sweeps), ``callback`` after steps ..., f, 0."""

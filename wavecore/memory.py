@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import resource
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -81,6 +82,17 @@ class HostMemory:
     def zeros_many(self, shapes: dict, dtype) -> dict:
         """Zeroed arrays ``{name: shape}`` (on the host: one huge-page block)."""
         return zeros_block(shapes, dtype)
+
+    def zeros_pooled(self, shapes: dict, dtype) -> tuple[dict, object]:
+        """Zeroed arrays ``{name: shape}`` carved from one block of the pool
+        (:data:`POOL`, as the host snapshots), and the function that gives the
+        block back once the caller has dropped them: a repeated gradient's
+        adjoint buffers (wavecore._gradient) then reuse mapped pages, where
+        fresh ones would fault during the first reverse steps."""
+        nbytes = carved_bytes(shapes, dtype)
+        block = POOL.take(nbytes)
+        block[:nbytes].fill(0)
+        return carve(block, shapes, dtype), lambda: POOL.give(block)
 
     def empty(self, shape, dtype):
         return np.empty(shape, dtype)
@@ -154,6 +166,10 @@ class CupyMemory(HostMemory):
 
     def zeros_many(self, shapes: dict, dtype) -> dict:
         return {name: self.zeros(shape, dtype) for name, shape in shapes.items()}
+
+    def zeros_pooled(self, shapes: dict, dtype) -> tuple[dict, object]:
+        """Device arrays come from CuPy's own memory pool: nothing to give back."""
+        return self.zeros_many(shapes, dtype), lambda: None
 
     def empty(self, shape, dtype):
         return self._cupy.empty(shape, dtype)
@@ -472,13 +488,16 @@ class BlockPool:
         return aligned_block(size)
 
     def give(self, block: np.ndarray) -> None:
-        """Park ``block`` (from :meth:`take`; the caller keeps no view of it)."""
+        """Park ``block`` (from :meth:`take`) for the next take, unless a view
+        of it is still alive somewhere (an array a callback kept, see
+        :func:`viewed`): that block is left to the garbage collector, so no
+        later run writes into memory someone still reads."""
         with self._lock:
             self._in_use = max(self._in_use - block.nbytes, 0)
             limit = max(self._peaks)
             if self._in_use == 0:  # a period of use ended: the next one starts at 0
                 self._peaks = (self._peaks + [0])[-self.RECENT:]
-        if not self.enabled():
+        if not self.enabled() or viewed(block):
             return
         # never more than half of what the process could have (the parked and
         # this block included)
@@ -507,7 +526,17 @@ class BlockPool:
         return freed
 
 
-#: The process's pool of snapshot blocks (wavecore.storage).
+def viewed(block: np.ndarray) -> bool:
+    """Whether an array other than ``block`` still views the memory it owns.
+
+    A pool block is a slice of the allocation that owns its pages
+    (:func:`aligned_block`), and numpy points every view of a view (the carved
+    arrays, their slices and reshapes) at that owner: beyond ``block``'s own
+    reference and this call's, a reference to the owner is a live view."""
+    return block.base is not None and sys.getrefcount(block.base) > 2
+
+
+#: The process's pool of snapshot and adjoint blocks (wavecore.storage, wavecore._gradient).
 POOL = BlockPool()
 atexit.register(POOL.release)
 
