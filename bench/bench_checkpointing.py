@@ -13,8 +13,9 @@ its own): a first forward + gradient (``tm2d``/``maxwell3d`` with
 repeated calls (best kept). The configurations run interleaved, ``--rounds``
 times, and each ratio is taken within a round against that round's
 full-storage gradient (the figure given is the median over rounds). Budgets
-are fractions of the full snapshot bytes (``storage_bytes_limit_host``); the
-schedule (checkpoints, segments, recomputed steps) is the one the run
+are fractions of the full snapshot bytes (``storage_bytes_limit_host``;
+"0.02+disk": that budget and a disk level for the checkpoints in the temporary
+folder, ``storage_path``); the schedule (checkpoints, segments, recomputed steps) is the one the run
 reports. float32, stencil 4, two threads. Results:
 bench/results/checkpointing_<case>_<cpu>_<date>[_quick].{json,md}.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -36,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import wavecore  # noqa: E402
+from wavecore import checkpointing  # noqa: E402
 from bench_gpu import problem  # noqa: E402
 from bench_tm2d import cpu_slug, machine_info, markdown_table, save_results  # noqa: E402
 
@@ -43,8 +46,9 @@ GIB = 2 ** 30
 #: case -> (system, n, shots, nt, pml_width, configurations)
 CASES = {
     "tm2d300": ("tm2d", 300, 2, 1000, 20,
-                ("forward", "full", "disk", 0.5, 0.25, 0.1, 0.05)),
-    "m3d64": ("maxwell3d", 64, 1, 300, 10, ("forward", "full", "disk", 0.25, 0.1, 0.05)),
+                ("forward", "full", "disk", 0.5, 0.25, 0.1, 0.05, "0.02", "0.02+disk")),
+    "m3d64": ("maxwell3d", 64, 1, 300, 10,
+              ("forward", "full", "disk", 0.25, 0.1, 0.05, "0.02", "0.02+disk")),
     "m3d128": ("maxwell3d", 128, 1, 2000, 20, ("8GB",)),
 }
 QUICK = {"tm2d300": (60, 1, 120), "m3d64": (16, 1, 40), "m3d128": (16, 1, 60)}
@@ -72,6 +76,11 @@ def options(c, config):
         return {**grad, "storage_mode": "device"}
     if config == "disk":
         return {**grad, "storage_mode": "disk", "storage_path": tempfile.gettempdir()}
+    if isinstance(config, str) and config[0].isdigit():  # "0.02", "0.02+disk"
+        fraction, _, disk = config.partition("+")
+        extra = {"storage_path": tempfile.gettempdir()} if disk else {}
+        return {**grad, "storage_mode": "checkpoint",
+                "storage_bytes_limit_host": int(float(fraction) * c["full"]), **extra}
     if config == "8GB":  # the whole process within 8 GB: the run's own arrays aside
         p, kw = setup(c)
         est = wavecore.estimate_memory(**p, **kw, system=c["system"], requires_grad=TARGETS,
@@ -83,7 +92,42 @@ def options(c, config):
             "storage_bytes_limit_host": int(config * c["full"])}
 
 
+def disk_price(c):
+    """Seconds of one checkpoint write and one read (a state, in an unlinked file
+    of the temporary folder, at distinct offsets as a schedule uses them) per
+    second of a forward step: the planner's DISK_ACCESS_STEPS."""
+    from wavecore.storage import _open_unlinked, _read_all, _write_all  # noqa: PLC0415
+
+    p, kw = setup(c)
+    run = getattr(wavecore, c["system"])
+    run(**p, **kw)  # first touch
+    start = time.perf_counter()
+    run(**p, **kw)
+    step = (time.perf_counter() - start) / c["nt"]
+    state = wavecore.estimate_storage(**p, **kw, system=c["system"], requires_grad=TARGETS,
+                                      storage_mode="checkpoint",
+                                      checkpoint_count=1).schedule.state_bytes
+    data = np.random.default_rng(0).standard_normal(state // 8)
+    view = memoryview(data).cast("B")
+    fd, slots = _open_unlinked(tempfile.gettempdir(), "price"), 8
+    times = {"write": [], "read": []}
+    try:
+        for _ in range(3):
+            for kind, op in (("write", _write_all), ("read", _read_all)):
+                start = time.perf_counter()
+                for slot in range(slots):
+                    op(fd, view, slot * view.nbytes, "price")
+                times[kind].append((time.perf_counter() - start) / slots)
+    finally:
+        os.close(fd)
+    write, read = min(times["write"][1:]), min(times["read"][1:])
+    print(json.dumps(dict(step=step, state_bytes=state, write=write, read=read,
+                          write_steps=write / step, read_steps=read / step)))
+
+
 def child(c):
+    if c["config"] == "price":
+        return disk_price(c)
     p, kw = setup(c)
     run = getattr(wavecore, c["system"])
     opts = options(c, c["config"])
@@ -106,7 +150,9 @@ def child(c):
         schedule=None if schedule is None else dict(
             checkpoints=schedule.checkpoints, segments=schedule.segments,
             segment=schedule.segment, recomputed_steps=schedule.recomputed_steps,
-            budget=schedule.budget, ratio=schedule.recompute_ratio))))
+            budget=schedule.budget, ratio=schedule.recompute_ratio,
+            disk_checkpoints=schedule.disk_checkpoints,
+            disk_accesses=schedule.disk_accesses))))
 
 
 def run_child(c, config):
@@ -119,6 +165,9 @@ def run_child(c, config):
 def label(config) -> str:
     names = {"forward": "forward only", "full": "full storage (RAM)", "disk": "disk",
              "8GB": "checkpoint, 8 GB peak"}
+    if isinstance(config, str) and config[0].isdigit():
+        fraction, _, disk = config.partition("+")
+        return f"checkpoint, {float(fraction):.0%} budget" + (" + disk" if disk else "")
     return names[config] if config in names else f"checkpoint, {config:.0%} budget"
 
 
@@ -146,10 +195,11 @@ def main():
         c["full"] = full_bytes(c)
         rounds = 1 if case == "m3d128" else a.rounds
         results = [{config: run_child(c, config) for config in configs} for _ in range(rounds)]
-        report(a, meta, case, c, configs, results)
+        price = None if case == "m3d128" else run_child(c, "price")
+        report(a, meta, case, c, configs, results, price)
 
 
-def report(a, meta, case, c, configs, results):
+def report(a, meta, case, c, configs, results, price=None):
     def ratio(config, key="best"):
         base = "full" if "full" in configs else None
         if base is None:
@@ -162,7 +212,10 @@ def report(a, meta, case, c, configs, results):
         s = last["schedule"]
         rows.append([label(config), last["mode"],
                      f"{last['held'] / GIB:.3f}" if config != "forward" else "",
-                     "" if s is None else f"{s['checkpoints']} / {s['segments']} x {s['segment']}",
+                     "" if s is None else
+                     f"{s['checkpoints']} / {s['segments']} x {s['segment']}"
+                     + (f" ({s['disk_checkpoints']} on disk, {s['disk_accesses']} accesses)"
+                        if s.get("disk_checkpoints") else ""),
                      "" if s is None else f"{s['ratio']:.2f}",
                      f"{statistics.median(r[config]['first'] for r in results):.2f}",
                      f"{statistics.median(r[config]['best'] for r in results):.2f}",
@@ -187,12 +240,19 @@ def report(a, meta, case, c, configs, results):
              *markdown_table(["configuration", "mode", "held (GiB)", "checkpoints / segments",
                               "recomputed (forwards)", "first (s)", "repeated (s)",
                               "/ full", "peak RSS (GiB)"], rows), "", "## Targets", ""]
+    if price is not None:
+        lines[-2:-2] = [f"A disk checkpoint access (a state of {price['state_bytes'] / 2**20:.1f} "
+                        f"MiB, temporary folder) costs {price['write_steps']:.2f} forward steps "
+                        f"to write and {price['read_steps']:.2f} to read ({price['write'] * 1e3:.1f}"
+                        f" / {price['read'] * 1e3:.1f} ms; a step {price['step'] * 1e3:.2f} ms); "
+                        "the planner prices one at wavecore.checkpointing.DISK_ACCESS_STEPS = "
+                        f"{checkpointing.DISK_ACCESS_STEPS}.", ""]
     word = {True: "met", False: "NOT met"}
     lines += [f"- {t}: {v} ({word[ok]})" for t, v, ok in targets]
     print("\n".join(lines))
     stem = f"checkpointing_{case}_{cpu_slug(meta)}_{meta['date'][:10]}" + (
         "_quick" if a.quick else "")
-    record = dict(meta=meta, config=c, results=results,
+    record = dict(meta=meta, config=c, results=results, disk_price=price,
                   targets=[dict(target=t, value=v, passed=ok) for t, v, ok in targets])
     print(f"wrote {save_results(a.out, stem, lines, record)}")
 

@@ -1,9 +1,12 @@
 """storage_mode="checkpoint": gradients recomputed from checkpoints equal the
 full-storage gradients bit for bit (every backend, both systems, Debye poles,
 bf16, sampling intervals, callbacks, vjp with keep, jvp, second_vjp), the
-schedule is the binomial optimum within the budget, and the peak memory of a
-run that full storage could not hold stays within the budget."""
+schedule is the binomial optimum within the budget, checkpoints the budget
+cannot hold go to disk (the same bits, their file freed, a full disk raising),
+and the peak memory of a run that full storage could not hold stays within the
+budget."""
 
+import errno
 import json
 import os
 import subprocess
@@ -140,15 +143,16 @@ def test_recomputed_segments_is_the_schedule_librarys_count():
     from checkpoint_schedules import EndForward, Forward, MultistageCheckpointSchedule
 
     for n, s in ((2, 1), (10, 2), (37, 4), (100, 5), (60, 59), (200, 3)):
-        steps, after = 0, False
-        for action in MultistageCheckpointSchedule(n, s, 0):
-            if isinstance(action, EndForward):
-                after = True
-            elif isinstance(action, Forward) and after:
-                steps += action.n1 - action.n0
-            if after and type(action).__name__ == "EndReverse":
-                break
-        assert recomputed_segments(n, s) == steps, (n, s)
+        for disk in sorted({0, s // 2, s}):  # checkpoints on disk recompute no more
+            steps, after = 0, False
+            for action in MultistageCheckpointSchedule(n, s - disk, disk):
+                if isinstance(action, EndForward):
+                    after = True
+                elif isinstance(action, Forward) and after:
+                    steps += action.n1 - action.n0
+                if after and type(action).__name__ == "EndReverse":
+                    break
+            assert recomputed_segments(n, s) == steps, (n, s, disk)
     assert recomputed_segments(1, 0) == 0
     with pytest.raises(ValueError):
         recomputed_segments(5, 0)
@@ -205,7 +209,8 @@ def test_bad_options_raise_before_any_work(tmp_path):
     bad = [(dict(storage_mode="cpu", checkpoint_count=3), "checkpoint_count"),
            (dict(storage_mode="checkpoint", checkpoint_count=0), "checkpoint_count"),
            (dict(storage_mode="checkpoint", storage_chunk_steps=4), "storage_chunk_steps"),
-           (dict(storage_mode="checkpoint", storage_path=tmp_path), "storage_path")]
+           (dict(storage_mode="checkpoint", storage_path=tmp_path / "absent"), "storage_path"),
+           (dict(storage_mode="cpu", storage_path=tmp_path), "storage_path")]
     for kw, word in bad:
         with pytest.raises(ValueError, match=word):
             wavecore.tm2d(**p, **{**extra, **kw})
@@ -216,6 +221,95 @@ def test_bad_options_raise_before_any_work(tmp_path):
     plan = wavecore.estimate_storage(**p, storage_mode="checkpoint",
                                      storage_bytes_limit_host=100, **extra)
     assert not plan.fits and "budget" in plan.reason
+
+
+# -- the disk level -------------------------------------------------------------------
+
+def open_files_in(folder) -> int:
+    """This process's open descriptors of files in ``folder`` (unlinked ones too)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith(str(folder))
+        except OSError:
+            pass
+    return count
+
+
+def disk_options(p, extra, folder, system="tm2d", count=6, in_ram=2):
+    """Options of a run with ``count`` checkpoints of which a budget holds ``in_ram``."""
+    def schedule(n):
+        return wavecore.estimate_storage(**p, system=system, storage_mode="checkpoint",
+                                         checkpoint_count=n, **extra).schedule
+
+    held, state = schedule(count).held_bytes, schedule(1).state_bytes
+    budget = held - (count - in_ram) * state
+    return dict(storage_mode="checkpoint", storage_path=folder, checkpoint_count=count,
+                storage_bytes_limit_host=budget, storage_bytes_limit_device=budget)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("system", ("tm2d", "maxwell3d"))
+def test_disk_checkpoints_give_the_same_gradient_bit_for_bit(backend, system, tmp_path):
+    p, extra = case(system, backend)
+    full = run(p, system, backend, storage_mode="device", **extra)
+    ckpt = run(p, system, backend, **disk_options(p, extra, tmp_path, system), **extra)
+    schedule = ckpt.storage.schedule
+    assert (schedule.checkpoints, schedule.disk_checkpoints) == (6, 4)
+    assert schedule.path == str(tmp_path) and schedule.disk_accesses > 0
+    assert "4 on disk" in ckpt.storage.describe()
+    assert open_files_in(tmp_path) == 1  # one unlinked file
+    assert not os.listdir(tmp_path)
+    g = cotangent(full)
+    reference = full.vjp(g, keep=True)
+    assert_same(reference, ckpt.vjp(g, keep=True))
+    v = directions(p, NAMES)
+    np.testing.assert_array_equal(ckpt.jvp(**v, keep=True), full.jvp(**v))
+    assert_same(reference, ckpt.vjp(g))  # the schedule again, from segment 0 on disk or not
+    assert open_files_in(tmp_path) == 0  # freed with the store
+
+
+def test_the_planner_uses_the_disk_where_it_saves_recomputation(tmp_path, monkeypatch):
+    args = dict(n_snapshots=400, interval=1, nt_internal=400, snapshot_bytes=1000,
+                state_bytes=3000, scratch_bytes=100, budget=20_000)
+    ram = plan_schedule(**args)
+    disk = plan_schedule(**args, disk_bytes=300_000, path=str(tmp_path))
+    assert ram.disk_checkpoints == 0 and disk.disk_checkpoints > 0
+    assert disk.ram_checkpoints <= ram.checkpoints and disk.held_bytes <= 20_000
+    assert disk.recomputed_steps < ram.recomputed_steps / 2
+    assert disk.disk_bytes <= 300_000
+    assert disk.disk_accesses == checkpointing.disk_accesses(
+        disk.segments, disk.ram_checkpoints, disk.disk_checkpoints)
+    # a disk access dearer than the recomputation it saves: memory only
+    monkeypatch.setattr(checkpointing, "DISK_ACCESS_STEPS", 1e6)
+    assert plan_schedule(**args, disk_bytes=300_000, path=str(tmp_path)) == ram
+    assert plan_schedule(**args, disk_bytes=2_000, path=str(tmp_path)) == ram  # no room
+
+
+def test_a_full_disk_raises_naming_the_checkpoint_and_frees_the_file(tmp_path, monkeypatch):
+    p, extra = case("tm2d")
+    options = disk_options(p, extra, tmp_path)
+    real = os.pwrite
+    writes = []
+
+    def full_disk(fd, data, offset):
+        if len(writes) >= 3:
+            return 0  # the disk takes nothing more
+        writes.append(offset)
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", full_disk)
+    with pytest.raises(OSError, match="checkpoint of segment") as info:
+        wavecore.tm2d(**p, **options, **extra)
+    assert info.value.errno == errno.ENOSPC and str(tmp_path) in str(info.value)
+    assert open_files_in(tmp_path) == 0
+    monkeypatch.setattr(os, "pwrite", real)
+    res = wavecore.tm2d(**p, **options, **extra)
+    monkeypatch.setattr(os, "pwrite", full_disk)
+    writes.clear()
+    with pytest.raises(OSError, match="checkpoint of segment"):  # during the recomputation
+        res.vjp(cotangent(res), keep=True)
+    assert open_files_in(tmp_path) == 0 and res.gradient.closed
 
 
 # -- memory -----------------------------------------------------------------------------

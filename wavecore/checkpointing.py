@@ -29,6 +29,15 @@ overwrite the data the run returned). ``checkpoint_count=N`` sets ``N``
 checkpoints and segments of one stored step (Revolve's classic setting: the
 least memory for ``N``); with ``N >= n - 1`` every segment is recomputed once.
 
+Two levels: with ``storage_path`` (or ``"auto"`` choosing checkpointing)
+checkpoints the memory budget cannot hold go to one unlinked file in that
+folder (freed when the store closes or the process ends). The schedule
+(``MultistageCheckpointSchedule(n, in_ram, on_disk)``, Stumm & Walther 2009)
+says which checkpoints live where; a disk checkpoint costs a write and a read
+of one state, which the planner prices at ``DISK_ACCESS_STEPS`` steps
+(measured by bench/bench_checkpointing.py), so it uses the disk only where
+the recomputation it saves is worth more.
+
 Forward callbacks do not fire during recomputation (the steps they saw are
 recomputed from the checkpoints, bit for bit; a callback that *changes* the
 wavefields makes the recomputed steps differ from the ones it saw).
@@ -36,6 +45,7 @@ wavefields makes the recomputed steps differ from the ones it saw).
 
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 from dataclasses import dataclass
@@ -44,10 +54,10 @@ import numpy as np
 
 from ._stepping import StepChunks
 from .memory import POOL, carve, carved_bytes, format_bytes
-from .storage import ChunkLayout
+from .storage import ChunkLayout, _close_disk, _open_unlinked, _read_all, _write_all
 
-__all__ = ["Schedule", "plan_schedule", "recomputed_segments", "CheckpointStore",
-           "DEFAULT_BUDGET_FRACTION"]
+__all__ = ["Schedule", "plan_schedule", "recomputed_segments", "disk_accesses",
+           "CheckpointStore", "DEFAULT_BUDGET_FRACTION", "DISK_ACCESS_STEPS"]
 
 #: With no storage_bytes_limit_host (CPU) / storage_bytes_limit_device (GPU),
 #: checkpointing may use this fraction of the memory the rest of the run leaves.
@@ -55,6 +65,11 @@ DEFAULT_BUDGET_FRACTION = 0.5
 #: The planner's price of one recomputed segment beyond its steps (a backend
 #: call and a state copy), in steps.
 _SEGMENT_OVERHEAD_STEPS = 0.25
+#: The planner's price of writing or reading one checkpoint on disk, in steps
+#: of the run (bench/bench_checkpointing.py measures it: see docs/gradients.md).
+DISK_ACCESS_STEPS = 2.0
+#: Of the free space of ``storage_path``, disk checkpoints may use this fraction.
+DISK_FRACTION = 0.9
 
 
 def recomputed_segments(n: int, s: int) -> int:
@@ -72,6 +87,27 @@ def recomputed_segments(n: int, s: int) -> int:
     return r * n - math.comb(s + r, r - 1)
 
 
+@functools.lru_cache(maxsize=64)
+def disk_accesses(n: int, ram: int, disk: int) -> int:
+    """Disk checkpoint writes and reads of the run's forward and one reverse
+    pass of ``MultistageCheckpointSchedule(n, ram, disk)`` (counted by running
+    the schedule: a few hundredths of a second for thousands of segments)."""
+    from checkpoint_schedules import (Copy, EndReverse, Forward,  # noqa: PLC0415
+                                      MultistageCheckpointSchedule, Move, StorageType)
+
+    if disk == 0 or n <= 1:
+        return 0
+    count = 0
+    for action in MultistageCheckpointSchedule(n, ram, disk):
+        if isinstance(action, EndReverse):
+            break
+        if isinstance(action, Forward):
+            count += action.write_ics and action.storage == StorageType.DISK
+        elif isinstance(action, (Copy, Move)):
+            count += action.from_storage == StorageType.DISK
+    return count
+
+
 @dataclass(frozen=True)
 class Schedule:
     """The checkpointing of one run (computed before it starts)."""
@@ -85,6 +121,18 @@ class Schedule:
     #: one segment of snapshots, the traces' scratch
     budget: int | None     #: the bytes it had to fit (None: checkpoint_count)
     nt_internal: int
+    disk_checkpoints: int = 0  #: of ``checkpoints``, those kept on disk
+    disk_accesses: int = 0     #: disk checkpoint writes and reads, forward + one reverse pass
+    path: str | None = None    #: the folder of the disk checkpoints
+
+    @property
+    def ram_checkpoints(self) -> int:
+        return self.checkpoints - self.disk_checkpoints
+
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes the disk checkpoints take in their file."""
+        return self.disk_checkpoints * self.state_bytes
 
     @property
     def recompute_ratio(self) -> float:
@@ -92,7 +140,10 @@ class Schedule:
         return self.recomputed_steps / max(self.nt_internal, 1)
 
     def describe(self) -> str:
-        return (f"{self.checkpoints} checkpoints of {format_bytes(self.state_bytes)}, "
+        disk = (f" ({self.disk_checkpoints} on disk in {self.path!r}, "
+                f"{self.disk_accesses} disk accesses per gradient)"
+                if self.disk_checkpoints else "")
+        return (f"{self.checkpoints} checkpoints{disk} of {format_bytes(self.state_bytes)}, "
                 f"{self.segments} segments of {self.segment} stored steps, "
                 f"{self.recomputed_steps} recomputed steps per reverse pass "
                 f"({self.recompute_ratio:.2f} forward runs), holds "
@@ -108,37 +159,70 @@ def _held(segment: int, segments: int, checkpoints: int, snapshot_bytes: int,
 
 def plan_schedule(n_snapshots: int, interval: int, nt_internal: int, snapshot_bytes: int,
                   state_bytes: int, scratch_bytes: int, budget: int | None,
-                  count: int | None = None) -> Schedule | None:
-    """The cheapest schedule within ``budget`` bytes (None: nothing fits), or
-    with ``count`` checkpoints and one stored step per segment."""
-    def schedule(segment: int, checkpoints: int) -> Schedule:
+                  count: int | None = None, disk_bytes: int = 0,
+                  path: str | None = None) -> Schedule | None:
+    """The cheapest schedule within ``budget`` bytes of memory and ``disk_bytes``
+    of disk in ``path`` (0: no disk level); None: nothing fits. With ``count``:
+    that many checkpoints and one stored step per segment (those the budget
+    cannot hold on disk, when there is a disk level).
+
+    The price of a schedule is its recomputed steps, a little per recomputed
+    segment and per segment (``_SEGMENT_OVERHEAD_STEPS``) and
+    ``DISK_ACCESS_STEPS`` per disk checkpoint write or read."""
+    on_disk = disk_bytes // max(state_bytes, 1) if path is not None else 0
+
+    def schedule(segment: int, ram: int, disk: int = 0, accesses: bool = True) -> Schedule:
         segments = -(-n_snapshots // segment)
-        checkpoints = min(checkpoints, segments - 1)
-        steps = recomputed_segments(segments, checkpoints) * segment * interval
-        return Schedule(segment, segments, checkpoints, steps, state_bytes,
-                        _held(segment, segments, checkpoints, snapshot_bytes, state_bytes,
-                              scratch_bytes), budget, nt_internal)
+        disk = min(disk, max(segments - 1 - ram, 0))
+        ram = min(ram, segments - 1 - disk)
+        steps = recomputed_segments(segments, ram + disk) * segment * interval
+        return Schedule(segment, segments, ram + disk, steps, state_bytes,
+                        _held(segment, segments, ram, snapshot_bytes, state_bytes,
+                              scratch_bytes), budget, nt_internal, disk,
+                        disk_accesses(segments, ram, disk) if disk and accesses else 0,
+                        path if disk else None)
+
+    def price(plan: Schedule) -> float:
+        recomputed = plan.recomputed_steps / max(plan.segment * interval, 1)
+        return (plan.recomputed_steps + DISK_ACCESS_STEPS * plan.disk_accesses
+                + _SEGMENT_OVERHEAD_STEPS * (recomputed + plan.segments))
 
     if count is not None:
-        return schedule(1, count)
-    best, best_cost = None, math.inf
+        ram = count
+        if on_disk and budget is not None:  # the budget's checkpoints in memory, the rest on disk
+            ram = max((budget - _held(1, 2, 0, snapshot_bytes, state_bytes, scratch_bytes))
+                      // max(state_bytes, 1), 0)
+            ram = max(min(ram, count), count - on_disk)
+        return schedule(1, ram, count - ram)
+    best, best_cost, with_disk = None, math.inf, []
     for segments in _candidate_counts(n_snapshots):
         segment = -(-n_snapshots // segments)
         segments = -(-n_snapshots // segment)
-        if segments == 1:
-            checkpoints = 0
-        else:
+        ram = 0
+        if segments > 1:
             room = budget - _held(segment, segments, 0, snapshot_bytes, state_bytes,
                                   scratch_bytes)
-            checkpoints = min(room // max(state_bytes, 1), segments - 1)
-            if checkpoints < 1:
+            if room < 0:
                 continue
-        plan = schedule(segment, checkpoints)
+            ram = min(room // max(state_bytes, 1), segments - 1)
+        if segments > 1 and ram < segments - 1 and on_disk:  # held <= budget: room >= 0
+            with_disk.append((segment, ram))
+        if segments > 1 and ram < 1:
+            continue
+        plan = schedule(segment, ram)
         if plan.held_bytes > budget:
             continue
-        recomputed = plan.recomputed_steps / max(segment * interval, 1)
-        cost = plan.recomputed_steps + _SEGMENT_OVERHEAD_STEPS * (recomputed + segments)
+        cost = price(plan)
         if cost < best_cost or (cost == best_cost and plan.held_bytes < best.held_bytes):
+            best, best_cost = plan, cost
+    # Disk checkpoints: the schedules they make cheapest before their own price,
+    # then priced with their accesses counted (running a schedule takes time).
+    candidates = sorted((price(schedule(segment, ram, on_disk, accesses=False)), segment, ram)
+                        for segment, ram in with_disk)
+    for _, segment, ram in candidates[:3]:
+        plan = schedule(segment, ram, on_disk)
+        cost = price(plan)
+        if cost < best_cost:
             best, best_cost = plan, cost
     return best
 
@@ -179,8 +263,9 @@ class CheckpointStore(ChunkLayout):
         self._src_term = buffers.src_term  # the background's (tangent sweeps swap it)
         sched = self.schedule
         recompute = sched.segments > 1
-        states = {f"{i}:{n}": getattr(buffers, n).shape for i in range(
-            sched.checkpoints + 1 if recompute else 0) for n in self.state}
+        in_ram = sched.ram_checkpoints + 1 if recompute else 0  # and the working state
+        states = {f"{i}:{n}": getattr(buffers, n).shape for i in range(in_ram)
+                  for n in self.state}
         if recompute:
             states["rec_data"] = buffers.rec_data.shape
         segment = {n: (plan.chunk, *plan.shape_of(n)) for n in plan.names}
@@ -196,11 +281,14 @@ class CheckpointStore(ChunkLayout):
             self._give_back = weakref.finalize(self, POOL.give, self._block)
         self._segment = {n: arrays.pop(n) for n in plan.names}
         self._rec = arrays.pop("rec_data", None)
-        slots = [{n: arrays[f"{i}:{n}"] for n in self.state}
-                 for i in range(sched.checkpoints + 1 if recompute else 0)]
+        slots = [{n: arrays[f"{i}:{n}"] for n in self.state} for i in range(in_ram)]
         self._work = slots.pop() if slots else None
-        self._slots = slots         # slot 0 always holds segment 0's checkpoint
-        self._held: dict[int, int] = {}  # segment -> slot of its checkpoint
+        self._slots = slots         # the checkpoints in memory
+        self._disk = None           # the file of the disk checkpoints
+        if recompute and sched.disk_checkpoints:
+            self._open_disk(buffers, dtype)
+        self._held: dict[int, tuple[str, int]] = {}  # segment -> ("ram"/"disk", slot)
+        self._first = None          # where segment 0's checkpoint is (kept by every pass)
         self._holds = None          # the segment whose snapshots _segment holds
         self._work_at = None        # the segment the working state starts
         self._actions = None        # the reverse part of the live schedule
@@ -214,35 +302,96 @@ class CheckpointStore(ChunkLayout):
         (``for_forward``: noted for the run's own forward), the rest is kept."""
         from checkpoint_schedules import EndForward, Forward  # noqa: PLC0415
 
-        n = self.schedule.segments
-        schedule = iter(self._schedule_class(n, self.schedule.checkpoints, 0))
+        sched = self.schedule
+        schedule = iter(self._schedule_class(sched.segments, sched.ram_checkpoints,
+                                             sched.disk_checkpoints))
         actions = []
         for action in schedule:
             if isinstance(action, EndForward):
                 break
             actions.append(action)
         self._actions = schedule
-        if for_forward:  # segment -> (write its checkpoint, store its snapshots)
+        if for_forward:  # segment -> (write its checkpoint, store its snapshots, where)
             for a in actions:
                 if isinstance(a, Forward):
                     for c in range(a.n0, a.n1):
-                        self._forward_writes[c] = (a.write_ics and c == a.n0, a.write_adj_deps)
+                        self._forward_writes[c] = (a.write_ics and c == a.n0,
+                                                   a.write_adj_deps, a.storage)
         return actions
 
-    def _save(self, c: int, source: dict) -> None:
-        slot = 0 if c == 0 else next(i for i in range(1, len(self._slots))
-                                     if i not in self._held.values())
-        for name, array in self._slots[slot].items():
-            array[...] = source[name]
-        self._held[c] = slot
+    def _save(self, c: int, source: dict, storage) -> None:
+        """Keep the state ``source`` as segment ``c``'s checkpoint, in memory or on
+        disk as the schedule's ``storage`` says."""
+        from checkpoint_schedules import StorageType  # noqa: PLC0415
+
+        if c == 0 and self._first is not None:  # kept from the forward run: the same bits
+            self._held[0] = self._first
+            return
+        kind = "disk" if storage == StorageType.DISK else "ram"
+        used = {slot for k, slot in self._held.values() if k == kind}
+        n_slots = len(self._slots) if kind == "ram" else self.schedule.disk_checkpoints
+        slot = next((i for i in range(n_slots) if i not in used), None)
+        if slot is None:
+            raise RuntimeError(f"checkpoint schedule: no free {kind} slot for segment {c}'s "
+                               f"checkpoint ({n_slots} in all)")
+        if kind == "ram":
+            for name, array in self._slots[slot].items():
+                array[...] = source[name]
+        else:
+            self._disk_transfer(slot, source, c, write=True)
+        self._held[c] = (kind, slot)
+        if c == 0:
+            self._first = self._held[0]
 
     def _load(self, c: int, release: bool) -> None:
-        slot = self._held[c]
-        for name, array in self._work.items():
-            array[...] = self._slots[slot][name]
+        kind, slot = self._held[c]
+        if kind == "ram":
+            for name, array in self._work.items():
+                array[...] = self._slots[slot][name]
+        else:
+            self._disk_transfer(slot, self._work, c, write=False)
         if release and c != 0:  # segment 0's checkpoint outlives every pass
             del self._held[c]
         self._work_at = c
+
+    # -- the disk level ------------------------------------------------------------------
+    def _open_disk(self, buffers, dtype) -> None:
+        """One unlinked file of ``disk_checkpoints`` states (freed when it closes:
+        by close(), when the store is dropped, or when the process ends)."""
+        sched, fds = self.schedule, []
+        self._disk_finalizer = weakref.finalize(self, _close_disk, fds, None)
+        fds.append(_open_unlinked(sched.path, "checkpoints"))
+        self._disk = fds[0]
+        self._disk_offsets, offset = {}, 0
+        for name in self.state:
+            self._disk_offsets[name] = offset
+            offset += int(np.prod(getattr(buffers, name).shape)) * dtype.itemsize
+        self._disk_record = offset
+        # a backend with its own memory copies a state through host memory
+        self._disk_staging = ({n: self.memory.host_empty(getattr(buffers, n).shape, dtype)
+                               for n in self.state} if self.memory.separate else None)
+
+    def _disk_transfer(self, slot: int, arrays: dict, c: int, write: bool) -> None:
+        """Write ``arrays`` (a state) to disk slot ``slot``, or read it from there."""
+        what = f"checkpoint of segment {c} ({{name!r}}) in {self.schedule.path!r}"
+        if write and self._disk_staging is not None:
+            self.backend.synchronize()  # the state is complete on the device
+        for name in self.state:
+            host = arrays[name]
+            if self._disk_staging is not None:
+                host = self._disk_staging[name]
+                if write:
+                    self.memory.download(host, arrays[name])
+            view = memoryview(np.ascontiguousarray(host)).cast("B")
+            offset = slot * self._disk_record + self._disk_offsets[name]
+            if write:
+                _write_all(self._disk, view, offset, what.format(name=name))
+            else:
+                _read_all(self._disk, view, offset, what.format(name=name))
+                if self._disk_staging is not None:
+                    self.memory.upload(arrays[name], host)
+                elif view.obj is not arrays[name]:
+                    arrays[name][...] = host
 
     def _advance(self, c0: int, c1: int, store: bool) -> None:
         """Advance the working state from segment ``c0`` to ``c1``, storing the
@@ -288,7 +437,7 @@ class CheckpointStore(ChunkLayout):
                 raise RuntimeError(f"checkpoint schedule out of step: the working state is "
                                    f"at segment {self._work_at}, {action} needs {action.n0}")
             if action.write_ics:
-                self._save(action.n0, self._work)
+                self._save(action.n0, self._work, action.storage)
             self._advance(action.n0, action.n1, action.write_adj_deps)
         else:
             raise RuntimeError(f"unexpected checkpoint action {action}")
@@ -300,7 +449,7 @@ class CheckpointStore(ChunkLayout):
         if last == 0:  # one segment: the forward's snapshots are still there
             self._new_schedule()
             return
-        self._held = {0: 0}
+        self._held = {0: self._first}
         self._load(0, release=False)
         for action in self._new_schedule():
             self._run(action)
@@ -317,10 +466,10 @@ class CheckpointStore(ChunkLayout):
         if direction != 1:
             raise ValueError("checkpointed snapshots are written by the forward run only")
         if c == 0:
-            self._held, self._holds, self._fresh = {}, None, False
-        write_ics, store = self._forward_writes.get(c, (False, False))
+            self._held, self._first, self._holds, self._fresh = {}, None, None, False
+        write_ics, store, storage = self._forward_writes.get(c, (False, False, None))
         if write_ics:
-            self._save(c, {n: getattr(self.b, n) for n in self.state})
+            self._save(c, {n: getattr(self.b, n) for n in self.state}, storage)
         if store:
             self._holds = c
             return self._segment
@@ -348,7 +497,7 @@ class CheckpointStore(ChunkLayout):
         if direction == 1:  # a tangent pass: each segment once, in order
             if self._holds != c:
                 if self._work_at != c:
-                    self._held.setdefault(0, 0)
+                    self._held.setdefault(0, self._first)
                     self._load(0, release=False)
                     if c:
                         self._advance(0, c, store=False)
@@ -380,6 +529,9 @@ class CheckpointStore(ChunkLayout):
         self.closed = True
         self._segment, self._slots, self._work, self._rec = {}, [], None, None
         self._actions = None
+        if self._disk is not None:
+            self._disk = None
+            self._disk_finalizer()
         if self._block is not None:
             self._block = None
             self._give_back()

@@ -253,9 +253,10 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
             where = "" if opts.mode != "cpu" else " on the CPU backend (same RAM as 'device')"
             raise ValueError(f"storage_chunk_steps sets the size of transfers to host memory or "
                              f"disk; it has no effect with storage_mode={opts.mode!r}{where}")
-    if opts.path is not None and opts.mode in ("device", "cpu", "checkpoint"):
-        raise ValueError(f"storage_path is the folder of disk snapshots; it has no effect with "
-                         f"storage_mode={opts.mode!r} (use storage_mode='disk' or 'auto')")
+    if opts.path is not None and opts.mode in ("device", "cpu"):
+        raise ValueError(f"storage_path is the folder of disk snapshots and checkpoints; it "
+                         f"has no effect with storage_mode={opts.mode!r} (use "
+                         "storage_mode='disk', 'checkpoint' or 'auto')")
     itemsize = 2 if opts.compression == "bf16" else np.dtype(dtype).itemsize
     n_snapshots = -(-nt_internal // interval) if names else 0
     counts = tuple(counts) if counts and any(c != 1 for c in counts) else ()
@@ -282,11 +283,14 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
             if total > disk[1]:
                 mode = "checkpoint"
     if mode == "checkpoint":
+        # a disk level where the caller named a folder, or "auto" found the disk too small
+        if disk is None and opts.path is not None:
+            disk = _check_disk(opts.path)
         return _plan_checkpoints(opts, names, nt_internal, interval, slot_shape, itemsize,
                                  counts, per_snapshot, n_snapshots, state_bytes, trace_bytes,
                                  device_ram,
                                  opts.bytes_limit_host if host_backend
-                                 else opts.bytes_limit_device, host_backend)
+                                 else opts.bytes_limit_device, host_backend, disk)
     gib = lambda n: f"{n / 2**30:.3g} GiB"  # noqa: E731
     rest = f" (the rest of the run takes {gib(reserved)})" if reserved else ""
     problem, available, error = "", None, MemoryError
@@ -334,16 +338,20 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
 
 def _plan_checkpoints(opts, names, nt_internal, interval, slot_shape, itemsize, counts,
                       per_snapshot, n_snapshots, state_bytes, trace_bytes, room, limit,
-                      host_backend) -> StoragePlan:
+                      host_backend, disk=None) -> StoragePlan:
     """The plan of storage_mode "checkpoint" (wavecore.checkpointing): the
     cheapest schedule within the limit (``limit``, else
     DEFAULT_BUDGET_FRACTION of ``room``, the memory the rest of the run leaves),
-    or ``checkpoint_count`` checkpoints."""
-    from .checkpointing import DEFAULT_BUDGET_FRACTION, plan_schedule  # noqa: PLC0415
+    or ``checkpoint_count`` checkpoints; with ``disk`` (folder, free bytes)
+    checkpoints may also go to disk, within DISK_FRACTION of its free space."""
+    from .checkpointing import (DEFAULT_BUDGET_FRACTION, DISK_FRACTION,  # noqa: PLC0415
+                                plan_schedule)
 
     budget = limit if limit is not None else int(room * DEFAULT_BUDGET_FRACTION)
+    path, free = disk if disk is not None else (None, 0)
     schedule = plan_schedule(n_snapshots, interval, nt_internal, per_snapshot, state_bytes,
-                             trace_bytes, budget, opts.checkpoint_count)
+                             trace_bytes, budget, opts.checkpoint_count,
+                             disk_bytes=int(free * DISK_FRACTION), path=path)
     gib = lambda n: f"{n / 2**30:.3g} GiB"  # noqa: E731
     where = "host memory" if host_backend else "device memory"
     problem = ""
@@ -352,18 +360,20 @@ def _plan_checkpoints(opts, names, nt_internal, interval, slot_shape, itemsize, 
         source = f"{name}={limit}" if limit is not None else (
             f"{DEFAULT_BUDGET_FRACTION:.0%} of the {gib(room)} of {where} the rest of the run "
             "leaves")
-        least = 2 * state_bytes + per_snapshot + trace_bytes
-        problem = (f"checkpointing needs at least {gib(least)} (two states of the run of "
-                   f"{gib(state_bytes)}, one stored step of {gib(per_snapshot)} and a copy "
-                   f"of the traces) but its budget is {gib(budget)} ({source}); raise the "
-                   "limit, or use fewer shots per run or a smaller model")
+        states, where_else = (1, f", the checkpoints on disk in {path!r}") if path else (2, "")
+        least = states * state_bytes + per_snapshot + trace_bytes
+        problem = (f"checkpointing needs at least {gib(least)} ({states} state(s) of the run "
+                   f"of {gib(state_bytes)}, one stored step of {gib(per_snapshot)} and a copy "
+                   f"of the traces{where_else}) but its budget is {gib(budget)} ({source}); "
+                   "raise the limit, or use fewer shots per run or a smaller model")
     elif schedule.held_bytes > room:
         problem = (f"the {schedule.checkpoints} checkpoints need {gib(schedule.held_bytes)} "
                    f"of {where} but the rest of the run leaves {gib(room)}; use a smaller "
                    "checkpoint_count or a storage limit")
     chunk = schedule.segment if schedule is not None else 1
     return StoragePlan("checkpoint", opts.mode, names, n_snapshots, interval,
-                       tuple(slot_shape), itemsize, opts.compression, chunk, None,
+                       tuple(slot_shape), itemsize, opts.compression, chunk,
+                       schedule.path if schedule is not None else None,
                        fits=not problem, available=budget, reason=problem,
                        counts=counts, schedule=schedule)
 
