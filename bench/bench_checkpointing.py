@@ -15,7 +15,8 @@ times, and each ratio is taken within a round against that round's
 full-storage gradient (the figure given is the median over rounds). Budgets
 are fractions of the full snapshot bytes (``storage_bytes_limit_host``;
 "0.02+disk": that budget and a disk level for the checkpoints in the temporary
-folder, ``storage_path``); the schedule (checkpoints, segments, recomputed steps) is the one the run
+folder, ``storage_path``; "0.02+ram": the schedule "0.02+disk" chose with all
+its checkpoints in memory, forced, which prices the disk accesses); the schedule (checkpoints, segments, recomputed steps) is the one the run
 reports. float32, stencil 4, two threads. Results:
 bench/results/checkpointing_<case>_<cpu>_<date>[_quick].{json,md}.
 """
@@ -23,6 +24,7 @@ bench/results/checkpointing_<case>_<cpu>_<date>[_quick].{json,md}.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -46,9 +48,10 @@ GIB = 2 ** 30
 #: case -> (system, n, shots, nt, pml_width, configurations)
 CASES = {
     "tm2d300": ("tm2d", 300, 2, 1000, 20,
-                ("forward", "full", "disk", 0.5, 0.25, 0.1, 0.05, "0.02", "0.02+disk")),
+                ("forward", "full", "disk", 0.5, 0.25, 0.1, 0.05, "0.02", "0.02+disk",
+                 "0.02+ram")),
     "m3d64": ("maxwell3d", 64, 1, 300, 10,
-              ("forward", "full", "disk", 0.25, 0.1, 0.05, "0.02", "0.02+disk")),
+              ("forward", "full", "disk", 0.25, 0.1, 0.05, "0.02", "0.02+disk", "0.02+ram")),
     "m3d128": ("maxwell3d", 128, 1, 2000, 20, ("8GB",)),
 }
 QUICK = {"tm2d300": (60, 1, 120), "m3d64": (16, 1, 40), "m3d128": (16, 1, 60)}
@@ -78,7 +81,7 @@ def options(c, config):
         return {**grad, "storage_mode": "disk", "storage_path": tempfile.gettempdir()}
     if isinstance(config, str) and config[0].isdigit():  # "0.02", "0.02+disk"
         fraction, _, disk = config.partition("+")
-        extra = {"storage_path": tempfile.gettempdir()} if disk else {}
+        extra = {"storage_path": tempfile.gettempdir()} if disk == "disk" else {}
         return {**grad, "storage_mode": "checkpoint",
                 "storage_bytes_limit_host": int(float(fraction) * c["full"]), **extra}
     if config == "8GB":  # the whole process within 8 GB: the run's own arrays aside
@@ -93,9 +96,9 @@ def options(c, config):
 
 
 def disk_price(c):
-    """Seconds of one checkpoint write and one read (a state, in an unlinked file
-    of the temporary folder, at distinct offsets as a schedule uses them) per
-    second of a forward step: the planner's DISK_ACCESS_STEPS."""
+    """Seconds of one checkpoint write and one read (a state, in a fresh unlinked
+    file of the temporary folder, at distinct offsets as a schedule uses them)
+    per second of a forward step: what the planner's DISK_ACCESS_STEPS prices."""
     from wavecore.storage import _open_unlinked, _read_all, _write_all  # noqa: PLC0415
 
     p, kw = setup(c)
@@ -109,20 +112,37 @@ def disk_price(c):
                                       checkpoint_count=1).schedule.state_bytes
     data = np.random.default_rng(0).standard_normal(state // 8)
     view = memoryview(data).cast("B")
-    fd, slots = _open_unlinked(tempfile.gettempdir(), "price"), 8
+    slots = 16
     times = {"write": [], "read": []}
-    try:
-        for _ in range(3):
+    for _ in range(3):  # a fresh file each round, as each run's store has (fresh pages)
+        fd = _open_unlinked(tempfile.gettempdir(), "price")
+        try:
             for kind, op in (("write", _write_all), ("read", _read_all)):
                 start = time.perf_counter()
                 for slot in range(slots):
                     op(fd, view, slot * view.nbytes, "price")
                 times[kind].append((time.perf_counter() - start) / slots)
-    finally:
-        os.close(fd)
-    write, read = min(times["write"][1:]), min(times["read"][1:])
+        finally:
+            os.close(fd)
+    write, read = statistics.median(times["write"]), statistics.median(times["read"])
     print(json.dumps(dict(step=step, state_bytes=state, write=write, read=read,
                           write_steps=write / step, read_steps=read / step)))
+
+
+def force_in_memory(c, p, kw, opts):
+    """Make the run use the "+disk" configuration's schedule with every
+    checkpoint in memory (its budget raised to hold them)."""
+    disk = wavecore.estimate_storage(**p, **kw, system=c["system"],
+                                     **options(c, c["config"].replace("+ram", "+disk")))
+    s = disk.schedule
+    held = checkpointing._held(s.segment, s.segments, s.checkpoints,
+                               disk.bytes_per_snapshot, s.state_bytes,
+                               s.held_bytes - (s.ram_checkpoints + 1) * s.state_bytes
+                               - s.segment * disk.bytes_per_snapshot)
+    forced = dataclasses.replace(s, disk_checkpoints=0, disk_accesses=0, path=None,
+                                 held_bytes=held, budget=held)
+    checkpointing.plan_schedule = lambda *args, **kwargs: forced
+    opts["storage_bytes_limit_host"] = held
 
 
 def child(c):
@@ -131,6 +151,8 @@ def child(c):
     p, kw = setup(c)
     run = getattr(wavecore, c["system"])
     opts = options(c, c["config"])
+    if c["config"].endswith("+ram") if isinstance(c["config"], str) else False:
+        force_in_memory(c, p, kw, opts)
 
     def once():
         start = time.perf_counter()
@@ -167,7 +189,8 @@ def label(config) -> str:
              "8GB": "checkpoint, 8 GB peak"}
     if isinstance(config, str) and config[0].isdigit():
         fraction, _, disk = config.partition("+")
-        return f"checkpoint, {float(fraction):.0%} budget" + (" + disk" if disk else "")
+        return f"checkpoint, {float(fraction):.0%} budget" + {
+            "disk": " + disk", "ram": ": the + disk schedule in RAM", "": ""}[disk]
     return names[config] if config in names else f"checkpoint, {config:.0%} budget"
 
 
@@ -187,9 +210,12 @@ def main():
     meta["date"] = datetime.datetime.now().isoformat(timespec="seconds")
     for case in a.case or ("tm2d300", "m3d64"):
         system, n, shots, nt, pml, configs = CASES[case]
-        if a.quick:
+        if a.quick:  # tiny grids: 2 % of their snapshots holds less than two states
             n, shots, nt = QUICK[case]
             pml = min(pml, 4)
+            configs = tuple(x for x in configs if not isinstance(x, float) or x >= 0.1)
+            configs = tuple(dict.fromkeys(x.replace("0.02", "0.1") if isinstance(x, str)
+                                          else x for x in configs))
         c = dict(system=system, n=n, shots=shots, nt=nt, pml=pml, threads=a.threads,
                  repeats=0 if case == "m3d128" else a.repeats)
         c["full"] = full_bytes(c)

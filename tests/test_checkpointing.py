@@ -269,6 +269,20 @@ def test_disk_checkpoints_give_the_same_gradient_bit_for_bit(backend, system, tm
     assert open_files_in(tmp_path) == 0  # freed with the store
 
 
+@pytest.mark.parametrize("backend", ("cpu", "cuda-emulated"))
+def test_every_checkpoint_on_disk(backend, tmp_path):
+    """A budget of the working state alone: segment 0's checkpoint on disk too."""
+    p, extra = case("tm2d")
+    ckpt = run(p, "tm2d", backend, **disk_options(p, extra, tmp_path, in_ram=0), **extra)
+    assert (ckpt.storage.schedule.ram_checkpoints, ckpt.storage.schedule.disk_checkpoints) \
+        == (0, 6)
+    full = run(p, "tm2d", backend, storage_mode="device", **extra)
+    g = cotangent(full)
+    reference = full.vjp(g)
+    assert_same(reference, ckpt.vjp(g, keep=True))
+    assert_same(reference, ckpt.vjp(g))
+
+
 def test_the_planner_uses_the_disk_where_it_saves_recomputation(tmp_path, monkeypatch):
     args = dict(n_snapshots=400, interval=1, nt_internal=400, snapshot_bytes=1000,
                 state_bytes=3000, scratch_bytes=100, budget=20_000)

@@ -133,8 +133,9 @@ def tm2d(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, source_location
         ``"auto"`` chooses it when the snapshots fit neither the memory nor
         the disk.
     storage_path : path, optional
-        Folder for ``"disk"`` snapshots (default: the temporary folder); the
-        files are always deleted.
+        Folder for ``"disk"`` snapshots (default: the temporary folder), and
+        with ``"checkpoint"`` a disk level for the checkpoints the memory
+        budget cannot hold; the files are always deleted.
     storage_compression : False, "none" or "bf16"
         Store snapshots as bfloat16 (float32 runs): half the bytes; the
         forward data do not change.

@@ -67,7 +67,7 @@ DEFAULT_BUDGET_FRACTION = 0.5
 _SEGMENT_OVERHEAD_STEPS = 0.25
 #: The planner's price of writing or reading one checkpoint on disk, in steps
 #: of the run (bench/bench_checkpointing.py measures it: see docs/gradients.md).
-DISK_ACCESS_STEPS = 2.0
+DISK_ACCESS_STEPS = 8.0
 #: Of the free space of ``storage_path``, disk checkpoints may use this fraction.
 DISK_FRACTION = 0.9
 
@@ -392,6 +392,8 @@ class CheckpointStore(ChunkLayout):
                     self.memory.upload(arrays[name], host)
                 elif view.obj is not arrays[name]:
                     arrays[name][...] = host
+        if not write and self._disk_staging is not None:
+            self.memory.synchronize()  # the uploads are done before the staging is reused
 
     def _advance(self, c0: int, c1: int, store: bool) -> None:
         """Advance the working state from segment ``c0`` to ``c1``, storing the
