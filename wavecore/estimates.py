@@ -34,7 +34,9 @@ def estimate_storage(epsilon, sigma, mu, grid_spacing, dt, source_amplitude, sou
     bytes), ``.mode`` (what ``"auto"`` chooses), ``.n_snapshots``, ``.chunk``,
     ``.held_bytes`` (what the store holds in memory), with checkpointing
     ``.schedule`` (a :class:`~wavecore.checkpointing.Schedule`: ``.checkpoints``,
-    ``.segments``, ``.recomputed_steps``, ``.held_bytes``), and ``.fits`` / ``.available`` / ``.reason``: a plan that does not fit (a
+    ``.segments``, ``.recomputed_steps``, ``.held_bytes``, and of the disk level
+    ``.disk_checkpoints``, ``.disk_accesses``, ``.disk_bytes``, ``.path``), and
+    ``.fits`` / ``.available`` / ``.reason``: a plan that does not fit (a
     storage limit, the memory or the disk space) is returned with
     ``fits=False``, not raised; the run raises it. Invalid arguments raise.
     """
