@@ -8,6 +8,7 @@ budget."""
 
 import errno
 import json
+import math
 import os
 import subprocess
 import sys
@@ -230,7 +231,7 @@ def open_files_in(folder) -> int:
     count = 0
     for fd in os.listdir("/proc/self/fd"):
         try:
-            count += os.readlink(f"/proc/self/fd/{fd}").startswith(str(folder))
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith(f"{folder}/")
         except OSError:
             pass
     return count
@@ -281,6 +282,32 @@ def test_every_checkpoint_on_disk(backend, tmp_path):
     reference = full.vjp(g)
     assert_same(reference, ckpt.vjp(g, keep=True))
     assert_same(reference, ckpt.vjp(g))
+    assert open_files_in(tmp_path) == 0
+
+
+def test_a_budget_with_a_disk_level_plans_and_runs_bit_for_bit(tmp_path, monkeypatch):
+    """The planner's own choice (no checkpoint_count) with a disk level, run on the
+    CPU; and "auto" choosing checkpoints with a disk level when the disk can hold
+    checkpoints but not the snapshots."""
+    p, extra = case("tm2d")
+    least = wavecore.estimate_storage(**p, storage_mode="checkpoint", checkpoint_count=1,
+                                      **extra).schedule.held_bytes
+    options = dict(storage_mode="checkpoint", storage_bytes_limit_host=least,
+                   storage_path=tmp_path)
+    ram = wavecore.estimate_storage(**p, **{**options, "storage_path": None}, **extra).schedule
+    ckpt = wavecore.tm2d(**p, **options, **extra)
+    schedule = ckpt.storage.schedule
+    assert schedule.disk_checkpoints > 0 and schedule.budget == least
+    assert schedule.recomputed_steps < ram.recomputed_steps and schedule.held_bytes <= least
+    full = wavecore.tm2d(**p, storage_mode="device", **extra)
+    g = cotangent(full)
+    assert_same(full.vjp(g), ckpt.vjp(g))
+    total = wavecore.estimate_storage(**p, storage_mode="device", **extra).bytes
+    monkeypatch.setattr(storage, "_check_disk", lambda path: (str(tmp_path), total // 2))
+    auto = wavecore.estimate_storage(**p, storage_bytes_limit_device=1000,
+                                     storage_bytes_limit_host=least, **extra)
+    assert auto.mode == "checkpoint" and auto.schedule.disk_checkpoints > 0
+    assert auto.schedule.disk_bytes <= total // 2
 
 
 def test_the_planner_uses_the_disk_where_it_saves_recomputation(tmp_path, monkeypatch):
@@ -289,7 +316,7 @@ def test_the_planner_uses_the_disk_where_it_saves_recomputation(tmp_path, monkey
     ram = plan_schedule(**args)
     disk = plan_schedule(**args, disk_bytes=300_000, path=str(tmp_path))
     assert ram.disk_checkpoints == 0 and disk.disk_checkpoints > 0
-    assert disk.ram_checkpoints <= ram.checkpoints and disk.held_bytes <= 20_000
+    assert disk.held_bytes <= 20_000
     assert disk.recomputed_steps < ram.recomputed_steps / 2
     assert disk.disk_bytes <= 300_000
     assert disk.disk_accesses == checkpointing.disk_accesses(
@@ -298,6 +325,36 @@ def test_the_planner_uses_the_disk_where_it_saves_recomputation(tmp_path, monkey
     monkeypatch.setattr(checkpointing, "DISK_ACCESS_STEPS", 1e6)
     assert plan_schedule(**args, disk_bytes=300_000, path=str(tmp_path)) == ram
     assert plan_schedule(**args, disk_bytes=2_000, path=str(tmp_path)) == ram  # no room
+
+
+@pytest.mark.parametrize("budget, disk_states", ((20_000, 100), (20_000, 10), (40_000, 5),
+                                                 (12_000, 300)))
+def test_the_disk_plan_is_the_cheapest_of_every_split(budget, disk_states):
+    """Against every segment length and every count of disk checkpoints, priced
+    with the accesses of the schedule itself."""
+    args = dict(n_snapshots=400, interval=1, nt_internal=400, snapshot_bytes=1000,
+                state_bytes=3000, scratch_bytes=100, budget=budget)
+
+    def price(s):
+        recomputed = s.recomputed_steps / s.segment
+        return (s.recomputed_steps + checkpointing.DISK_ACCESS_STEPS * s.disk_accesses
+                + checkpointing._SEGMENT_OVERHEAD_STEPS * (recomputed + s.segments))
+
+    plan = plan_schedule(**args, disk_bytes=disk_states * 3000, path="/d")
+    assert plan.held_bytes <= budget and plan.disk_checkpoints <= disk_states
+    best = math.inf
+    for segment in range(1, 400):
+        segments = -(-400 // segment)
+        ram = (budget - checkpointing._held(segment, segments, 0, 1000, 3000, 100)) // 3000
+        if ram < 0:
+            continue
+        ram = min(ram, segments - 1)
+        for disk in range(max(1 - ram, 0), min(disk_states, segments - 1 - ram) + 1):
+            steps = recomputed_segments(segments, ram + disk) * segment
+            best = min(best, price(checkpointing.Schedule(
+                segment, segments, ram + disk, steps, 3000, 0, budget, 400, disk,
+                checkpointing.disk_accesses(segments, ram, disk))))
+    assert price(plan) <= best * 1.001
 
 
 def test_a_full_disk_raises_naming_the_checkpoint_and_frees_the_file(tmp_path, monkeypatch):

@@ -274,7 +274,7 @@ class GradientContext:
 
             mode, path = "cpu", None
             if plan.bytes > have.bytes:
-                mode, (path, free) = "disk", _check_disk(None)
+                mode, (path, free) = "disk", _check_disk(plan.path)  # storage_path
                 if plan.bytes > free:
                     raise MemoryError(f"second_vjp keeps {plan.bytes / 2**30:.3g} GiB of "
                                       f"adjoint values, which fit neither the "

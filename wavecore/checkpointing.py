@@ -68,6 +68,8 @@ _SEGMENT_OVERHEAD_STEPS = 0.25
 #: The planner's price of writing or reading one checkpoint on disk, in steps
 #: of the run (bench/bench_checkpointing.py measures it: see docs/gradients.md).
 DISK_ACCESS_STEPS = 8.0
+#: Disk plans whose accesses the planner counts (the cheapest by a lower bound).
+_DISK_CANDIDATES = 8
 #: Of the free space of ``storage_path``, disk checkpoints may use this fraction.
 DISK_FRACTION = 0.9
 
@@ -215,12 +217,24 @@ def plan_schedule(n_snapshots: int, interval: int, nt_internal: int, snapshot_by
         cost = price(plan)
         if cost < best_cost or (cost == best_cost and plan.held_bytes < best.held_bytes):
             best, best_cost = plan, cost
-    # Disk checkpoints: the schedules they make cheapest before their own price,
-    # then priced with their accesses counted (running a schedule takes time).
-    candidates = sorted((price(schedule(segment, ram, on_disk, accesses=False)), segment, ram)
-                        for segment, ram in with_disk)
-    for _, segment, ram in candidates[:3]:
-        plan = schedule(segment, ram, on_disk)
+    # Disk checkpoints (as many as fit, half as many, ...): ranked with the least
+    # accesses they can take (each written once and read once), then the best
+    # few, and the best few with as many as fit, priced with their accesses
+    # counted (running a schedule takes time; fewer disk checkpoints are
+    # rewritten more often than the bound says).
+    candidates, most = [], []
+    for segment, ram in with_disk:
+        disk = most_disk = min(on_disk, -(-n_snapshots // segment) - 1 - ram)
+        while disk >= 1:
+            plan = schedule(segment, ram, disk, accesses=False)
+            entry = (price(plan) + DISK_ACCESS_STEPS * 2 * disk, segment, ram, disk)
+            candidates.append(entry)
+            if disk == most_disk:
+                most.append(entry)
+            disk //= 2
+    chosen = sorted(candidates)[:_DISK_CANDIDATES] + sorted(most)[:_DISK_CANDIDATES // 2]
+    for _, segment, ram, disk in sorted(set(chosen)):
+        plan = schedule(segment, ram, disk)
         cost = price(plan)
         if cost < best_cost:
             best, best_cost = plan, cost
@@ -293,7 +307,7 @@ class CheckpointStore(ChunkLayout):
         self._work_at = None        # the segment the working state starts
         self._actions = None        # the reverse part of the live schedule
         self._fresh = False         # _actions as the forward left them (unconsumed)
-        self._forward_writes: dict[int, tuple[bool, bool]] = {}
+        self._forward_writes: dict[int, tuple] = {}  # (write, store, storage)
         self._new_schedule(for_forward=True)
 
     # -- the schedule -------------------------------------------------------------
@@ -382,16 +396,17 @@ class CheckpointStore(ChunkLayout):
                 host = self._disk_staging[name]
                 if write:
                     self.memory.download(host, arrays[name])
-            view = memoryview(np.ascontiguousarray(host)).cast("B")
+            contiguous = np.ascontiguousarray(host)
+            view = memoryview(contiguous).cast("B")
             offset = slot * self._disk_record + self._disk_offsets[name]
             if write:
                 _write_all(self._disk, view, offset, what.format(name=name))
             else:
                 _read_all(self._disk, view, offset, what.format(name=name))
+                if contiguous is not host:
+                    host[...] = contiguous
                 if self._disk_staging is not None:
                     self.memory.upload(arrays[name], host)
-                elif view.obj is not arrays[name]:
-                    arrays[name][...] = host
         if not write and self._disk_staging is not None:
             self.memory.synchronize()  # the uploads are done before the staging is reused
 

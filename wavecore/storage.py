@@ -231,7 +231,8 @@ def plan_storage(opts: StorageOptions, names: tuple[str, ...], nt_internal: int,
 
     On a host backend (the CPU core, the reference) "device" and "cpu" are the
     same RAM, so ``storage_chunk_steps`` only acts with "disk" (or "auto"), and
-    ``storage_path`` only with "disk" or "auto" on every backend. On a device
+    ``storage_path`` only with "disk", "checkpoint" (its disk level) or "auto"
+    on every backend. On a device
     backend "device" means its memory (``device_memory`` bytes free) and "cpu"
     and "disk" chunks pass through a staging chunk there. ``reserved`` is the
     host memory the rest of the run needs (fields, memories, coefficients,
@@ -360,7 +361,8 @@ def _plan_checkpoints(opts, names, nt_internal, interval, slot_shape, itemsize, 
         source = f"{name}={limit}" if limit is not None else (
             f"{DEFAULT_BUDGET_FRACTION:.0%} of the {gib(room)} of {where} the rest of the run "
             "leaves")
-        states, where_else = (1, f", the checkpoints on disk in {path!r}") if path else (2, "")
+        on_disk = path is not None and free * DISK_FRACTION >= state_bytes
+        states, where_else = (1, f", the checkpoints on disk in {path!r}") if on_disk else (2, "")
         least = states * state_bytes + per_snapshot + trace_bytes
         problem = (f"checkpointing needs at least {gib(least)} ({states} state(s) of the run "
                    f"of {gib(state_bytes)}, one stored step of {gib(per_snapshot)} and a copy "
@@ -372,8 +374,7 @@ def _plan_checkpoints(opts, names, nt_internal, interval, slot_shape, itemsize, 
                    "checkpoint_count or a storage limit")
     chunk = schedule.segment if schedule is not None else 1
     return StoragePlan("checkpoint", opts.mode, names, n_snapshots, interval,
-                       tuple(slot_shape), itemsize, opts.compression, chunk,
-                       schedule.path if schedule is not None else None,
+                       tuple(slot_shape), itemsize, opts.compression, chunk, path,
                        fits=not problem, available=budget, reason=problem,
                        counts=counts, schedule=schedule)
 
