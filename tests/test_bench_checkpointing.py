@@ -1,0 +1,44 @@
+"""bench/bench_checkpointing.py and bench/bench_gradient_breakdown.py --quick run,
+print their tables (the disk level and its in-memory twin, the disk price; the
+kernel / rest breakdown) and write their results pairs (no timing is asserted)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def bench(script, tmp_path, *args):
+    run = subprocess.run([sys.executable, str(REPO / "bench" / script), "--quick", "--out",
+                          str(tmp_path), *args], capture_output=True, text=True, cwd=REPO,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout
+
+
+def test_quick_checkpointing_benchmark_has_the_disk_level(tmp_path):
+    out = bench("bench_checkpointing.py", tmp_path, "--case", "tm2d300", "--rounds", "1",
+                "--repeats", "0")
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines()
+            if line.startswith("|")}
+    disk, twin = rows["checkpoint, 10% budget + disk"], rows[
+        "checkpoint, 10% budget: the + disk schedule in RAM"]
+    assert "on disk" in disk and "on disk" not in twin
+    assert disk.split("|")[4].split("(")[0].strip() == twin.split("|")[4].strip()  # same
+    assert "A disk checkpoint access" in out and "forward steps to write" in out
+    record = json.loads(next(tmp_path.glob("checkpointing_tm2d300_*_quick.json")).read_text())
+    assert record["disk_price"]["state_bytes"] > 0
+    assert record["results"][0]["0.1+disk"]["schedule"]["disk_checkpoints"] > 0
+
+
+def test_quick_gradient_breakdown(tmp_path):
+    out = bench("bench_gradient_breakdown.py", tmp_path, "--repeats", "2")
+    header = next(line for line in out.splitlines() if "forward kernels" in line)
+    assert "adjoint kernels" in header and "rest" in header
+    assert any(line.startswith("|") and "forward + gradient" in line
+               for line in out.splitlines())
+    record = json.loads(next(tmp_path.glob("gradient_breakdown_*_quick.json")).read_text())
+    assert len(record["rounds"]) == 2
+    assert record["rounds"][0]["gradient"]["adjoint"] > 0  # the wrapper saw the kernels
