@@ -42,3 +42,9 @@ def test_quick_gradient_breakdown(tmp_path):
     record = json.loads(next(tmp_path.glob("gradient_breakdown_*_quick.json")).read_text())
     assert len(record["rounds"]) == 2
     assert record["rounds"][0]["gradient"]["adjoint"] > 0  # the wrapper saw the kernels
+
+
+def test_quick_8gb_case_runs_with_and_without_the_disk_level(tmp_path):
+    out = bench("bench_checkpointing.py", tmp_path, "--case", "m3d128")
+    assert "checkpoint, 8 GB peak |" in out and "checkpoint, 8 GB peak + disk |" in out
+    assert out.count("within 8 GB peak memory") == 2
