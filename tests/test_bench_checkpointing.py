@@ -3,19 +3,8 @@ print their tables (the disk level and its in-memory twin, the disk price; the
 kernel / rest breakdown) and write their results pairs (no timing is asserted)."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def bench(script, tmp_path, *args):
-    run = subprocess.run([sys.executable, str(REPO / "bench" / script), "--quick", "--out",
-                          str(tmp_path), *args], capture_output=True, text=True, cwd=REPO,
-                         timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run.stdout
+from test_bench_second_order import run_quick as bench
 
 
 def test_quick_checkpointing_benchmark_has_the_disk_level(tmp_path):
